@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ini.h>
+
+#include "config.h"
+#include "proto.h"
+
+enum {
+	OPT_NO_BPF = 0x100,
+	OPT_SOCKET_GROUP,
+	OPT_MAX_CONNECTIONS,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "socket", required_argument, NULL, 's' },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "state-dir", required_argument, NULL, 'd' },
+	{ "pin-dir", required_argument, NULL, 'p' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "no-bpf", no_argument, NULL, OPT_NO_BPF },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: iofenced [OPTION]...\n"
+		"Self-fencing watchdog for hypervisor hosts on shared storage.\n"
+		"\n"
+		"Options (the config file takes the same names, without the\n"
+		"dashes and with '_' for '-', in its [daemon] section; the\n"
+		"command line wins over the file):\n"
+		"  -c, --config FILE         config file (default " IOFENCE_DEFAULT_CONFIG ";\n"
+		"                            a missing default file is not an error)\n"
+		"  -s, --socket PATH         control socket (default " IOFENCE_DEFAULT_SOCKET ")\n"
+		"      --socket-group GROUP  group allowed on the socket besides root\n"
+		"                            (default: none, root only)\n"
+		"  -d, --state-dir DIR       persisted state (default " IOFENCE_DEFAULT_STATE_DIR ")\n"
+		"  -p, --pin-dir DIR         bpffs folder for maps and links\n"
+		"                            (default " IOFENCE_DEFAULT_PIN_DIR ")\n"
+		"  -f, --foreground          stay in the foreground (use under systemd);\n"
+		"                            otherwise detach once the socket is ready\n"
+		"      --no-bpf              run without the kernel tracker\n"
+		"      --max-connections N   control connections at once (default %d)\n"
+		"  -v, --verbose             log debug messages\n"
+		"  -h, --help                show this help and exit\n"
+		"  -V, --version             show the version and exit\n",
+		IOFENCE_DEFAULT_MAX_CONNECTIONS);
+}
+
+static int set_str(char **dst, const char *val)
+{
+	char *s = strdup(val);
+
+	if (!s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int parse_bool(const char *val, bool *out)
+{
+	if (!strcmp(val, "1") || !strcasecmp(val, "yes") ||
+	    !strcasecmp(val, "true") || !strcasecmp(val, "on"))
+		*out = true;
+	else if (!strcmp(val, "0") || !strcasecmp(val, "no") ||
+		 !strcasecmp(val, "false") || !strcasecmp(val, "off"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_int(const char *val, int min, int max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || end == val || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+/* One setting by name, from the file or the command line. */
+static int config_set(struct config *cfg, const char *name, const char *val,
+		      const char *where)
+{
+	int ret = -ENOENT;
+
+	if (!strcmp(name, "socket"))
+		ret = set_str(&cfg->socket_path, val);
+	else if (!strcmp(name, "socket_group"))
+		ret = set_str(&cfg->socket_group, val);
+	else if (!strcmp(name, "state_dir"))
+		ret = set_str(&cfg->state_dir, val);
+	else if (!strcmp(name, "pin_dir"))
+		ret = set_str(&cfg->pin_dir, val);
+	else if (!strcmp(name, "foreground"))
+		ret = parse_bool(val, &cfg->foreground);
+	else if (!strcmp(name, "no_bpf"))
+		ret = parse_bool(val, &cfg->no_bpf);
+	else if (!strcmp(name, "verbose"))
+		ret = parse_bool(val, &cfg->verbose);
+	else if (!strcmp(name, "max_connections"))
+		ret = parse_int(val, 1, 4096, &cfg->max_connections);
+
+	if (ret == -ENOENT)
+		fprintf(stderr, "iofenced: %s: unknown setting '%s'\n", where,
+			name);
+	else if (ret == -EINVAL)
+		fprintf(stderr, "iofenced: %s: %s: invalid value '%s'\n", where,
+			name, val);
+	return ret;
+}
+
+struct ini_ctx {
+	struct config *cfg;
+	int ret;
+};
+
+static int ini_handler(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct ini_ctx *ctx = user;
+	char where[PATH_MAX + 32];
+
+	snprintf(where, sizeof(where), "%s [%s]", ctx->cfg->config_path,
+		 section);
+	if (strcmp(section, "daemon")) {
+		fprintf(stderr, "iofenced: %s: unknown section\n", where);
+		ctx->ret = -EINVAL;
+		return 0;
+	}
+	if (config_set(ctx->cfg, name, value, where)) {
+		ctx->ret = -EINVAL;
+		return 0;
+	}
+	return 1;
+}
+
+static int load_file(struct config *cfg, bool explicit)
+{
+	struct ini_ctx ctx = { .cfg = cfg };
+	FILE *f = fopen(cfg->config_path, "re");
+	int line;
+
+	if (!f) {
+		if (errno == ENOENT && !explicit)
+			return 0;
+		fprintf(stderr, "iofenced: %s: %s\n", cfg->config_path,
+			strerror(errno));
+		return -errno;
+	}
+	line = ini_parse_file(f, ini_handler, &ctx);
+	fclose(f);
+	if (line > 0 && !ctx.ret) {
+		fprintf(stderr, "iofenced: %s:%d: syntax error\n",
+			cfg->config_path, line);
+		return -EINVAL;
+	}
+	return ctx.ret;
+}
+
+static const char *opt_name(int c)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+int config_load(struct config *cfg, int argc, char **argv)
+{
+	bool explicit = false;
+	char name[64];
+	int c, ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_connections = IOFENCE_DEFAULT_MAX_CONNECTIONS;
+	if (set_str(&cfg->config_path, IOFENCE_DEFAULT_CONFIG) ||
+	    set_str(&cfg->socket_path, IOFENCE_DEFAULT_SOCKET) ||
+	    set_str(&cfg->state_dir, IOFENCE_DEFAULT_STATE_DIR) ||
+	    set_str(&cfg->pin_dir, IOFENCE_DEFAULT_PIN_DIR))
+		return -ENOMEM;
+
+	/* Pass 1: only --config, --help and --version, and bad options. */
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "c:s:d:p:fvhV", long_options,
+				NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (set_str(&cfg->config_path, optarg))
+				return -ENOMEM;
+			explicit = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("iofenced %d.%d.%d\n", IOFENCE_VERSION_MAJOR,
+			       IOFENCE_VERSION_MINOR, IOFENCE_VERSION_MICRO);
+			return 1;
+		case '?':
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "iofenced: unexpected argument '%s'\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	ret = load_file(cfg, explicit);
+	if (ret)
+		return ret;
+
+	/* Pass 2: the command line over the file. */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:s:d:p:fvhV", long_options,
+				NULL)) != -1) {
+		const char *val = optarg;
+
+		if (c == 'c')
+			continue;
+		if (c == 'f' || c == 'v' || c == OPT_NO_BPF)
+			val = "1";
+		snprintf(name, sizeof(name), "%s", opt_name(c));
+		for (char *p = name; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		if (config_set(cfg, name, val, "command line"))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	free(cfg->config_path);
+	free(cfg->socket_path);
+	free(cfg->socket_group);
+	free(cfg->state_dir);
+	free(cfg->pin_dir);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#ifndef IOFENCE_CONFIG_H
+#define IOFENCE_CONFIG_H
+
+#include <stdbool.h>
+
+#define IOFENCE_DEFAULT_CONFIG "/etc/iofence/iofenced.conf"
+#define IOFENCE_DEFAULT_SOCKET "/run/iofence/iofenced.sock"
+#define IOFENCE_DEFAULT_STATE_DIR "/var/lib/iofence"
+#define IOFENCE_DEFAULT_PIN_DIR "/sys/fs/bpf/iofence"
+#define IOFENCE_DEFAULT_MAX_CONNECTIONS 64
+
+struct config {
+	char *config_path;
+	char *socket_path;
+	char *socket_group; /* NULL: root only */
+	char *state_dir;
+	char *pin_dir;
+	bool foreground;
+	bool no_bpf;
+	bool verbose;
+	int max_connections;
+};
+
+/*
+ * Fills @cfg from the defaults, then the config file, then the command
+ * line (which wins). Returns 0 to run, 1 when --help/--version was served,
+ * or a negative errno after printing what was wrong.
+ */
+int config_load(struct config *cfg, int argc, char **argv);
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#ifndef IOFENCE_LOG_H
+#define IOFENCE_LOG_H
+
+#include <syslog.h>
+
+/*
+ * Log lines go to stderr. Under systemd (JOURNAL_STREAM set) each line
+ * starts with the sd-daemon "<N>" priority prefix so the journal keeps
+ * the level; elsewhere they read as plain text.
+ */
+void log_init(const char *ident, int max_prio);
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define pr_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define pr_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define pr_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define pr_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

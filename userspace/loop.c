@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "loop.h"
+
+int loop_init(struct loop *l, unsigned int entries)
+{
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	ret = io_uring_queue_init(entries, &l->ring, 0);
+	if (ret < 0)
+		pr_err("io_uring_queue_init: %s", strerror(-ret));
+	return ret;
+}
+
+void loop_exit(struct loop *l)
+{
+	io_uring_queue_exit(&l->ring);
+}
+
+struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&l->ring)))
+		io_uring_submit(&l->ring);
+	io_uring_sqe_set_data(sqe, op);
+	if (op)
+		op->busy = true;
+	return sqe;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stopping = true;
+}
+
+int loop_run(struct loop *l)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	while (!l->stopping) {
+		ret = io_uring_submit_and_wait(&l->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+		    ret != -EBUSY) {
+			pr_err("io_uring_submit_and_wait: %s", strerror(-ret));
+			return ret;
+		}
+		while (!l->stopping && io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+			struct loop_op *op = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+			unsigned int flags = cqe->flags;
+
+			/* Consume first: the callback may queue new SQEs. */
+			io_uring_cqe_seen(&l->ring, cqe);
+			if (!op)
+				continue;
+			if (!(flags & IORING_CQE_F_MORE))
+				op->busy = false;
+			op->cb(op, res, flags);
+		}
+	}
+	return 0;
+}
+
+uint64_t loop_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The one io_uring loop that owns all of the daemon's state. Every
+ * operation in flight is a struct loop_op embedded in its owner; the CQE's
+ * user_data points back at it and its callback runs on completion.
+ */
+#ifndef IOFENCE_LOOP_H
+#define IOFENCE_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <liburing.h>
+
+struct loop_op;
+typedef void (*loop_cb)(struct loop_op *op, int res, unsigned int flags);
+
+struct loop_op {
+	loop_cb cb;
+	bool busy; /* an SQE for it is queued or in flight */
+};
+
+struct loop {
+	struct io_uring ring;
+	bool stopping;
+};
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+int loop_init(struct loop *l, unsigned int entries);
+void loop_exit(struct loop *l);
+
+/*
+ * An SQE bound to @op (or, with @op NULL, one whose completion is
+ * ignored, as for linked timeouts and cancellations). Flushes the
+ * submission queue when it is full; never returns NULL.
+ */
+struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
+
+/* Runs until loop_stop(); returns 0, or a negative errno from io_uring. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+/* Monotonic now, in nanoseconds and milliseconds. */
+uint64_t loop_now_ns(void);
+static inline uint64_t loop_now_ms(void)
+{
+	return loop_now_ns() / 1000000;
+}
+
+#endif
