@@ -47,6 +47,8 @@ BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
 
 .PHONY: all tests check demo deps install clean bench
 .DEFAULT_GOAL := all
+# Keep generated BPF files: they are inputs of more than one rule.
+.SECONDARY:
 
 all: $(addprefix $(OUT)/,$(sbin-y))
 tests: $(addprefix $(OUT)/,$(unittest-y) $(testprog-y))

@@ -132,7 +132,7 @@ struct ini_ctx {
 	int ret;
 };
 
-static int ini_handler(void *user, const char *section, const char *name,
+static int config_ini_entry(void *user, const char *section, const char *name,
 		       const char *value)
 {
 	struct ini_ctx *ctx = user;
@@ -165,7 +165,7 @@ static int load_file(struct config *cfg, bool explicit)
 			strerror(errno));
 		return -errno;
 	}
-	line = ini_parse_file(f, ini_handler, &ctx);
+	line = ini_parse_file(f, config_ini_entry, &ctx);
 	fclose(f);
 	if (line > 0 && !ctx.ret) {
 		fprintf(stderr, "iofenced: %s:%d: syntax error\n",

@@ -29,8 +29,10 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 	while (!(sqe = io_uring_get_sqe(&l->ring)))
 		io_uring_submit(&l->ring);
 	io_uring_sqe_set_data(sqe, op);
-	if (op)
+	if (op && !op->busy) {
 		op->busy = true;
+		l->inflight++;
+	}
 	return sqe;
 }
 
@@ -39,33 +41,68 @@ void loop_stop(struct loop *l)
 	l->stopping = true;
 }
 
-int loop_run(struct loop *l)
+static void dispatch_cqes(struct loop *l)
 {
 	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+		struct loop_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		unsigned int flags = cqe->flags;
+
+		/* Consume first: the callback may queue new SQEs. */
+		io_uring_cqe_seen(&l->ring, cqe);
+		if (!op)
+			continue;
+		if (!(flags & IORING_CQE_F_MORE)) {
+			op->busy = false;
+			l->inflight--;
+		}
+		op->cb(op, res, flags);
+	}
+}
+
+static bool submit_error(int ret)
+{
+	return ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
+	       ret != -ETIME;
+}
+
+int loop_run(struct loop *l)
+{
 	int ret;
 
 	while (!l->stopping) {
 		ret = io_uring_submit_and_wait(&l->ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
-		    ret != -EBUSY) {
+		if (submit_error(ret)) {
 			pr_err("io_uring_submit_and_wait: %s", strerror(-ret));
 			return ret;
 		}
-		while (!l->stopping && io_uring_peek_cqe(&l->ring, &cqe) == 0) {
-			struct loop_op *op = io_uring_cqe_get_data(cqe);
-			int res = cqe->res;
-			unsigned int flags = cqe->flags;
-
-			/* Consume first: the callback may queue new SQEs. */
-			io_uring_cqe_seen(&l->ring, cqe);
-			if (!op)
-				continue;
-			if (!(flags & IORING_CQE_F_MORE))
-				op->busy = false;
-			op->cb(op, res, flags);
-		}
+		dispatch_cqes(l);
 	}
 	return 0;
+}
+
+void loop_quiesce(struct loop *l, unsigned int max_ms)
+{
+	uint64_t deadline = loop_now_ms() + max_ms;
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+
+	l->stopping = true;
+	sqe = loop_sqe(l, NULL);
+	io_uring_prep_cancel64(sqe, 0,
+			       IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
+	while (l->inflight && loop_now_ms() < deadline) {
+		if (submit_error(io_uring_submit_and_wait_timeout(
+			    &l->ring, &cqe, 1, &ts, NULL)))
+			break;
+		dispatch_cqes(l);
+	}
+	if (l->inflight)
+		pr_warn("%u I/O operations still in flight at exit",
+			l->inflight);
 }
 
 uint64_t loop_now_ns(void)

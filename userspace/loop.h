@@ -8,6 +8,7 @@
 #define IOFENCE_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <liburing.h>
 
@@ -21,6 +22,7 @@ struct loop_op {
 
 struct loop {
 	struct io_uring ring;
+	unsigned int inflight; /* ops whose final CQE has not come yet */
 	bool stopping;
 };
 
@@ -40,6 +42,13 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 /* Runs until loop_stop(); returns 0, or a negative errno from io_uring. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/*
+ * After loop_stop(): cancels every op in flight and runs their callbacks
+ * until none is left or @max_ms passed, so owners can free what the
+ * kernel might still write into. Callbacks see l->stopping and re-arm
+ * nothing.
+ */
+void loop_quiesce(struct loop *l, unsigned int max_ms);
 
 /* Monotonic now, in nanoseconds and milliseconds. */
 uint64_t loop_now_ns(void);

@@ -67,7 +67,7 @@ json_t *proto_return(json_t *ret, json_t *id)
 
 json_t *proto_greeting(json_t *capabilities)
 {
-	return json_pack("{s:{s:{s:i,s:i,s:i},s:s,s:O}}", "iofence", "version",
+	return json_pack("{s:{s:{s:i,s:i,s:i},s:s,s:o}}", "iofence", "version",
 			 "major", IOFENCE_VERSION_MAJOR, "minor",
 			 IOFENCE_VERSION_MINOR, "micro", IOFENCE_VERSION_MICRO,
 			 "package", "iofence", "capabilities",

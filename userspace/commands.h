@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The command table and the dispatcher. A handler returns the reply
+ * message, or NULL when the reply comes later (it then owns sending it,
+ * through cmd_reply_later()).
+ */
+#ifndef IOFENCE_COMMANDS_H
+#define IOFENCE_COMMANDS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "ctl_server.h"
+#include "daemon.h"
+#include "proto.h"
+
+struct command {
+	const char *name;
+	bool mutating; /* needs root or the socket group */
+	json_t *(*fn)(struct daemon *d, struct ctl_conn *c,
+		      struct proto_request *req);
+	const char *summary;
+};
+
+extern const struct command commands[];
+
+const struct command *command_find(const char *name);
+/* ctl_server's dispatcher; @ctx is the daemon. */
+void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len);
+json_t *commands_capabilities(void);
+
+/* Sends a deferred reply to connection @conn_id if it is still there. */
+void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg);
+
+/* Handlers, one file each. */
+json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
+		  struct proto_request *req);
+json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
+			 struct proto_request *req);
+
+#endif
