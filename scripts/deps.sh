@@ -11,7 +11,7 @@ pkgs=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	liburing-dev libjansson-dev libinih-dev
 	libcriterion-dev libfuse3-dev fuse3
-	fio util-linux procps e2fsprogs kmod
+	fio jq util-linux procps e2fsprogs kmod
 )
 
 log() { printf 'deps: %s\n' "$*"; }

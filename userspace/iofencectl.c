@@ -42,7 +42,8 @@ static void usage(FILE *out)
 		"  commands                   the commands the daemon serves (query-commands)\n"
 		"  setup --host UUID --storage uuid=U,type=file|block,target=PATH [--storage ...]\n"
 		"                             arm storages of a host\n"
-		"  raw [JSON]                 send one request as it is (from stdin without JSON)\n"
+		"  raw [LINE]                 send LINE, or each line of stdin, as it is and\n"
+		"                             print each reply as one JSON line\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default " IOFENCE_DEFAULT_SOCKET ")\n"
@@ -289,21 +290,67 @@ err:
 	return NULL;
 }
 
-static json_t *read_raw(int argc, char **argv)
+/*
+ * raw: each line of stdin (or the one argument) goes to the daemon as it
+ * is, even when it is not valid JSON, and each reply is printed on a line
+ * of its own. Returns 0, or 1 when any reply was an error.
+ */
+static int run_raw(struct client *cl, int argc, char **argv)
 {
-	json_error_t jerr;
-	json_t *req;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int status = 0;
 
 	if (argc > 2) {
-		fprintf(stderr, "iofencectl: raw takes one JSON argument\n");
-		return NULL;
+		fprintf(stderr, "iofencectl: raw takes at most one argument\n");
+		return 2;
 	}
-	req = argc == 2 ? json_loads(argv[1], 0, &jerr) :
-			  json_loadf(stdin, JSON_DISABLE_EOF_CHECK, &jerr);
-	if (!req)
-		fprintf(stderr, "iofencectl: raw: %s (line %d column %d)\n",
-			jerr.text, jerr.line, jerr.column);
-	return req;
+	for (;;) {
+		json_t *msg;
+		char *text;
+
+		if (argc == 2) {
+			if (line)
+				break;
+			line = strdup(argv[1]);
+			n = strlen(line);
+		} else if ((n = getline(&line, &cap, stdin)) < 0) {
+			break;
+		}
+		while (n && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (!n)
+			continue;
+		/*
+		 * When the daemon refuses a line mid-way (too long) and
+		 * closes, its error is still waiting to be read.
+		 */
+		if (send_all(cl->fd, line, n) || send_all(cl->fd, "\n", 1))
+			status = 2;
+		/* The reply to this line: the next message not an event. */
+		do {
+			msg = client_read(cl, now_ms() + cl->timeout_ms);
+			if (!msg) {
+				free(line);
+				return 2;
+			}
+			if (!json_object_get(msg, "event"))
+				break;
+			json_decref(msg);
+		} while (1);
+		if (json_object_get(msg, "error") && !status)
+			status = 1;
+		text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		puts(text ? text : "");
+		fflush(stdout);
+		free(text);
+		json_decref(msg);
+		if (status == 2)
+			break;
+	}
+	free(line);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -358,12 +405,10 @@ int main(int argc, char **argv)
 		req = json_pack("{s:s}", "execute", "query-commands");
 	else if (!strcmp(cmd, "setup"))
 		req = build_setup(argc, argv);
-	else if (!strcmp(cmd, "raw"))
-		req = read_raw(argc, argv);
-	else
+	else if (strcmp(cmd, "raw"))
 		fprintf(stderr, "iofencectl: unknown command '%s' (see --help)\n",
 			cmd);
-	if (!req)
+	if (!req && strcmp(cmd, "raw"))
 		return 2;
 
 	if (client_connect(&cl, path))
@@ -379,6 +424,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	json_decref(greeting);
+	if (!req) {
+		status = run_raw(&cl, argc, argv);
+		goto out;
+	}
 	reply = client_call(&cl, req);
 	req = NULL;
 	if (!reply)
@@ -394,8 +443,8 @@ int main(int argc, char **argv)
 	} else {
 		json_t *ret = json_object_get(reply, "return");
 
-		if (cl.json || !strcmp(cmd, "raw"))
-			print_json(cl.json ? ret : reply);
+		if (cl.json)
+			print_json(ret);
 		else if (!strcmp(cmd, "status") || !strcmp(cmd, "query-status"))
 			print_status(ret);
 		else if (!strcmp(cmd, "setup"))

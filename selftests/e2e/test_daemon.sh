@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The walking skeleton end to end: a real iofenced with private paths, the
+# real BPF program counting a real loop device, the real socket.
+. "$(dirname "$0")/../lib.sh"
+need_root
+
+PIN=$(pin_dir)
+on_exit "rm -rf '$PIN'"
+start_daemon a --pin-dir "$PIN" || { not_ok "daemon starts"; exit 1; }
+ok "daemon starts and answers"
+S=$SOCK_a
+
+check "socket is mode 0660" [ "$(stat -c %a "$S")" = 660 ]
+
+ver=$(ctl_sock "$S" --json version)
+check "query-version answers" [ "$(jqr .package <<<"$ver")" = iofence ]
+
+greet=$(timeout 5 "$IOFENCECTL" --socket "$S" raw '{"execute":"query-version","id":7}')
+check "reply carries the request id" [ "$(jqr .id <<<"$greet")" = 7 ]
+
+status=$(ctl_sock "$S" --json status)
+if [ "$(jqr .bpf.active <<<"$status")" != true ]; then
+	skip "BPF tracker did not load here: $(grep -i bpf "$T/a.log" | head -1)"
+else
+	ok "BPF tracker active"
+	check "dev_stats map pinned" [ -e "$PIN/dev_stats" ]
+	check "block_rq_complete link pinned" [ -e "$PIN/link_block_rq_complete" ]
+
+	dev=$(make_loop "$T/disk.img" 64M)
+	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps1,type=block,target=$dev")
+	check "setup arms a block storage" [ "$out" = "ps1: armed" ]
+	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps1,type=block,target=$dev")
+	check "setup again says unchanged" [ "$out" = "ps1: unchanged" ]
+
+	dd if=/dev/zero of="$dev" bs=4096 count=256 oflag=direct status=none
+	status=$(ctl_sock "$S" --json status)
+	comp=$(jqr '.storages[0].io.completions' <<<"$status")
+	bytes=$(jqr '.storages[0].io.bytes' <<<"$status")
+	check "BPF counted the writes (completions $comp >= 256)" [ "$comp" -ge 256 ]
+	check "BPF counted the bytes ($bytes >= 1 MiB)" [ "$bytes" -ge 1048576 ]
+
+	dump=$(bpftool map dump pinned "$PIN/dev_stats")
+	check "bpftool prints named fields" grep -q '"completions": ' <<<"$dump"
+	bcomp=$(jq '.[0].value.completions' <<<"$dump")
+	check "bpftool and query-status agree ($bcomp >= $comp)" [ "$bcomp" -ge "$comp" ]
+
+	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps2,type=block,target=$T" 2>&1)
+	check "a directory is not a block storage" grep -q 'ArmingFailed.*Block device required' <<<"$out"
+fi
+
+mkdir -p "$T/mnt"
+out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs1,type=file,target=$T/mnt")
+check "setup arms a file storage" [ "$out" = "fs1: armed" ]
+out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs9,type=file,target=$T/missing" 2>&1)
+check "missing target refused" grep -q 'storages\[0\].target: .*No such file' <<<"$out"
+n=$(ctl_sock "$S" --json status | jqr '[.storages[].uuid] | index("fs9")')
+check "a refused setup arms nothing" [ "$n" = null ]
+
+out=$(ctl_sock "$S" raw '{"execute":"no-such-thing"}' 2>&1)
+check "unknown command is CommandNotFound" grep -q '"class":"CommandNotFound"' <<<"$out"
+
+out=$(printf '%s\n' '{"execute":' '{"execute":"query-version","id":2}' |
+	timeout 5 "$IOFENCECTL" --socket "$S" raw)
+check "malformed JSON: parse error with line and column" \
+	grep -q '"desc":"parse error at line 1 column [0-9]*:' <<<"$out"
+check "malformed JSON: the connection survives" grep -q '"id":2' <<<"$out"
+
+out=$(head -c 70000 /dev/zero | tr '\0' x | timeout 5 "$IOFENCECTL" --socket "$S" raw 2>/dev/null)
+check "an oversize line is refused with LimitExceeded" grep -q LimitExceeded <<<"$out"
+
+out=$(ctl_sock "$S" setup --host host-a --storage "uuid=x,type=file,target=relative/path" 2>&1)
+check "relative path refused, field named" grep -q 'storages\[0\].target: must be an absolute path' <<<"$out"
+out=$(ctl_sock "$S" raw '{"execute":"setup","arguments":{"host_uuid":"h","storages":[{"uuid":"a","type":"file","target":"/tmp","colour":"red"}]}}' 2>&1)
+check "unknown argument refused, field named" grep -q 'storages\[0\].colour: unknown argument' <<<"$out"
+
+ctl_sock "$S" version >/dev/null
+check "daemon alive after bad input" kill -0 "$PID_a"
+
+# A second daemon on the same socket must refuse, not steal it.
+"$IOFENCED" --foreground --socket "$S" --state-dir "$T/b.state" --no-bpf >"$T/b.log" 2>&1
+check "a second daemon refuses a served socket" grep -q 'another iofenced is serving it' "$T/b.log"
+
+stop_daemon a
+check "SIGTERM: clean exit status" [ $? -eq 0 ]
+check "SIGTERM: socket removed" [ ! -e "$S" ]
+check "SIGTERM: pins removed" [ ! -e "$PIN" ]

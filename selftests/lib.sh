@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Shared by the end-to-end tests: TAP-style results, a private daemon per
+# test, and cleanup that runs however the test ends. Source it from bash.
+
+: "${OUT:=build}"
+IOFENCED=${IOFENCED:-$OUT/iofenced}
+IOFENCECTL=${IOFENCECTL:-$OUT/iofencectl}
+TEST_NAME=$(basename "$0" .sh)
+
+t_pass=0
+t_fail=0
+t_skip=0
+t_num=0
+t_cleanups=()
+
+ok() { # name
+	t_num=$((t_num + 1)) t_pass=$((t_pass + 1))
+	echo "ok $t_num - $1"
+}
+not_ok() { # name [detail]
+	t_num=$((t_num + 1)) t_fail=$((t_fail + 1))
+	echo "not ok $t_num - $1${2:+: $2}"
+}
+skip() { # reason
+	t_num=$((t_num + 1)) t_skip=$((t_skip + 1))
+	echo "SKIP: $1"
+}
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# Cleanups run last-in first-out on exit, success or not.
+on_exit() { t_cleanups+=("$*"); }
+run_cleanups() {
+	local i
+	for ((i = ${#t_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${t_cleanups[$i]}" >/dev/null 2>&1 || true
+	done
+	t_cleanups=()
+}
+finish() {
+	run_cleanups
+	echo "$t_pass passed, $t_fail failed, $t_skip skipped"
+	[ "$t_fail" -eq 0 ]
+}
+trap 'finish; exit $?' EXIT
+trap 'exit 130' INT TERM
+
+T=$(mktemp -d "/tmp/iofence-$TEST_NAME.XXXXXX")
+on_exit "rm -rf '$T'"
+
+# A pin dir of this test's own under bpffs.
+pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }
+
+# start_daemon NAME [iofenced options...]: a private daemon; sets
+# SOCK_<NAME> and PID_<NAME>, and stops it on exit.
+start_daemon() {
+	local name=$1 sock="$T/$1.sock" log="$T/$1.log" i
+	shift
+	"$IOFENCED" --foreground --socket "$sock" --state-dir "$T/$name.state" \
+		"$@" >"$log" 2>&1 &
+	local pid=$!
+	on_exit "kill -KILL $pid; wait $pid"
+	printf -v "SOCK_$name" '%s' "$sock"
+	printf -v "PID_$name" '%s' "$pid"
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$sock" ] && ctl_sock "$sock" version >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "# daemon $name did not start:" >&2
+	sed 's/^/#   /' "$log" >&2
+	return 1
+}
+
+# stop_daemon NAME: SIGTERM, and the exit status of the daemon.
+stop_daemon() {
+	local pid_var="PID_$1"
+	kill -TERM "${!pid_var}" 2>/dev/null
+	wait "${!pid_var}"
+}
+
+ctl_sock() { # socket args...
+	local sock=$1
+	shift
+	timeout 20 "$IOFENCECTL" --socket "$sock" "$@"
+}
+
+# A loop device on a fresh file; detached on exit.
+make_loop() { # file size
+	truncate -s "$2" "$1" || return 1
+	local dev
+	dev=$(losetup --find --show "$1") || return 1
+	on_exit "losetup -d $dev"
+	echo "$dev"
+}
+
+# jqr FILTER: jq over stdin, raw output; the tests' JSON reader.
+jqr() { jq -r "$@"; }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || { skip "needs root"; exit 0; }
+}
