@@ -26,6 +26,30 @@ const char *proto_class_name(enum proto_class cls)
 	return class_names[cls];
 }
 
+/*
+ * A description cut at the buffer's end may split a UTF-8 sequence, which
+ * jansson would refuse, leaving the client with no reply at all.
+ */
+static void utf8_trim(char *s)
+{
+	size_t n = strlen(s), start = n, need;
+
+	while (start && ((unsigned char)s[start - 1] & 0xc0) == 0x80 &&
+	       n - start < 3)
+		start--;
+	if (!start)
+		return;
+	start--;
+	if (!((unsigned char)s[start] & 0x80))
+		return;
+	need = ((unsigned char)s[start] & 0xe0) == 0xc0 ? 2 :
+	       ((unsigned char)s[start] & 0xf0) == 0xe0 ? 3 :
+	       ((unsigned char)s[start] & 0xf8) == 0xf0 ? 4 :
+							  0;
+	if (n - start != need)
+		s[start] = '\0';
+}
+
 static json_t *verror(enum proto_class cls, json_t *id, const char *fmt,
 		      va_list ap)
 {
@@ -33,6 +57,7 @@ static json_t *verror(enum proto_class cls, json_t *id, const char *fmt,
 	json_t *msg;
 
 	vsnprintf(desc, sizeof(desc), fmt, ap);
+	utf8_trim(desc);
 	msg = json_pack("{s:{s:s,s:s}}", "error", "class",
 			proto_class_name(cls), "desc", desc);
 	if (msg && id)
@@ -101,9 +126,10 @@ int proto_parse_request(const char *line, size_t len, struct proto_request *req,
 	/* Duplicate keys are ambiguous in a command, so refuse them. */
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return fail(err, proto_error(PROTO_GENERIC_ERROR, NULL,
-					     "parse error at line %d column %d: %s",
-					     jerr.line, jerr.column, jerr.text));
+		return fail(err,
+			    proto_error(PROTO_GENERIC_ERROR, NULL,
+					"parse error at line %d column %d: %s",
+					jerr.line, jerr.column, jerr.text));
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return fail(err, proto_error(PROTO_GENERIC_ERROR, NULL,
@@ -114,24 +140,31 @@ int proto_parse_request(const char *line, size_t len, struct proto_request *req,
 	json_object_foreach(root, key, val) {
 		if (strcmp(key, "execute") && strcmp(key, "arguments") &&
 		    strcmp(key, "id")) {
-			fail(err, proto_error(PROTO_GENERIC_ERROR, req->id,
-					      "request: unknown key '%s' (allowed: execute, arguments, id)",
-					      key));
+			fail(err,
+			     proto_error(
+				     PROTO_GENERIC_ERROR, req->id,
+				     "request: unknown key '%s' (allowed: execute, arguments, id)",
+				     key));
 			goto out_free;
 		}
 	}
 	exec = json_object_get(root, "execute");
 	if (!json_is_string(exec)) {
-		fail(err, proto_error(PROTO_GENERIC_ERROR, req->id,
-				      "execute: %s",
-				      exec ? "must be a string" : "missing"));
+		fail(err,
+		     proto_error(PROTO_GENERIC_ERROR, req->id, "execute: %s",
+				 exec ? "must be a string" : "missing"));
 		goto out_free;
 	}
 	req->execute = json_string_value(exec);
 	req->arguments = json_object_get(root, "arguments");
 	if (!req->arguments) {
 		req->arguments = json_object();
-		json_object_set_new(root, "arguments", req->arguments);
+		if (!req->arguments ||
+		    json_object_set_new(root, "arguments", req->arguments)) {
+			fail(err, proto_error(PROTO_GENERIC_ERROR, req->id,
+					      "out of memory"));
+			goto out_free;
+		}
 	} else if (!json_is_object(req->arguments)) {
 		fail(err, proto_error(PROTO_GENERIC_ERROR, req->id,
 				      "arguments: must be an object"));

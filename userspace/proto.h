@@ -51,7 +51,7 @@ int proto_parse_request(const char *line, size_t len, struct proto_request *req,
 void proto_request_free(struct proto_request *req);
 
 /* Messages; each returns a new reference. @id is borrowed and may be NULL. */
-json_t *proto_greeting(json_t *capabilities);
+json_t *proto_greeting(json_t *capabilities); /* steals @capabilities */
 json_t *proto_return(json_t *ret, json_t *id); /* steals @ret */
 json_t *proto_error(enum proto_class cls, json_t *id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
