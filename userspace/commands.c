@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "args.h"
 #include "commands.h"
@@ -36,15 +38,62 @@ static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 	return proto_return(json_pack("{s:o}", "commands", list), req->id);
 }
 
+static json_t *cmd_query_capabilities(struct daemon *d, struct ctl_conn *c,
+				      struct proto_request *req)
+{
+	return proto_return(json_pack("{s:o,s:b}", "capabilities",
+				      commands_capabilities(), "bpf",
+				      d->tracker.active),
+			    req->id);
+}
+
+static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
+				  struct proto_request *req)
+{
+	static const char *const keys[] = { "state", NULL };
+	enum host_state prev = d->host_state, next;
+	const char *name = NULL;
+	struct args_err e;
+
+	if (args_only(req->arguments, "", keys, &e) ||
+	    args_string(req->arguments, "", "state", true, &name, &e))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
+				   e.msg);
+	if (host_state_parse(name, &next))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id,
+				   "state: must be \"connecting\", \"connected\" or \"disconnected\"");
+	d->host_state = next;
+	if (prev != next)
+		daemon_event(d, "HOST_STATE_CHANGED",
+			     json_pack("{s:s,s:s,s:i}", "state", name,
+				       "previous", host_state_name(prev),
+				       "uid", (int)c->cred.uid));
+	return proto_return(json_pack("{s:s,s:s}", "state", name, "previous",
+				      host_state_name(prev)),
+			    req->id);
+}
+
 const struct command commands[] = {
 	{ "query-version", false, cmd_query_version,
 	  "the daemon's version" },
+	{ "query-capabilities", false, cmd_query_capabilities,
+	  "what this daemon can do on this machine" },
 	{ "query-commands", false, cmd_query_commands,
 	  "every command, whether it changes state, and what it does" },
 	{ "query-status", false, cmd_query_status,
-	  "the daemon, the BPF tracker, and every armed storage with its I/O counters" },
+	  "the host state and every armed storage with its parameters, timeline and I/O counters" },
+	{ "query-storage", false, cmd_query_storage,
+	  "one armed storage, by uuid" },
+	{ "query-events", false, cmd_query_events,
+	  "the journalled events after a sequence number" },
+	{ "subscribe", false, cmd_subscribe,
+	  "send this connection every event from now on" },
+	{ "set-host-state", true, cmd_set_host_state,
+	  "record the host's state on the management side" },
 	{ "setup", true, cmd_setup,
-	  "arm a host's storages: open their targets and track their block devices" },
+	  "arm a batch of a host's storages, all or nothing" },
+	{ "teardown", true, cmd_teardown,
+	  "disarm some or all of a host's storages" },
 	{},
 };
 
@@ -58,7 +107,8 @@ const struct command *command_find(const char *name)
 
 json_t *commands_capabilities(void)
 {
-	return json_pack("[s]", "bpf-block-evidence");
+	return json_pack("[s,s,s,s]", "single-flight", "reconnect",
+			 "no-status-check", "event-journal");
 }
 
 void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg)
@@ -71,10 +121,24 @@ void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg)
 		json_decref(msg);
 }
 
+/* Root, or a member of the control group, primary or supplementary. */
 static bool may_mutate(const struct daemon *d, const struct ctl_conn *c)
 {
-	return c->cred.uid == 0 ||
-	       (d->socket_gid != (gid_t)-1 && c->cred.gid == d->socket_gid);
+	gid_t groups[NGROUPS_MAX];
+	socklen_t len = sizeof(groups);
+
+	if (c->cred.uid == 0)
+		return true;
+	if (d->control_gid == (gid_t)-1)
+		return false;
+	if (c->cred.gid == d->control_gid)
+		return true;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == d->control_gid)
+			return true;
+	return false;
 }
 
 void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
@@ -96,7 +160,7 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 				    req.execute);
 	else if (cmd->mutating && !may_mutate(d, c))
 		reply = proto_error(PROTO_PERMISSION_DENIED, req.id,
-				    "%s: changes state; only root or the socket group may (you are uid %d gid %d)",
+				    "%s: changes state; only root or the control group may (you are uid %d gid %d)",
 				    cmd->name, (int)c->cred.uid,
 				    (int)c->cred.gid);
 	else

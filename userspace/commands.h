@@ -35,7 +35,15 @@ void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg);
 /* Handlers, one file each. */
 json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 		  struct proto_request *req);
+json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
+		     struct proto_request *req);
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
+			 struct proto_request *req);
+json_t *cmd_query_storage(struct daemon *d, struct ctl_conn *c,
+			  struct proto_request *req);
+json_t *cmd_subscribe(struct daemon *d, struct ctl_conn *c,
+		      struct proto_request *req);
+json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req);
 
 #endif

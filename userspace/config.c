@@ -13,6 +13,7 @@
 enum {
 	OPT_NO_BPF = 0x100,
 	OPT_SOCKET_GROUP,
+	OPT_CONTROL_GROUP,
 	OPT_MAX_CONNECTIONS,
 };
 
@@ -20,6 +21,7 @@ static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
 	{ "state-dir", required_argument, NULL, 'd' },
 	{ "pin-dir", required_argument, NULL, 'p' },
 	{ "foreground", no_argument, NULL, 'f' },
@@ -42,9 +44,12 @@ static void usage(FILE *out)
 		"command line wins over the file):\n"
 		"  -c, --config FILE         config file (default " IOFENCE_DEFAULT_CONFIG ";\n"
 		"                            a missing default file is not an error)\n"
-		"  -s, --socket PATH         control socket (default " IOFENCE_DEFAULT_SOCKET ")\n"
-		"      --socket-group GROUP  group allowed on the socket besides root\n"
-		"                            (default: none, root only)\n"
+		"  -s, --socket PATH         control socket, mode 0660\n"
+		"                            (default " IOFENCE_DEFAULT_SOCKET ")\n"
+		"      --socket-group GROUP  owning group of the socket: its members may\n"
+		"                            connect and query (default: root only)\n"
+		"      --control-group GROUP members may also change state (setup,\n"
+		"                            teardown, set-host-state); default: root only\n"
 		"  -d, --state-dir DIR       persisted state (default " IOFENCE_DEFAULT_STATE_DIR ")\n"
 		"  -p, --pin-dir DIR         bpffs folder for maps and links\n"
 		"                            (default " IOFENCE_DEFAULT_PIN_DIR ")\n"
@@ -105,6 +110,8 @@ static int config_set(struct config *cfg, const char *name, const char *val,
 		ret = set_str(&cfg->socket_path, val);
 	else if (!strcmp(name, "socket_group"))
 		ret = set_str(&cfg->socket_group, val);
+	else if (!strcmp(name, "control_group"))
+		ret = set_str(&cfg->control_group, val);
 	else if (!strcmp(name, "state_dir"))
 		ret = set_str(&cfg->state_dir, val);
 	else if (!strcmp(name, "pin_dir"))
@@ -253,6 +260,7 @@ void config_free(struct config *cfg)
 	free(cfg->config_path);
 	free(cfg->socket_path);
 	free(cfg->socket_group);
+	free(cfg->control_group);
 	free(cfg->state_dir);
 	free(cfg->pin_dir);
 }

@@ -13,7 +13,8 @@
 struct config {
 	char *config_path;
 	char *socket_path;
-	char *socket_group; /* NULL: root only */
+	char *socket_group; /* may connect and query; NULL: root only */
+	char *control_group; /* may change state; NULL: root only */
 	char *state_dir;
 	char *pin_dir;
 	bool foreground;

@@ -21,6 +21,8 @@
 
 /* Unsent bytes a client may leave queued before it is disconnected. */
 #define CTL_MAX_OUTPUT (4 * 1024 * 1024)
+/* Connections subscribed to events at once. */
+#define CTL_MAX_SUBSCRIBERS 32
 
 struct ctl_server;
 struct ctl_conn;

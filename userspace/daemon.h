@@ -7,9 +7,18 @@
 
 #include "config.h"
 #include "ctl_server.h"
+#include "journal.h"
+#include "list.h"
 #include "loop.h"
+#include "persist.h"
 #include "storage.h"
 #include "tracker.h"
+
+enum host_state {
+	HOST_CONNECTING,
+	HOST_CONNECTED,
+	HOST_DISCONNECTED,
+};
 
 struct daemon {
 	struct config cfg;
@@ -17,12 +26,36 @@ struct daemon {
 	struct tracker tracker;
 	struct storage_table storages;
 	struct ctl_server ctl;
-	gid_t socket_gid; /* (gid_t)-1: root only */
+	struct persister persist;
+	struct journal journal;
+	enum host_state host_state;
+	struct list_head flights; /* setups queued; the first one runs */
+	uint64_t next_flight;
+	bool starting; /* re-arming from the state file, socket not open */
+	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
+	gid_t control_gid; /* may change state; (gid_t)-1: root only */
 	int sigfd;
 	struct signalfd_siginfo siginfo;
 	struct loop_op sig_op;
 	uint64_t start_mono_ms;
 	uint64_t requests; /* served since start */
+	int ready_fd; /* tells the parent when detached; -1 otherwise */
+	int exit_code;
 };
+
+const char *host_state_name(enum host_state s);
+int host_state_parse(const char *name, enum host_state *s);
+
+/* The whole persisted state as one JSON document (new reference). */
+json_t *daemon_state_doc(struct daemon *d);
+/* Logs, journals and sends to subscribers; persists soon. */
+void daemon_event(struct daemon *d, const char *name, json_t *data);
+
+/* setup.c: one best-effort flight per storage of the state file. */
+void setup_rearm(struct daemon *d, json_t *storages);
+/* iofenced.c: re-arming is over; open the socket and report ready. */
+void daemon_started(struct daemon *d);
+/* Disarms @s now: out of the table, the tracker and its files closed. */
+void storage_disarm(struct daemon *d, struct storage *s);
 
 #endif

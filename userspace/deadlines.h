@@ -8,10 +8,14 @@
 #ifndef IOFENCE_DEADLINES_H
 #define IOFENCE_DEADLINES_H
 
-/* A setup request without its own timeout_ms. */
+/* A setup or teardown without its own timeout_ms, and its bounds. */
 #define SETUP_DEFAULT_DEADLINE_MS 30000
-/* Looking up one storage's target (statx), which a hung NFS may stall. */
-#define SETUP_STEP_DEADLINE_MS 5000
+#define SETUP_MIN_DEADLINE_MS 100
+#define SETUP_MAX_DEADLINE_MS 600000
+/* One step of arming a storage (open, mkdir, statx), within the above. */
+#define ARM_STEP_DEADLINE_MS 5000
+/* One stage of writing the state file (open, write, fsync, rename). */
+#define PERSIST_STEP_DEADLINE_MS 5000
 /* Cancelling what is in flight when the daemon stops. */
 #define SHUTDOWN_QUIESCE_MS 2000
 

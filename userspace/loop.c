@@ -29,7 +29,8 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 	while (!(sqe = io_uring_get_sqe(&l->ring)))
 		io_uring_submit(&l->ring);
 	io_uring_sqe_set_data(sqe, op);
-	if (op && !op->busy) {
+	/* One SQE in flight per op at a time: owners see to that. */
+	if (op) {
 		op->busy = true;
 		l->inflight++;
 	}

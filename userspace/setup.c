@@ -1,265 +1,818 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * setup: arms a batch of a host's storages. Each target is looked up with
- * an asynchronous statx bounded by a linked timeout, so a hung file system
- * costs the request its deadline and never stalls the loop. Nothing is
- * changed until every lookup has succeeded; the changes are then applied
- * in order and undone in reverse if one of them fails.
+ * setup and teardown, as flights. A flight is one execution of a batch;
+ * identical requests (same host, same storages with the same parameters,
+ * same reconnect flag) that arrive while it is queued or running join it
+ * and get its result. Flights run one at a time, in arrival order, so no
+ * two batches ever interleave on a storage.
+ *
+ * A flight runs in three phases:
+ *   stage    open every new or changed storage's targets, asynchronously,
+ *            each step with a deadline; nothing served changes yet
+ *   commit   put the staged storages in place, in order; an updated one
+ *            takes its predecessor's slot, so it is never unarmed
+ *   persist  write the state file; only then is the reply "armed"
+ * A failure in any phase undoes what the flight did so far, in reverse
+ * order, back to exactly the state before it, and the reply says which
+ * storage and which step failed.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "args.h"
+#include "arm.h"
 #include "commands.h"
 #include "deadlines.h"
 #include "log.h"
 
-struct setup_item {
-	struct setup_job *job;
-	struct loop_op op;
-	struct statx stx;
-	const char *uuid; /* in job->args */
-	const char *target;
-	enum storage_type type;
-	int res;
-	struct storage *added; /* armed by this job, for rollback */
+/* Storages one host may have armed. */
+#define STORAGES_PER_HOST_MAX 512
+
+enum plan {
+	PLAN_SKIP, /* not connected on this host */
+	PLAN_UNCHANGED, /* armed with these very parameters */
+	PLAN_ARM,
+	PLAN_UPDATE,
+	PLAN_DISARM,
+	PLAN_ABSENT, /* teardown of something not armed */
+	PLAN_FAILED, /* re-arm at start-up only: left out, logged */
 };
 
-struct setup_job {
-	struct daemon *d;
+static const char *const plan_results[] = {
+	[PLAN_SKIP] = "skipped",     [PLAN_UNCHANGED] = "unchanged",
+	[PLAN_ARM] = "armed",	     [PLAN_UPDATE] = "updated",
+	[PLAN_DISARM] = "disarmed",  [PLAN_ABSENT] = "absent",
+	[PLAN_FAILED] = "failed",
+};
+
+struct flight;
+
+struct item {
+	struct flight *f;
+	struct storage_params p; /* teardown: only p.uuid */
+	enum plan plan;
+	struct storage *staged; /* ARM, UPDATE: the new storage */
+	struct storage *prev; /* UPDATE, DISARM: the one it replaces */
+	bool committed;
+	struct arm_op arm;
+};
+
+struct waiter {
+	struct waiter *next;
 	uint64_t conn_id;
-	json_t *args; /* keeps the strings the items point into */
 	json_t *id;
-	const char *host_uuid;
-	struct __kernel_timespec step_deadline;
-	unsigned int n, pending;
-	struct setup_item items[];
+	bool joined;
 };
 
-static const char *const setup_keys[] = { "host_uuid", "storages", NULL };
-static const char *const storage_keys[] = { "uuid", "type", "target", NULL };
+struct flight {
+	struct list_head link;
+	struct daemon *d;
+	uint64_t id;
+	char *key;
+	char *host_uuid;
+	bool teardown;
+	bool reconnect;
+	bool rearm; /* start-up: a storage that fails is left out */
+	uint64_t deadline_ms;
+	struct waiter *waiters;
+	enum proto_class err_class;
+	char err[512]; /* empty: success */
+	unsigned int n, cur;
+	struct item items[];
+};
 
-static void job_free(struct setup_job *job)
+static void flight_finish(struct flight *f);
+
+static void flight_fail(struct flight *f, enum proto_class cls,
+			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void flight_fail(struct flight *f, enum proto_class cls,
+			const char *fmt, ...)
 {
-	json_decref(job->args);
-	json_decref(job->id);
-	free(job);
+	va_list ap;
+
+	f->err_class = cls;
+	va_start(ap, fmt);
+	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	va_end(ap);
 }
 
-static struct storage *storage_new(struct setup_job *job,
-				   const struct setup_item *it)
-{
-	struct storage *s = calloc(1, sizeof(*s));
-	struct timespec now;
+/* --- the BPF device map follows the table ------------------------------ */
 
-	if (!s)
-		return NULL;
-	s->uuid = strdup(it->uuid);
-	s->host_uuid = strdup(job->host_uuid);
-	s->target = strdup(it->target);
-	if (!s->uuid || !s->host_uuid || !s->target) {
-		storage_free(s);
-		return NULL;
-	}
-	s->type = it->type;
-	/* A file system's own device, or the block device itself. */
-	if (it->type == STORAGE_BLOCK)
-		s->dev = makedev(it->stx.stx_rdev_major, it->stx.stx_rdev_minor);
-	else if (it->stx.stx_dev_major)
-		s->dev = makedev(it->stx.stx_dev_major, it->stx.stx_dev_minor);
-	clock_gettime(CLOCK_REALTIME, &now);
-	s->armed_real_s = now.tv_sec;
-	s->armed_mono_ms = loop_now_ms();
-	return s;
+static int track(struct daemon *d, struct storage *s)
+{
+	if (!s->dev)
+		return 0;
+	return tracker_add_dev(&d->tracker, tracker_kdev(s->dev), s->idx);
 }
 
-static void storage_disarm(struct daemon *d, struct storage *s)
+static void untrack(struct daemon *d, struct storage *s)
 {
 	if (s->dev && !storage_dev_users(&d->storages, s))
 		tracker_del_dev(&d->tracker, tracker_kdev(s->dev));
+}
+
+void storage_disarm(struct daemon *d, struct storage *s)
+{
+	untrack(d, s);
 	storage_remove(&d->storages, s);
 	storage_free(s);
 }
 
-static int storage_arm(struct daemon *d, struct storage *s)
-{
-	int ret = storage_insert(&d->storages, s);
+/* --- phase 1: stage -------------------------------------------------- */
 
-	if (ret)
-		return ret;
-	if (s->dev) {
-		ret = tracker_add_dev(&d->tracker, tracker_kdev(s->dev),
-				      s->idx);
+static struct storage *storage_new(struct flight *f, struct item *it)
+{
+	struct storage *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->target_fd = s->record_fd = -1;
+	s->host_uuid = strdup(f->host_uuid);
+	if (!s->host_uuid || storage_params_copy(&s->p, &it->p)) {
+		storage_free(s);
+		return NULL;
+	}
+	s->reconnect = f->reconnect;
+	s->flight = f->id;
+	return s;
+}
+
+static void stage_next(struct flight *f);
+static void commit(struct flight *f);
+
+/* Drops what staging opened, newest first. */
+static void unstage(struct flight *f)
+{
+	for (unsigned int i = f->n; i-- > 0;) {
+		struct item *it = &f->items[i];
+
+		if (it->staged && !it->committed) {
+			storage_free(it->staged);
+			it->staged = NULL;
+		}
+	}
+}
+
+static void staged_one(struct arm_op *a, int res)
+{
+	struct item *it = container_of(a, struct item, arm);
+	struct flight *f = it->f;
+	unsigned int i = it - f->items;
+
+	if (res) {
+		const char *why = res == -ETIMEDOUT ? "deadline passed" :
+						      strerror(-res);
+
+		storage_free(it->staged);
+		it->staged = NULL;
+		if (f->rearm) {
+			pr_err("re-arm %s: %s %s: %s; left unarmed",
+			       it->p.uuid, a->failed_step, it->p.target, why);
+			it->plan = PLAN_FAILED;
+		} else {
+			flight_fail(f,
+				    res == -ETIMEDOUT ? PROTO_TIMEOUT :
+							PROTO_ARMING_FAILED,
+				    "storages[%u] (%s): %s %s: %s; nothing was changed",
+				    i, it->p.uuid, a->failed_step, it->p.target,
+				    why);
+			unstage(f);
+			flight_finish(f);
+			return;
+		}
+	}
+	f->cur = i + 1;
+	stage_next(f);
+}
+
+static void stage_next(struct flight *f)
+{
+	for (; f->cur < f->n; f->cur++) {
+		struct item *it = &f->items[f->cur];
+
+		if (it->plan != PLAN_ARM && it->plan != PLAN_UPDATE)
+			continue;
+		it->staged = storage_new(f, it);
+		if (!it->staged) {
+			flight_fail(f, PROTO_GENERIC_ERROR, "out of memory");
+			unstage(f);
+			flight_finish(f);
+			return;
+		}
+		if (it->prev)
+			it->staged->armed_real_s = it->prev->armed_real_s;
+		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
+			  staged_one);
+		return;
+	}
+	commit(f);
+}
+
+/* --- phase 2: commit, and its undo ----------------------------------- */
+
+static void undo_item(struct daemon *d, struct item *it)
+{
+	struct storage *s = it->staged;
+
+	if (!it->committed)
+		return;
+	it->committed = false;
+	switch (it->plan) {
+	case PLAN_ARM:
+		storage_disarm(d, s);
+		it->staged = NULL;
+		break;
+	case PLAN_UPDATE:
+		/* The old one goes back into its own slot. */
+		d->storages.slot[s->idx] = it->prev;
+		if (s->dev != it->prev->dev) {
+			untrack(d, s);
+			track(d, it->prev);
+		}
+		storage_free(s);
+		it->staged = NULL;
+		break;
+	case PLAN_DISARM:
+		d->storages.slot[it->prev->idx] = it->prev;
+		d->storages.count++;
+		track(d, it->prev);
+		break;
+	default:
+		break;
+	}
+}
+
+static void undo(struct flight *f)
+{
+	for (unsigned int i = f->n; i-- > 0;)
+		undo_item(f->d, &f->items[i]);
+	unstage(f);
+}
+
+static int commit_item(struct daemon *d, struct item *it)
+{
+	struct storage *s = it->staged, *prev = it->prev;
+	struct timespec now;
+	int ret;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	switch (it->plan) {
+	case PLAN_ARM:
+		s->armed_real_s = s->updated_real_s = now.tv_sec;
+		ret = storage_insert(&d->storages, s);
+		if (ret)
+			return ret;
+		ret = track(d, s);
 		if (ret) {
 			storage_remove(&d->storages, s);
 			return ret;
 		}
+		break;
+	case PLAN_UPDATE:
+		/* In place: the slot is never empty. */
+		s->updated_real_s = now.tv_sec;
+		s->idx = prev->idx;
+		d->storages.slot[s->idx] = s;
+		if (s->dev != prev->dev) {
+			ret = track(d, s);
+			if (ret) {
+				d->storages.slot[s->idx] = prev;
+				return ret;
+			}
+			untrack(d, prev);
+		}
+		break;
+	case PLAN_DISARM:
+		untrack(d, prev);
+		storage_remove(&d->storages, prev);
+		break;
+	default:
+		return 0;
+	}
+	it->committed = true;
+	return 0;
+}
+
+static void persisted(void *ctx, int err);
+
+static void commit(struct flight *f)
+{
+	struct daemon *d = f->d;
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < f->n; i++) {
+		ret = commit_item(d, &f->items[i]);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		flight_fail(f, PROTO_ARMING_FAILED,
+			    "storages[%u] (%s): %s: %s; rolled back", i,
+			    f->items[i].p.uuid,
+			    ret == -ENOSPC ? "table full" : "BPF device map",
+			    strerror(-ret));
+		undo(f);
+		flight_finish(f);
+		return;
+	}
+	/* What was loaded from the state file is already on disk. */
+	if (f->rearm) {
+		flight_finish(f);
+		return;
+	}
+	ret = persist_request(&d->persist, persisted, f);
+	if (ret)
+		persisted(f, ret);
+}
+
+/* --- phase 3: persisted ---------------------------------------------- */
+
+static json_t *event_data(struct flight *f, struct item *it)
+{
+	return json_pack("{s:s,s:s,s:b,s:I}", "storage", it->p.uuid,
+			 "host_uuid", f->host_uuid, "reconnect", f->reconnect,
+			 "flight", (json_int_t)f->id);
+}
+
+static void persisted(void *ctx, int err)
+{
+	struct flight *f = ctx;
+
+	if (err) {
+		flight_fail(f, PROTO_ARMING_FAILED,
+			    "persisting the state: %s; rolled back",
+			    strerror(-err));
+		undo(f);
+	}
+	flight_finish(f);
+}
+
+/* --- the end of a flight --------------------------------------------- */
+
+static json_t *success(struct flight *f, bool joined)
+{
+	json_t *list = json_array();
+
+	for (unsigned int i = 0; i < f->n; i++) {
+		struct item *it = &f->items[i];
+		json_t *r = json_pack("{s:s,s:s}", "uuid", it->p.uuid,
+				      "result", plan_results[it->plan]);
+
+		if (it->plan == PLAN_SKIP)
+			json_object_set_new(r, "reason",
+					    json_string(it->prev ?
+						"not connected on this host; left armed as it was" :
+						"not connected on this host"));
+		json_array_append_new(list, r);
+	}
+	return json_pack("{s:I,s:b,s:s,s:b,s:o}", "flight", (json_int_t)f->id,
+			 "joined", joined, "host_uuid", f->host_uuid,
+			 "reconnect", f->reconnect, "storages", list);
+}
+
+static bool flight_idle(const struct flight *f)
+{
+	for (unsigned int i = 0; i < f->n; i++)
+		if (!arm_idle(&f->items[i].arm))
+			return false;
+	return true;
+}
+
+static void flight_free(struct flight *f)
+{
+	for (unsigned int i = 0; i < f->n; i++)
+		storage_params_free(&f->items[i].p);
+	free(f->key);
+	free(f->host_uuid);
+	free(f);
+}
+
+static void flight_start(struct flight *f);
+
+/* A flight whose step hangs in the kernel is freed when the step ends. */
+static void flight_orphan(struct arm_op *a)
+{
+	struct item *it = container_of(a, struct item, arm);
+	struct flight *f = it->f;
+
+	if (flight_idle(f))
+		flight_free(f);
+}
+
+static void flight_finish(struct flight *f)
+{
+	struct daemon *d = f->d;
+	struct waiter *w, *next;
+	bool ok = !f->err[0];
+
+	if (ok) {
+		for (unsigned int i = 0; i < f->n; i++) {
+			struct item *it = &f->items[i];
+			static const char *const events[] = {
+				[PLAN_ARM] = "ARMED",
+				[PLAN_UPDATE] = "UPDATED",
+				[PLAN_DISARM] = "DISARMED",
+			};
+
+			if (it->plan == PLAN_UPDATE || it->plan == PLAN_DISARM)
+				storage_free(it->prev);
+			if (it->plan == PLAN_ARM || it->plan == PLAN_UPDATE ||
+			    it->plan == PLAN_DISARM)
+				daemon_event(d,
+					     f->rearm ? "REARMED" :
+							events[it->plan],
+					     event_data(f, it));
+			else if (it->plan == PLAN_FAILED)
+				daemon_event(d, "REARM_FAILED",
+					     event_data(f, it));
+		}
+	} else {
+		pr_warn("flight %llu (%s %s): %s",
+			(unsigned long long)f->id,
+			f->teardown ? "teardown" : "setup", f->host_uuid,
+			f->err);
+	}
+	for (w = f->waiters; w; w = next) {
+		next = w->next;
+		cmd_reply_later(d, w->conn_id,
+				ok ? proto_return(success(f, w->joined), w->id) :
+				     proto_error(f->err_class, w->id, "%s",
+						 f->err));
+		json_decref(w->id);
+		free(w);
+	}
+	list_del(&f->link);
+	if (flight_idle(f)) {
+		flight_free(f);
+	} else {
+		for (unsigned int i = 0; i < f->n; i++)
+			f->items[i].arm.orphan = flight_orphan;
+	}
+	if (!list_empty(&d->flights))
+		flight_start(list_entry(d->flights.next, struct flight, link));
+	else if (d->starting)
+		daemon_started(d);
+}
+
+/* --- planning, against the table as it is when the flight starts ------ */
+
+static int plan(struct flight *f)
+{
+	struct daemon *d = f->d;
+	unsigned int added = 0;
+
+	for (unsigned int i = 0; i < f->n; i++) {
+		struct item *it = &f->items[i];
+		struct storage *s = storage_find(&d->storages, it->p.uuid);
+
+		it->prev = s;
+		if (s && strcmp(s->host_uuid, f->host_uuid)) {
+			flight_fail(f, PROTO_INVALID_ARGUMENT,
+				    "storages[%u].uuid: %s is armed for host %s",
+				    i, it->p.uuid, s->host_uuid);
+			return -EINVAL;
+		}
+		if (f->teardown)
+			it->plan = s ? PLAN_DISARM : PLAN_ABSENT;
+		else if (!it->p.connected)
+			it->plan = PLAN_SKIP;
+		else if (!s)
+			it->plan = PLAN_ARM, added++;
+		else if (storage_params_equal(&s->p, &it->p))
+			it->plan = PLAN_UNCHANGED;
+		else
+			it->plan = PLAN_UPDATE;
+	}
+	if (added && storage_host_count(&d->storages, f->host_uuid) + added >
+			     STORAGES_PER_HOST_MAX) {
+		flight_fail(f, PROTO_LIMIT_EXCEEDED,
+			    "storages: host %s may have at most %d armed",
+			    f->host_uuid, STORAGES_PER_HOST_MAX);
+		return -ENOSPC;
+	}
+	if (d->storages.count + added > STORAGE_MAX) {
+		flight_fail(f, PROTO_LIMIT_EXCEEDED,
+			    "storages: at most %d armed in all", STORAGE_MAX);
+		return -ENOSPC;
 	}
 	return 0;
 }
 
-/* Every lookup is back: apply all of them or none. */
-static json_t *job_apply(struct setup_job *job)
+static void flight_start(struct flight *f)
 {
-	struct daemon *d = job->d;
-	json_t *results = json_array();
-	unsigned int i;
-	int ret;
-
-	for (i = 0; i < job->n; i++) {
-		struct setup_item *it = &job->items[i];
-
-		if (it->res == -ECANCELED || it->res == -ETIME)
-			ret = -ETIMEDOUT;
-		else
-			ret = it->res;
-		if (!ret && it->type == STORAGE_BLOCK &&
-		    !S_ISBLK(it->stx.stx_mode))
-			ret = -ENOTBLK;
-		if (!ret && it->type == STORAGE_FILE &&
-		    !S_ISDIR(it->stx.stx_mode))
-			ret = -ENOTDIR;
-		if (ret) {
-			json_decref(results);
-			return proto_error(ret == -ETIMEDOUT ? PROTO_TIMEOUT :
-							       PROTO_ARMING_FAILED,
-					   job->id,
-					   "storages[%u].target: %s: %s", i,
-					   it->target, strerror(-ret));
-		}
-	}
-	for (i = 0; i < job->n; i++) {
-		struct setup_item *it = &job->items[i];
-		struct storage *s = storage_find(&d->storages, it->uuid);
-		const char *result = "unchanged";
-
-		if (!s) {
-			s = storage_new(job, it);
-			ret = s ? storage_arm(d, s) : -ENOMEM;
-			if (ret) {
-				storage_free(s);
-				goto rollback;
-			}
-			it->added = s;
-			result = "armed";
-		}
-		json_array_append_new(results,
-				      json_pack("{s:s,s:s}", "uuid", it->uuid,
-						"result", result));
-	}
-	return proto_return(json_pack("{s:o}", "storages", results), job->id);
-
-rollback:
-	for (unsigned int k = i; k-- > 0;)
-		if (job->items[k].added)
-			storage_disarm(d, job->items[k].added);
-	json_decref(results);
-	pr_err("setup: storages[%u] (%s): %s", i, job->items[i].uuid,
-	       strerror(-ret));
-	return proto_error(PROTO_ARMING_FAILED, job->id,
-			   "storages[%u]: cannot arm: %s", i, strerror(-ret));
-}
-
-static void item_done(struct loop_op *op, int res, unsigned int flags)
-{
-	struct setup_item *it = container_of(op, struct setup_item, op);
-	struct setup_job *job = it->job;
-
-	it->res = res;
-	if (--job->pending)
+	if (f->d->loop.stopping) {
+		flight_fail(f, PROTO_GENERIC_ERROR,
+			    "the daemon is stopping; nothing was changed");
+		flight_finish(f);
 		return;
-	cmd_reply_later(job->d, job->conn_id, job_apply(job));
-	job_free(job);
+	}
+	if (loop_now_ms() >= f->deadline_ms) {
+		flight_fail(f, PROTO_TIMEOUT,
+			    "deadline passed while queued behind another setup; nothing was changed");
+		flight_finish(f);
+		return;
+	}
+	if (plan(f)) {
+		flight_finish(f);
+		return;
+	}
+	f->cur = 0;
+	stage_next(f);
 }
 
-static int parse_item(json_t *st, unsigned int i, struct setup_item *it,
-		      struct args_err *e)
+static struct flight *flight_new(struct daemon *d, unsigned int n,
+				 const char *host, bool reconnect,
+				 uint64_t timeout_ms)
 {
-	const char *type = NULL;
-	char path[32];
-	int ret;
+	struct flight *f = calloc(1, sizeof(*f) + n * sizeof(f->items[0]));
 
-	snprintf(path, sizeof(path), "storages[%u]", i);
-	if (!json_is_object(st))
-		return args_fail(e, NULL, path, "must be an object");
-	ret = args_only(st, path, storage_keys, e);
-	if (!ret)
-		ret = args_string(st, path, "uuid", true, &it->uuid, e);
-	if (!ret)
-		ret = args_string(st, path, "type", true, &type, e);
-	if (!ret && storage_type_parse(type, &it->type))
-		ret = args_fail(e, path, "type", "must be \"file\" or \"block\"");
-	if (!ret)
-		ret = args_path(st, path, "target", true, &it->target, e);
+	if (!f)
+		return NULL;
+	f->d = d;
+	f->n = n;
+	f->reconnect = reconnect;
+	f->deadline_ms = loop_now_ms() + timeout_ms;
+	f->host_uuid = strdup(host);
+	list_init(&f->link);
+	for (unsigned int i = 0; i < n; i++)
+		f->items[i].f = f;
+	if (!f->host_uuid) {
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void flight_queue(struct daemon *d, struct flight *f)
+{
+	bool idle = list_empty(&d->flights);
+
+	f->id = ++d->next_flight;
+	list_add_tail(&f->link, &d->flights);
+	if (idle)
+		flight_start(f);
+}
+
+static struct flight *flight_find(struct daemon *d, const char *key)
+{
+	struct list_head *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->flights) {
+		struct flight *f = list_entry(pos, struct flight, link);
+
+		if (!strcmp(f->key, key))
+			return f;
+	}
+	return NULL;
+}
+
+static int add_waiter(struct flight *f, struct ctl_conn *c, json_t *id,
+		      bool joined)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->conn_id = c->id;
+	w->id = json_incref(id);
+	w->joined = joined;
+	w->next = f->waiters;
+	f->waiters = w;
+	return 0;
+}
+
+/*
+ * The flight key: host, teardown or setup, reconnect, and the storages with
+ * every parameter (defaults applied), as canonical JSON.
+ */
+static char *flight_key(struct flight *f)
+{
+	json_t *list = json_array(), *key;
+	char *s;
+
+	for (unsigned int i = 0; i < f->n; i++)
+		json_array_append_new(list,
+				      f->teardown ?
+					      json_string(f->items[i].p.uuid) :
+					      storage_params_json(&f->items[i].p));
+	key = json_pack("{s:s,s:b,s:b,s:o}", "host", f->host_uuid, "teardown",
+			f->teardown, "reconnect", f->reconnect, "storages",
+			list);
+	s = key ? json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(key);
+	return s;
+}
+
+/* Queues @f, or joins the caller to an identical flight; frees @f then. */
+static json_t *submit(struct daemon *d, struct ctl_conn *c, json_t *id,
+		      struct flight *f)
+{
+	struct flight *same;
+
+	f->key = flight_key(f);
+	if (!f->key) {
+		flight_free(f);
+		return proto_error(PROTO_GENERIC_ERROR, id, "out of memory");
+	}
+	same = flight_find(d, f->key);
+	if (same) {
+		flight_free(f);
+		if (add_waiter(same, c, id, true))
+			return proto_error(PROTO_GENERIC_ERROR, id,
+					   "out of memory");
+		return NULL;
+	}
+	if (add_waiter(f, c, id, false)) {
+		flight_free(f);
+		return proto_error(PROTO_GENERIC_ERROR, id, "out of memory");
+	}
+	flight_queue(d, f);
+	return NULL;
+}
+
+/* --- the commands ---------------------------------------------------- */
+
+static int parse_host(json_t *args, const char **host, struct args_err *e)
+{
+	int ret = args_string(args, "", "host_uuid", true, host, e);
+
+	if (!ret && !storage_uuid_valid(*host))
+		ret = args_fail(e, NULL, "host_uuid",
+				"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
+				STORAGE_UUID_MAX);
 	return ret;
+}
+
+static int check_duplicates(struct flight *f, struct args_err *e)
+{
+	for (unsigned int i = 0; i < f->n; i++)
+		for (unsigned int j = 0; j < i; j++)
+			if (!strcmp(f->items[i].p.uuid, f->items[j].p.uuid))
+				return args_fail(e, NULL, "storages",
+						 "[%u] and [%u] are both %s", j,
+						 i, f->items[i].p.uuid);
+	return 0;
 }
 
 json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 		  struct proto_request *req)
 {
-	struct setup_job *job;
+	static const char *const keys[] = { "host_uuid", "reconnect",
+					    "no_status_check", "timeout_ms",
+					    "storages", NULL };
+	json_t *args = req->arguments, *list, *st;
+	bool reconnect = false, no_check = false;
+	uint64_t timeout = SETUP_DEFAULT_DEADLINE_MS;
+	const char *host = NULL;
+	struct flight *f = NULL;
 	struct args_err e;
-	json_t *list, *st;
 	size_t i, n;
 
-	if (args_only(req->arguments, "", setup_keys, &e))
+	if (args_only(args, "", keys, &e) || parse_host(args, &host, &e) ||
+	    args_bool(args, "", "reconnect", &reconnect, &e) ||
+	    args_bool(args, "", "no_status_check", &no_check, &e) ||
+	    args_uint(args, "", "timeout_ms", false, SETUP_MIN_DEADLINE_MS,
+		      SETUP_MAX_DEADLINE_MS, &timeout, &e))
 		goto invalid;
-	list = json_object_get(req->arguments, "storages");
+	list = json_object_get(args, "storages");
 	n = json_array_size(list);
-	if (!json_is_array(list) || !n || n > STORAGE_MAX) {
-		args_fail(&e, "", "storages",
-			  "must be an array of 1 to %d storages", STORAGE_MAX);
+	if (!json_is_array(list) || !n || n > STORAGES_PER_HOST_MAX) {
+		args_fail(&e, NULL, "storages",
+			  "must be a list of 1 to %d storages",
+			  STORAGES_PER_HOST_MAX);
 		goto invalid;
 	}
-	job = calloc(1, sizeof(*job) + n * sizeof(job->items[0]));
-	if (!job)
+	f = flight_new(d, n, host, reconnect, timeout);
+	if (!f)
 		return proto_error(PROTO_GENERIC_ERROR, req->id,
 				   "out of memory");
-	job->d = d;
-	job->conn_id = c->id;
-	job->args = json_incref(req->arguments);
-	job->id = json_incref(req->id);
-	job->n = n;
-	if (args_string(req->arguments, "", "host_uuid", true, &job->host_uuid,
-			&e))
-		goto invalid_job;
-	json_array_foreach(list, i, st) {
-		if (parse_item(st, i, &job->items[i], &e))
-			goto invalid_job;
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(job->items[j].uuid, job->items[i].uuid)) {
-				args_fail(&e, "storages", "uuid",
-					  "storages[%zu] and storages[%zu] are both %s",
-					  j, i, job->items[i].uuid);
-				goto invalid_job;
-			}
+	json_array_foreach(list, i, st)
+		if (storage_params_parse(st, i, &f->items[i].p, &e))
+			goto invalid;
+	if (check_duplicates(f, &e))
+		goto invalid;
+	/* Checked per request: a bypass never outlives its request. */
+	if (!no_check && d->host_state != HOST_CONNECTED) {
+		flight_free(f);
+		return proto_error(PROTO_HOST_NOT_CONNECTED, req->id,
+				   "host state is %s; setup needs connected, or no_status_check for this request",
+				   host_state_name(d->host_state));
 	}
+	return submit(d, c, req->id, f);
 
-	job->step_deadline.tv_sec = SETUP_STEP_DEADLINE_MS / 1000;
-	job->step_deadline.tv_nsec = (SETUP_STEP_DEADLINE_MS % 1000) * 1000000;
-	job->pending = n;
-	for (i = 0; i < n; i++) {
-		struct setup_item *it = &job->items[i];
-		struct io_uring_sqe *sqe;
-
-		it->job = job;
-		it->op.cb = item_done;
-		sqe = loop_sqe(&d->loop, &it->op);
-		io_uring_prep_statx(sqe, AT_FDCWD, it->target, 0,
-				    STATX_TYPE | STATX_MODE, &it->stx);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = loop_sqe(&d->loop, NULL);
-		io_uring_prep_link_timeout(sqe, &job->step_deadline, 0);
-	}
-	return NULL;
-
-invalid_job:
-	job_free(job);
 invalid:
+	if (f)
+		flight_free(f);
 	return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s", e.msg);
+}
+
+json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
+		     struct proto_request *req)
+{
+	static const char *const keys[] = { "host_uuid", "storages", NULL };
+	json_t *args = req->arguments, *list, *v;
+	const char *host = NULL;
+	struct flight *f = NULL;
+	struct storage *s;
+	struct args_err e;
+	unsigned int k;
+	size_t i, n;
+
+	if (args_only(args, "", keys, &e) || parse_host(args, &host, &e))
+		goto invalid;
+	list = json_object_get(args, "storages");
+	if (list && (!json_is_array(list) || !json_array_size(list) ||
+		     json_array_size(list) > STORAGES_PER_HOST_MAX)) {
+		args_fail(&e, NULL, "storages",
+			  "must be a list of 1 to %d storage uuids (or absent for all of the host's)",
+			  STORAGES_PER_HOST_MAX);
+		goto invalid;
+	}
+	n = list ? json_array_size(list) :
+		   storage_host_count(&d->storages, host);
+	f = flight_new(d, n, host, false, SETUP_DEFAULT_DEADLINE_MS);
+	if (!f)
+		return proto_error(PROTO_GENERIC_ERROR, req->id,
+				   "out of memory");
+	f->teardown = true;
+	if (list) {
+		json_array_foreach(list, i, v) {
+			const char *u = json_string_value(v);
+
+			if (!u || !storage_uuid_valid(u)) {
+				args_fail(&e, NULL, "storages",
+					  "[%zu] must be a storage uuid", i);
+				goto invalid;
+			}
+			f->items[i].p.uuid = strdup(u);
+		}
+	} else {
+		i = 0;
+		storage_for_each(&d->storages, k, s)
+			if (!strcmp(s->host_uuid, host))
+				f->items[i++].p.uuid = strdup(s->p.uuid);
+	}
+	for (i = 0; i < n; i++)
+		if (!f->items[i].p.uuid) {
+			flight_free(f);
+			return proto_error(PROTO_GENERIC_ERROR, req->id,
+					   "out of memory");
+		}
+	if (check_duplicates(f, &e))
+		goto invalid;
+	return submit(d, c, req->id, f);
+
+invalid:
+	if (f)
+		flight_free(f);
+	return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s", e.msg);
+}
+
+/*
+ * Start-up: the storages of the state file, grouped by host and reconnect
+ * flag, each group one best-effort flight that replies to nobody.
+ */
+void setup_rearm(struct daemon *d, json_t *list)
+{
+	json_t *entry;
+	size_t i;
+
+	json_array_foreach(list, i, entry) {
+		const char *host = json_string_value(
+			json_object_get(entry, "host_uuid"));
+		bool reconnect = json_is_true(json_object_get(entry,
+							      "reconnect"));
+		struct args_err e;
+		struct flight *f;
+
+		if (!host || !storage_uuid_valid(host)) {
+			pr_err("state: storages[%zu]: bad host_uuid; left out",
+			       i);
+			continue;
+		}
+		f = flight_new(d, 1, host, reconnect,
+			       SETUP_DEFAULT_DEADLINE_MS);
+		if (!f)
+			continue;
+		f->rearm = true;
+		if (storage_params_parse(json_object_get(entry, "params"), i,
+					 &f->items[0].p, &e)) {
+			pr_err("state: %s; left out", e.msg);
+			flight_free(f);
+			continue;
+		}
+		f->key = flight_key(f);
+		if (!f->key) {
+			flight_free(f);
+			continue;
+		}
+		flight_queue(d, f);
+	}
+	if (list_empty(&d->flights))
+		daemon_started(d);
 }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* query-status: what the daemon holds, for people and programs. */
+/* query-status and query-storage: what the daemon holds. */
 #include <stdio.h>
 #include <sys/sysmacros.h>
 
 #include "args.h"
 #include "commands.h"
+#include "timeline.h"
 
 /* The block evidence the BPF tracker holds for the storage's device. */
 static json_t *io_json(struct daemon *d, const struct storage *s)
@@ -23,39 +24,76 @@ static json_t *io_json(struct daemon *d, const struct storage *s)
 			 (json_int_t)st.bytes, "last_error", st.last_error);
 }
 
+/* Every figure of the contract, from timeline.h, as peers compute it. */
+static json_t *timeline_json(const struct storage *s)
+{
+	const struct storage_params *p = &s->p;
+
+	return json_pack("{s:I,s:I,s:I,s:I}", "late_ms",
+			 (json_int_t)timeline_late_ms(p), "fence_ms",
+			 (json_int_t)timeline_timeout_ms(p), "escalate_ms",
+			 (json_int_t)timeline_escalate_ms(p),
+			 "fence_deadline_ms",
+			 (json_int_t)timeline_fence_deadline_ms(
+				 p, TL_WATCHDOG_DEFAULT_MS));
+}
+
 static json_t *storage_json(struct daemon *d, const struct storage *s)
 {
-	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:b,s:I,s:o}", "uuid", s->uuid,
-			 "host_uuid", s->host_uuid, "type",
-			 storage_type_name(s->type), "target", s->target,
-			 "index", s->idx, "reconnect", s->reconnect,
-			 "armed_at", (json_int_t)s->armed_real_s, "io",
-			 io_json(d, s));
+	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:o}",
+			 "uuid", s->p.uuid, "host_uuid", s->host_uuid, "state",
+			 "armed", "index", s->idx, "reconnect", s->reconnect,
+			 "flight", (json_int_t)s->flight, "armed_at",
+			 (json_int_t)s->armed_real_s, "updated_at",
+			 (json_int_t)s->updated_real_s, "params",
+			 storage_params_json(&s->p), "timeline",
+			 timeline_json(s), "io", io_json(d, s));
 }
 
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req)
 {
 	static const char *const none[] = { NULL };
-	json_t *list = json_array();
+	json_t *list;
 	struct args_err e;
 	struct storage *s;
 	unsigned int i;
 
-	if (args_only(req->arguments, "", none, &e)) {
-		json_decref(list);
+	if (args_only(req->arguments, "", none, &e))
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
-	}
+	list = json_array();
 	storage_for_each(&d->storages, i, s)
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
-		json_pack("{s:I,s:I,s:{s:b,s:s?},s:I,s:o}", "uptime_ms",
+		json_pack("{s:s,s:I,s:I,s:{s:b,s:s?},s:I,s:I,s:o}",
+			  "host_state", host_state_name(d->host_state),
+			  "uptime_ms",
 			  (json_int_t)(loop_now_ms() - d->start_mono_ms),
-			  "requests", (json_int_t)d->requests, "bpf",
-			  "active", d->tracker.active, "pin_dir",
+			  "requests", (json_int_t)d->requests, "bpf", "active",
+			  d->tracker.active, "pin_dir",
 			  d->tracker.active ? d->tracker.pin_dir : NULL,
-			  "connections", (json_int_t)d->ctl.nconns,
+			  "connections", (json_int_t)d->ctl.nconns, "last_seq",
+			  (json_int_t)journal_last_seq(&d->journal),
 			  "storages", list),
 		req->id);
+}
+
+json_t *cmd_query_storage(struct daemon *d, struct ctl_conn *c,
+			  struct proto_request *req)
+{
+	static const char *const keys[] = { "uuid", NULL };
+	const char *uuid = NULL;
+	struct args_err e;
+	struct storage *s;
+
+	if (args_only(req->arguments, "", keys, &e) ||
+	    args_string(req->arguments, "", "uuid", true, &uuid, &e))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
+				   e.msg);
+	s = storage_find(&d->storages, uuid);
+	if (!s)
+		return proto_error(PROTO_NOT_FOUND, req->id,
+				   "uuid: no storage %s is armed", uuid);
+	return proto_return(storage_json(d, s), req->id);
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storage.h"
 
@@ -10,21 +12,30 @@ static const char *const type_names[] = {
 	[STORAGE_BLOCK] = "block",
 };
 
+static const char *const strategy_names[] = {
+	[FENCE_FORCE] = "force",
+	[FENCE_KILL_ONLY] = "kill-only",
+	[FENCE_PERMISSIVE] = "permissive",
+};
+
 const char *storage_type_name(enum storage_type type)
 {
 	return type_names[type];
 }
 
-int storage_type_parse(const char *name, enum storage_type *type)
+const char *fence_strategy_name(enum fence_strategy s)
 {
-	for (unsigned int i = 0; i < sizeof(type_names) / sizeof(*type_names);
-	     i++) {
-		if (!strcmp(name, type_names[i])) {
-			*type = i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	return strategy_names[s];
+}
+
+bool storage_uuid_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > STORAGE_UUID_MAX || s[0] == '.')
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789._:-") == n;
 }
 
 struct storage *storage_find(struct storage_table *t, const char *uuid)
@@ -33,7 +44,7 @@ struct storage *storage_find(struct storage_table *t, const char *uuid)
 	unsigned int i;
 
 	storage_for_each(t, i, s)
-		if (!strcmp(s->uuid, uuid))
+		if (!strcmp(s->p.uuid, uuid))
 			return s;
 	return NULL;
 }
@@ -71,12 +82,26 @@ unsigned int storage_dev_users(struct storage_table *t,
 	return n;
 }
 
+unsigned int storage_host_count(struct storage_table *t, const char *host)
+{
+	struct storage *o;
+	unsigned int i, n = 0;
+
+	storage_for_each(t, i, o)
+		if (!strcmp(o->host_uuid, host))
+			n++;
+	return n;
+}
+
 void storage_free(struct storage *s)
 {
 	if (!s)
 		return;
-	free(s->uuid);
+	if (s->target_fd >= 0)
+		close(s->target_fd);
+	if (s->record_fd >= 0)
+		close(s->record_fd);
+	storage_params_free(&s->p);
 	free(s->host_uuid);
-	free(s->target);
 	free(s);
 }

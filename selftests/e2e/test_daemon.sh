@@ -11,6 +11,7 @@ on_exit "rm -rf '$PIN'"
 start_daemon a --pin-dir "$PIN" || { not_ok "daemon starts"; exit 1; }
 ok "daemon starts and answers"
 S=$SOCK_a
+ctl_sock "$S" raw '{"execute":"set-host-state","arguments":{"state":"connected"}}' >/dev/null
 
 check "socket is mode 0660" [ "$(stat -c %a "$S")" = 660 ]
 
@@ -47,14 +48,14 @@ else
 	check "bpftool and query-status agree ($bcomp >= $comp)" [ "$bcomp" -ge "$comp" ]
 
 	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps2,type=block,target=$T" 2>&1)
-	check "a directory is not a block storage" grep -q 'ArmingFailed.*Block device required' <<<"$out"
+	check "a directory is not a block storage" grep -q 'ArmingFailed: storages\[0\] (ps2): open device .*: Is a directory' <<<"$out"
 fi
 
 mkdir -p "$T/mnt"
 out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs1,type=file,target=$T/mnt")
 check "setup arms a file storage" [ "$out" = "fs1: armed" ]
 out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs9,type=file,target=$T/missing" 2>&1)
-check "missing target refused" grep -q 'storages\[0\].target: .*No such file' <<<"$out"
+check "missing target refused" grep -q 'storages\[0\] (fs9): open target .*No such file' <<<"$out"
 n=$(ctl_sock "$S" --json status | jqr '[.storages[].uuid] | index("fs9")')
 check "a refused setup arms nothing" [ "$n" = null ]
 

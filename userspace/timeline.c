@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "timeline.h"
+
+uint64_t timeline_timeout_ms(const struct storage_params *p)
+{
+	/* Parsing puts interval × attempts here when the caller gave none. */
+	return p->timeout_ms;
+}
+
+uint64_t timeline_late_ms(const struct storage_params *p)
+{
+	return p->interval_ms;
+}
+
+uint64_t timeline_escalate_ms(const struct storage_params *p)
+{
+	return timeline_timeout_ms(p) + p->kill_grace_ms;
+}
+
+uint64_t timeline_fence_deadline_ms(const struct storage_params *p,
+				    uint64_t watchdog_ms)
+{
+	if (p->strategy != FENCE_FORCE)
+		return 0;
+	return timeline_escalate_ms(p) + watchdog_ms;
+}
