@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The daemon's state as a whole: host state, events, the persisted form. */
 #include <errno.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
+#include "commands.h"
+#include "deadlines.h"
 #include "log.h"
+#include "sd_notify.h"
 
 #define STATE_DOC_VERSION 1
 
@@ -46,10 +52,10 @@ json_t *daemon_state_doc(struct daemon *d)
 					"updated_at",
 					(json_int_t)s->updated_real_s, "params",
 					storage_params_json(&s->p)));
-	return json_pack("{s:i,s:s,s:o,s:o}", "version", STATE_DOC_VERSION,
+	return json_pack("{s:i,s:s,s:I,s:o,s:o}", "version", STATE_DOC_VERSION,
 			 "host_state", host_state_name(d->host_state),
-			 "storages", list, "journal",
-			 journal_save(&d->journal));
+			 "next_flight", (json_int_t)d->next_flight, "storages",
+			 list, "journal", journal_save(&d->journal));
 }
 
 void daemon_event(struct daemon *d, const char *name, json_t *data)
@@ -72,4 +78,154 @@ void daemon_event(struct daemon *d, const char *name, json_t *data)
 			ctl_conn_send(c, json_incref(msg));
 	}
 	persist_kick(&d->persist);
+}
+
+static int resolve_group(const char *name, gid_t *gid)
+{
+	struct group *gr;
+
+	*gid = (gid_t)-1;
+	if (!name)
+		return 0;
+	errno = 0;
+	gr = getgrnam(name);
+	if (!gr) {
+		pr_err("socket_group %s: %s", name,
+		       errno ? strerror(errno) : "no such group");
+		return -EINVAL;
+	}
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/*
+ * What a previous run left: the host state, the journal, and the storages,
+ * which are re-armed before the socket opens, so no request ever sees a
+ * daemon that has forgotten what it guarded.
+ */
+static int load_state(struct daemon *d)
+{
+	json_t *doc, *storages;
+	const char *hs;
+	char err[256];
+	int ret = persist_load(&d->persist, &doc);
+
+	if (ret || !doc) {
+		setup_rearm(d, NULL);
+		return 0;
+	}
+	hs = json_string_value(json_object_get(doc, "host_state"));
+	if (hs && host_state_parse(hs, &d->host_state))
+		pr_warn("state: unknown host_state '%s'; using connecting", hs);
+	if (json_object_get(doc, "journal") &&
+	    journal_load(&d->journal, json_object_get(doc, "journal"), err,
+			 sizeof(err)))
+		pr_err("state: journal: %s; starting a new one", err);
+	/* Flight ids stay unique across restarts, like event numbers. */
+	d->next_flight = json_integer_value(json_object_get(doc, "next_flight"));
+	storages = json_object_get(doc, "storages");
+	pr_info("state: re-arming %zu storages", json_array_size(storages));
+	d->starting = true;
+	setup_rearm(d, storages);
+	json_decref(doc);
+	return 0;
+}
+
+void daemon_started(struct daemon *d)
+{
+	int ret;
+
+	if (!d->starting && d->ctl.fd >= 0)
+		return;
+	d->starting = false;
+	ret = ctl_server_open(&d->ctl, &d->loop, d->cfg.socket_path,
+			      d->socket_gid, d->cfg.max_connections,
+			      proto_greeting(commands_capabilities()),
+			      commands_dispatch, d);
+	if (ret) {
+		d->exit_code = ret;
+		loop_stop(&d->loop);
+		return;
+	}
+	pr_info("ready on %s (state %s, %u storages armed)",
+		d->cfg.socket_path, d->cfg.state_dir, d->storages.count);
+	sd_notify_send("READY=1");
+	if (d->ready_fd >= 0) {
+		if (write(d->ready_fd, "r", 1) != 1)
+			pr_warn("cannot tell the parent we are ready");
+		close(d->ready_fd);
+		d->ready_fd = -1;
+	}
+}
+
+static void free_storages(struct daemon *d)
+{
+	struct storage *s;
+	unsigned int i;
+
+	storage_for_each(&d->storages, i, s) {
+		storage_remove(&d->storages, s);
+		storage_free(s);
+	}
+}
+
+int daemon_open(struct daemon *d, int ready_fd)
+{
+	int ret;
+
+	d->start_mono_ms = loop_now_ms();
+	d->sigfd = -1;
+	d->ready_fd = ready_fd;
+	d->ctl.fd = -1;
+	d->host_state = HOST_CONNECTING;
+	list_init(&d->flights);
+	list_init(&d->ctl.conns);
+	journal_init(&d->journal);
+	ret = resolve_group(d->cfg.socket_group, &d->socket_gid);
+	if (!ret)
+		ret = resolve_group(d->cfg.control_group, &d->control_gid);
+	if (ret)
+		goto out_cfg;
+	if (mkdir(d->cfg.state_dir, 0700) && errno != EEXIST) {
+		ret = -errno;
+		pr_err("state dir %s: %s", d->cfg.state_dir, strerror(errno));
+		goto out_cfg;
+	}
+	ret = loop_init(&d->loop, DAEMON_LOOP_ENTRIES);
+	if (ret)
+		goto out_cfg;
+	if (d->cfg.no_bpf)
+		pr_info("BPF tracker off (--no-bpf): no block I/O evidence");
+	else
+		tracker_open(&d->tracker, d->cfg.pin_dir);
+	ret = persist_open(&d->persist, d, d->cfg.state_dir);
+	if (ret)
+		goto out_tracker;
+	load_state(d);
+	return 0;
+
+out_tracker:
+	tracker_close(&d->tracker, true);
+	loop_exit(&d->loop);
+out_cfg:
+	journal_free(&d->journal);
+	config_free(&d->cfg);
+	return ret;
+}
+
+void daemon_close(struct daemon *d)
+{
+	loop_quiesce(&d->loop, SHUTDOWN_QUIESCE_MS);
+	/* Ends the flights waiting on a write; queued ones then fail. */
+	persist_close(&d->persist);
+	ctl_server_close(&d->ctl);
+	tracker_close(&d->tracker, true);
+	free_storages(d);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	loop_exit(&d->loop);
+	journal_free(&d->journal);
+	config_free(&d->cfg);
+	if (d->ready_fd >= 0)
+		close(d->ready_fd);
 }

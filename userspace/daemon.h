@@ -43,6 +43,18 @@ struct daemon {
 	int exit_code;
 };
 
+/* SQ entries: enough for every connection's recv and send at once. */
+#define DAEMON_LOOP_ENTRIES 1024
+
+/*
+ * Everything but the signals and the systemd watchdog, which belong to
+ * the process: the loop, the tracker, the state, re-arming from it (the
+ * socket opens when that is done). On failure @d is released.
+ */
+int daemon_open(struct daemon *d, int ready_fd);
+/* Cancels what is in flight and releases everything. */
+void daemon_close(struct daemon *d);
+
 const char *host_state_name(enum host_state s);
 int host_state_parse(const char *name, enum host_state *s);
 

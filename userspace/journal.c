@@ -14,17 +14,17 @@ void journal_init(struct journal *j)
 	j->next_seq = 1;
 }
 
-void journal_free(struct journal *j)
-{
-	for (unsigned int i = 0; i < j->count; i++)
-		json_decref(j->ring[(j->head + i) % JOURNAL_MAX]);
-	/* Leaves an empty journal behind, so a second free is harmless. */
-	journal_init(j);
-}
-
 static json_t *at(const struct journal *j, unsigned int i)
 {
 	return j->ring[(j->head + i) % JOURNAL_MAX];
+}
+
+void journal_free(struct journal *j)
+{
+	for (unsigned int i = 0; i < j->count; i++)
+		json_decref(at(j, i));
+	/* Leaves an empty journal behind, so a second free is harmless. */
+	journal_init(j);
 }
 
 /* Only messages built by journal_add() or checked by journal_load() get in. */

@@ -123,6 +123,15 @@ static void stage_done(struct timed_op *t, int res)
 	stage_next(p);
 }
 
+/* The last stage's deadline ticket is back: a queued write may start. */
+static void stage_idle(struct timed_op *t)
+{
+	struct persister *p = container_of(t, struct persister, op);
+
+	if ((p->pending || p->wanted) && !p->d->loop.stopping)
+		write_start(p);
+}
+
 static void stage_late(struct timed_op *t, int res)
 {
 	struct persister *p = container_of(t, struct persister, op);
@@ -182,6 +191,7 @@ int persist_open(struct persister *p, struct daemon *d, const char *state_dir)
 	p->d = d;
 	p->tmpfd = -1;
 	timed_op_init(&p->op, stage_done, stage_late);
+	p->op.idle = stage_idle;
 	p->dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dirfd < 0) {
 		pr_err("state dir %s: %s", state_dir, strerror(errno));

@@ -298,6 +298,7 @@ static int commit_item(struct daemon *d, struct item *it)
 }
 
 static void persisted(void *ctx, int err);
+static void journal_events(struct flight *f);
 
 static void commit(struct flight *f)
 {
@@ -322,7 +323,7 @@ static void commit(struct flight *f)
 	}
 	/* What was loaded from the state file is already on disk. */
 	if (f->rearm) {
-		flight_finish(f);
+		journal_events(f);
 		return;
 	}
 	ret = persist_request(&d->persist, persisted, f);
@@ -339,6 +340,50 @@ static json_t *event_data(struct flight *f, struct item *it)
 			 "flight", (json_int_t)f->id);
 }
 
+static void journalled(void *ctx, int err)
+{
+	struct flight *f = ctx;
+
+	/* The storages are armed and on disk; only the journal lags. */
+	if (err)
+		pr_err("flight %llu: events not persisted: %s",
+		       (unsigned long long)f->id, strerror(-err));
+	flight_finish(f);
+}
+
+/*
+ * Events tell facts, so they are journalled once the change is on disk,
+ * and the reply waits until they are on disk too: an agent that was
+ * away finds every one of them in query-events.
+ */
+static void journal_events(struct flight *f)
+{
+	static const char *const events[] = {
+		[PLAN_ARM] = "ARMED",
+		[PLAN_UPDATE] = "UPDATED",
+		[PLAN_DISARM] = "DISARMED",
+	};
+	struct daemon *d = f->d;
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < f->n; i++) {
+		struct item *it = &f->items[i];
+		const char *name = NULL;
+
+		if (it->plan == PLAN_ARM || it->plan == PLAN_UPDATE ||
+		    it->plan == PLAN_DISARM)
+			name = f->rearm ? "REARMED" : events[it->plan];
+		else if (it->plan == PLAN_FAILED)
+			name = "REARM_FAILED";
+		if (name) {
+			daemon_event(d, name, event_data(f, it));
+			n++;
+		}
+	}
+	if (!n || persist_request(&d->persist, journalled, f))
+		flight_finish(f);
+}
+
 static void persisted(void *ctx, int err)
 {
 	struct flight *f = ctx;
@@ -348,8 +393,10 @@ static void persisted(void *ctx, int err)
 			    "persisting the state: %s; rolled back",
 			    strerror(-err));
 		undo(f);
+		flight_finish(f);
+		return;
 	}
-	flight_finish(f);
+	journal_events(f);
 }
 
 /* --- the end of a flight --------------------------------------------- */
@@ -413,23 +460,9 @@ static void flight_finish(struct flight *f)
 	if (ok) {
 		for (unsigned int i = 0; i < f->n; i++) {
 			struct item *it = &f->items[i];
-			static const char *const events[] = {
-				[PLAN_ARM] = "ARMED",
-				[PLAN_UPDATE] = "UPDATED",
-				[PLAN_DISARM] = "DISARMED",
-			};
 
 			if (it->plan == PLAN_UPDATE || it->plan == PLAN_DISARM)
 				storage_free(it->prev);
-			if (it->plan == PLAN_ARM || it->plan == PLAN_UPDATE ||
-			    it->plan == PLAN_DISARM)
-				daemon_event(d,
-					     f->rearm ? "REARMED" :
-							events[it->plan],
-					     event_data(f, it));
-			else if (it->plan == PLAN_FAILED)
-				daemon_event(d, "REARM_FAILED",
-					     event_data(f, it));
 		}
 	} else {
 		pr_warn("flight %llu (%s %s): %s",
