@@ -119,8 +119,16 @@ static int load_state(struct daemon *d)
 		pr_warn("state: unknown host_state '%s'; using connecting", hs);
 	if (json_object_get(doc, "journal") &&
 	    journal_load(&d->journal, json_object_get(doc, "journal"), err,
-			 sizeof(err)))
-		pr_err("state: journal: %s; starting a new one", err);
+			 sizeof(err))) {
+		json_t *next = json_object_get(json_object_get(doc, "journal"),
+					       "next_seq");
+
+		/* Numbers must still only grow: keep counting from there. */
+		if (json_integer_value(next) > 0)
+			d->journal.next_seq = json_integer_value(next);
+		pr_err("state: journal: %s; its events are lost, numbering goes on at %llu",
+		       err, (unsigned long long)d->journal.next_seq);
+	}
 	/* Flight ids stay unique across restarts, like event numbers. */
 	d->next_flight = json_integer_value(json_object_get(doc, "next_flight"));
 	storages = json_object_get(doc, "storages");

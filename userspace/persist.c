@@ -258,6 +258,11 @@ int persist_load(struct persister *p, json_t **doc)
 	}
 	ret = state_decode(buf, n, doc, err, sizeof(err));
 	free(buf);
+	/* Out of memory says nothing about the file: keep it. */
+	if (ret == -ENOMEM) {
+		pr_err("state: out of memory reading %s", PERSIST_FILE);
+		return ret;
+	}
 	if (ret) {
 		set_aside(p, err);
 		return -EINVAL;
