@@ -149,6 +149,12 @@ static void arm_next(struct arm_op *a)
 			.resolve = RESOLVE_NO_MAGICLINKS,
 		};
 		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
+		/*
+		 * io_uring's inline try opens with O_NONBLOCK, which means
+		 * something else to some devices (no media, FIFO): always
+		 * open them with the plain blocking semantics, in io-wq.
+		 */
+		sqe->flags |= IOSQE_ASYNC;
 		break;
 	case BLOCK_STATX:
 		io_uring_prep_statx(sqe, s->record_fd, "", AT_EMPTY_PATH,

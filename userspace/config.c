@@ -42,17 +42,21 @@ static void usage(FILE *out)
 		"Options (the config file takes the same names, without the\n"
 		"dashes and with '_' for '-', in its [daemon] section; the\n"
 		"command line wins over the file):\n"
-		"  -c, --config FILE         config file (default " IOFENCE_DEFAULT_CONFIG ";\n"
+		"  -c, --config FILE         config file (default " IOFENCE_DEFAULT_CONFIG
+		";\n"
 		"                            a missing default file is not an error)\n"
 		"  -s, --socket PATH         control socket, mode 0660\n"
-		"                            (default " IOFENCE_DEFAULT_SOCKET ")\n"
+		"                            (default " IOFENCE_DEFAULT_SOCKET
+		")\n"
 		"      --socket-group GROUP  owning group of the socket: its members may\n"
 		"                            connect and query (default: root only)\n"
 		"      --control-group GROUP members may also change state (setup,\n"
 		"                            teardown, set-host-state); default: root only\n"
-		"  -d, --state-dir DIR       persisted state (default " IOFENCE_DEFAULT_STATE_DIR ")\n"
+		"  -d, --state-dir DIR       persisted state (default " IOFENCE_DEFAULT_STATE_DIR
+		")\n"
 		"  -p, --pin-dir DIR         bpffs folder for maps and links\n"
-		"                            (default " IOFENCE_DEFAULT_PIN_DIR ")\n"
+		"                            (default " IOFENCE_DEFAULT_PIN_DIR
+		")\n"
 		"  -f, --foreground          stay in the foreground (use under systemd);\n"
 		"                            otherwise detach once the socket is ready\n"
 		"      --no-bpf              run without the kernel tracker\n"
@@ -140,7 +144,7 @@ struct ini_ctx {
 };
 
 static int config_ini_entry(void *user, const char *section, const char *name,
-		       const char *value)
+			    const char *value)
 {
 	struct ini_ctx *ctx = user;
 	char where[PATH_MAX + 32];
@@ -206,6 +210,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	/* Pass 1: only --config, --help and --version, and bad options. */
 	opterr = 1;
+	optind = 0; /* glibc: a full restart, for a second argv */
 	while ((c = getopt_long(argc, argv, "c:s:d:p:fvhV", long_options,
 				NULL)) != -1) {
 		switch (c) {
@@ -236,7 +241,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 		return ret;
 
 	/* Pass 2: the command line over the file. */
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "c:s:d:p:fvhV", long_options,
 				NULL)) != -1) {
 		const char *val = optarg;

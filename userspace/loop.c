@@ -84,6 +84,22 @@ int loop_run(struct loop *l)
 	return 0;
 }
 
+int loop_run_once(struct loop *l, unsigned int max_ms)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = max_ms / 1000,
+		.tv_nsec = (max_ms % 1000) * 1000000,
+	};
+	struct io_uring_cqe *cqe;
+	int ret =
+		io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+
+	if (submit_error(ret))
+		return ret;
+	dispatch_cqes(l);
+	return 0;
+}
+
 void loop_quiesce(struct loop *l, unsigned int max_ms)
 {
 	uint64_t deadline = loop_now_ms() + max_ms;
@@ -93,8 +109,8 @@ void loop_quiesce(struct loop *l, unsigned int max_ms)
 
 	l->stopping = true;
 	sqe = loop_sqe(l, NULL);
-	io_uring_prep_cancel64(sqe, 0,
-			       IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
+	io_uring_prep_cancel64(
+		sqe, 0, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
 	while (l->inflight && loop_now_ms() < deadline) {
 		if (submit_error(io_uring_submit_and_wait_timeout(
 			    &l->ring, &cqe, 1, &ts, NULL)))

@@ -27,7 +27,7 @@ struct loop {
 };
 
 #define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+	((type *)((char *)(ptr)-offsetof(type, member)))
 
 int loop_init(struct loop *l, unsigned int entries);
 void loop_exit(struct loop *l);
@@ -42,6 +42,8 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 /* Runs until loop_stop(); returns 0, or a negative errno from io_uring. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* One round: waits up to @max_ms for a completion and runs what came. */
+int loop_run_once(struct loop *l, unsigned int max_ms);
 /*
  * After loop_stop(): cancels every op in flight and runs their callbacks
  * until none is left or @max_ms passed, so owners can free what the

@@ -11,16 +11,16 @@ struct ticket {
 	struct __kernel_timespec ts;
 };
 
-static void report(struct timed_op *t, int res)
-{
-	t->reported = true;
-	t->done(t, res);
-}
-
 static void settle(struct timed_op *t)
 {
 	if (t->reported && t->idle && timed_op_idle(t))
 		t->idle(t);
+}
+
+static void report(struct timed_op *t, int res)
+{
+	t->reported = true;
+	t->done(t, res);
 }
 
 static void io_done(struct loop_op *op, int res, unsigned int flags)
@@ -28,8 +28,15 @@ static void io_done(struct loop_op *op, int res, unsigned int flags)
 	struct timed_op *t = container_of(op, struct timed_op, io);
 
 	if (!t->reported) {
-		/* Cancelled by its own link timeout: the deadline passed. */
-		report(t, res == -ECANCELED ? -ETIMEDOUT : res);
+		/* In time: the deadline is no longer needed. */
+		if (t->ticket) {
+			struct io_uring_sqe *sqe = loop_sqe(t->loop, NULL);
+
+			io_uring_prep_timeout_remove(
+				sqe, (__u64)(uintptr_t)&t->ticket->op, 0);
+			t->ticket = NULL;
+		}
+		report(t, res);
 	} else if (t->late && res != -ECANCELED) {
 		t->late(t, res);
 	}
@@ -40,15 +47,18 @@ static void ticket_done(struct loop_op *op, int res, unsigned int flags)
 {
 	struct ticket *k = container_of(op, struct ticket, op);
 	struct timed_op *t = k->t;
-	bool mine = k->gen == t->gen;
+	bool fired = res == -ETIME && k->gen == t->gen && !t->reported;
 
+	if (t->ticket == k)
+		t->ticket = NULL;
 	free(k);
 	t->tickets--;
-	/* -ETIME: it fired. -ECANCELED: the I/O finished in time. */
-	if (mine && res == -ETIME && !t->reported)
+	if (fired) {
+		/* Ask the kernel to give up the I/O; it may not be able to. */
+		io_uring_prep_cancel(loop_sqe(t->loop, NULL), &t->io, 0);
 		report(t, -ETIMEDOUT);
-	else
-		settle(t);
+	}
+	settle(t);
 }
 
 void timed_op_init(struct timed_op *t, timed_op_cb done, timed_op_cb late)
@@ -59,37 +69,26 @@ void timed_op_init(struct timed_op *t, timed_op_cb done, timed_op_cb late)
 
 struct io_uring_sqe *timed_op_sqe(struct loop *l, struct timed_op *t)
 {
-	/* The I/O and its timeout must go in one submission, as a pair. */
-	if (io_uring_sq_space_left(&l->ring) < 2)
-		io_uring_submit(&l->ring);
+	t->loop = l;
 	t->reported = false;
 	t->gen++;
-	t->sqe = loop_sqe(l, &t->io);
-	return t->sqe;
+	return loop_sqe(l, &t->io);
 }
 
 void timed_op_submit(struct loop *l, struct timed_op *t, uint64_t timeout_ms)
 {
 	struct ticket *k = malloc(sizeof(*k));
-	struct io_uring_sqe *sqe;
 
 	if (!k) {
-		/* Never an I/O without a deadline: make it fail at once. */
-		io_uring_prep_nop(t->sqe);
-		io_uring_sqe_set_data(t->sqe, NULL);
-		t->io.busy = false;
-		l->inflight--;
-		t->sqe = NULL;
-		t->reported = true;
-		t->done(t, -ENOMEM);
+		/* Never an I/O without a deadline. */
+		io_uring_prep_cancel(loop_sqe(l, NULL), &t->io, 0);
+		report(t, -ENOMEM);
 		return;
 	}
 	*k = (struct ticket){ .op.cb = ticket_done, .t = t, .gen = t->gen };
 	k->ts.tv_sec = timeout_ms / 1000;
 	k->ts.tv_nsec = (timeout_ms % 1000) * 1000000;
-	t->sqe->flags |= IOSQE_IO_LINK;
-	t->sqe = NULL;
+	t->ticket = k;
 	t->tickets++;
-	sqe = loop_sqe(l, &k->op);
-	io_uring_prep_link_timeout(sqe, &k->ts, 0);
+	io_uring_prep_timeout(loop_sqe(l, &k->op), &k->ts, 0, 0);
 }

@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * One I/O with a deadline: the SQE is linked to an IORING_OP_LINK_TIMEOUT,
- * and the owner hears exactly once, at the first of completion or
- * deadline. A deadline does not wait for the I/O to give up: an op stuck
- * in the kernel (a hung NFS, a D-state write) may complete much later, so
- * the owner must keep the timed_op and what the I/O points to alive while
- * timed_op_idle() is false, and undo what a late result did (close a late
- * fd) in @late.
+ * One I/O with a deadline, and the owner hears exactly once, at the first
+ * of completion or deadline. A deadline does not wait for the I/O to give
+ * up: an op stuck in the kernel (a hung NFS, a D-state write) may complete
+ * much later, so the owner must keep the timed_op and what the I/O points
+ * to alive while timed_op_idle() is false, and undo what a late result did
+ * (close a late fd) in @late.
  *
- * Each link timeout is a ticket of its own, stamped with the step it
- * guards: its completion may come after the next step has started, and
- * must then be told apart from the next step's.
+ * The deadline is a timeout of its own (a ticket), not a linked one: on
+ * this kernel a linked timeout never fires for a request that blocks in
+ * an io-wq worker, which is exactly the hung case. When the ticket fires
+ * the I/O is cancelled as far as the kernel can; when the I/O completes
+ * first the ticket is removed. A ticket's completion may come after the
+ * next step started, so it is stamped with the step it guards.
  */
 #ifndef IOFENCE_TIMED_OP_H
 #define IOFENCE_TIMED_OP_H
@@ -21,18 +23,20 @@
 #include "loop.h"
 
 struct timed_op;
+struct ticket;
 /* @res is the I/O's result, or -ETIMEDOUT when the deadline came first. */
 typedef void (*timed_op_cb)(struct timed_op *t, int res);
 
 struct timed_op {
 	struct loop_op io;
-	struct io_uring_sqe *sqe;
+	struct loop *loop;
 	timed_op_cb done;
 	timed_op_cb late; /* an I/O result after done() said -ETIMEDOUT */
 	/* After done(): the op holds nothing any more, its owner may free. */
 	void (*idle)(struct timed_op *t);
+	struct ticket *ticket; /* of the current step, while pending */
 	unsigned int gen; /* which step: bumped at each submission */
-	unsigned int tickets; /* link timeouts whose CQE is still to come */
+	unsigned int tickets; /* tickets whose CQE is still to come */
 	bool reported;
 };
 
@@ -40,8 +44,8 @@ void timed_op_init(struct timed_op *t, timed_op_cb done, timed_op_cb late);
 /* An SQE for the I/O; prepare it, then call timed_op_submit(). */
 struct io_uring_sqe *timed_op_sqe(struct loop *l, struct timed_op *t);
 /*
- * Links the deadline. Without memory for its ticket the I/O becomes a
- * no-op and done() hears -ENOMEM: no I/O ever runs without a deadline.
+ * Starts the deadline. Without memory for its ticket the I/O is cancelled
+ * and done() hears -ENOMEM: no I/O ever runs without a deadline.
  */
 void timed_op_submit(struct loop *l, struct timed_op *t, uint64_t timeout_ms);
 static inline bool timed_op_idle(const struct timed_op *t)
