@@ -131,8 +131,9 @@ int args_path(json_t *obj, const char *path, const char *key, bool required,
 
 		if ((n == 0 && c[n]) || (n == 1 && c[0] == '.') ||
 		    (n == 2 && c[0] == '.' && c[1] == '.'))
-			return args_fail(e, path, key,
-					 "must be normalised (no '//', '.' or '..')");
+			return args_fail(
+				e, path, key,
+				"must be normalised (no '//', '.' or '..')");
 		c += n;
 		if (*c == '/')
 			c++;

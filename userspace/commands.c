@@ -16,12 +16,11 @@ static json_t *cmd_query_version(struct daemon *d, struct ctl_conn *c,
 	if (args_only(req->arguments, "", none, &e))
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
-	return proto_return(json_pack("{s:i,s:i,s:i,s:s}", "major",
-				      IOFENCE_VERSION_MAJOR, "minor",
-				      IOFENCE_VERSION_MINOR, "micro",
-				      IOFENCE_VERSION_MICRO, "package",
-				      "iofence"),
-			    req->id);
+	return proto_return(
+		json_pack("{s:i,s:i,s:i,s:s}", "major", IOFENCE_VERSION_MAJOR,
+			  "minor", IOFENCE_VERSION_MINOR, "micro",
+			  IOFENCE_VERSION_MICRO, "package", "iofence"),
+		req->id);
 }
 
 static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
@@ -30,11 +29,10 @@ static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 	json_t *list = json_array();
 
 	for (const struct command *cmd = commands; cmd->name; cmd++)
-		json_array_append_new(list,
-				      json_pack("{s:s,s:b,s:s}", "name",
-						cmd->name, "mutating",
-						cmd->mutating, "summary",
-						cmd->summary));
+		json_array_append_new(list, json_pack("{s:s,s:b,s:s}", "name",
+						      cmd->name, "mutating",
+						      cmd->mutating, "summary",
+						      cmd->summary));
 	return proto_return(json_pack("{s:o}", "commands", list), req->id);
 }
 
@@ -60,22 +58,22 @@ static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
 	if (host_state_parse(name, &next))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id,
-				   "state: must be \"connecting\", \"connected\" or \"disconnected\"");
+		return proto_error(
+			PROTO_INVALID_ARGUMENT, req->id,
+			"state: must be \"connecting\", \"connected\" or \"disconnected\"");
 	d->host_state = next;
 	if (prev != next)
 		daemon_event(d, "HOST_STATE_CHANGED",
 			     json_pack("{s:s,s:s,s:i}", "state", name,
-				       "previous", host_state_name(prev),
-				       "uid", (int)c->cred.uid));
+				       "previous", host_state_name(prev), "uid",
+				       (int)c->cred.uid));
 	return proto_return(json_pack("{s:s,s:s}", "state", name, "previous",
 				      host_state_name(prev)),
 			    req->id);
 }
 
 const struct command commands[] = {
-	{ "query-version", false, cmd_query_version,
-	  "the daemon's version" },
+	{ "query-version", false, cmd_query_version, "the daemon's version" },
 	{ "query-capabilities", false, cmd_query_capabilities,
 	  "what this daemon can do on this machine" },
 	{ "query-commands", false, cmd_query_commands,
@@ -159,10 +157,10 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 				    "execute: unknown command '%s'",
 				    req.execute);
 	else if (cmd->mutating && !may_mutate(d, c))
-		reply = proto_error(PROTO_PERMISSION_DENIED, req.id,
-				    "%s: changes state; only root or the control group may (you are uid %d gid %d)",
-				    cmd->name, (int)c->cred.uid,
-				    (int)c->cred.gid);
+		reply = proto_error(
+			PROTO_PERMISSION_DENIED, req.id,
+			"%s: changes state; only root or the control group may (you are uid %d gid %d)",
+			cmd->name, (int)c->cred.uid, (int)c->cred.gid);
 	else
 		reply = cmd->fn(d, c, &req);
 	if (reply)

@@ -122,8 +122,7 @@ int ctl_conn_send(struct ctl_conn *c, json_t *msg)
 		return -ENOMEM;
 	if (c->out_bytes + len > CTL_MAX_OUTPUT) {
 		pr_warn("connection %llu (pid %d): over %d bytes unread, disconnecting a client that stopped reading",
-			(unsigned long long)c->id, c->cred.pid,
-			CTL_MAX_OUTPUT);
+			(unsigned long long)c->id, c->cred.pid, CTL_MAX_OUTPUT);
 		free(line);
 		ctl_conn_close(c);
 		return -ENOBUFS;
@@ -175,9 +174,12 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned int flags)
 	while (!c->closing && !c->close_when_drained &&
 	       (ret = linebuf_next(&c->in, &line, &len)) != 0) {
 		if (ret < 0) {
-			ctl_conn_send(c, proto_error(PROTO_LIMIT_EXCEEDED, NULL,
-						     "request: line longer than %d bytes; closing the connection",
-						     PROTO_MAX_LINE));
+			ctl_conn_send(
+				c,
+				proto_error(
+					PROTO_LIMIT_EXCEEDED, NULL,
+					"request: line longer than %d bytes; closing the connection",
+					PROTO_MAX_LINE));
 			ctl_conn_close_after_send(c);
 			break;
 		}
@@ -231,8 +233,8 @@ static void conn_new(struct ctl_server *s, int fd)
 	c = calloc(1, sizeof(*c));
 	if (!c || linebuf_init(&c->in, PROTO_MAX_LINE)) {
 		free(c);
-		refuse(fd, proto_error(PROTO_GENERIC_ERROR, NULL,
-				       "out of memory"));
+		refuse(fd,
+		       proto_error(PROTO_GENERIC_ERROR, NULL, "out of memory"));
 		return;
 	}
 	c->srv = s;

@@ -45,31 +45,36 @@ json_t *daemon_state_doc(struct daemon *d)
 
 	storage_for_each(&d->storages, i, s)
 		json_array_append_new(
-			list, json_pack("{s:s,s:b,s:I,s:I,s:I,s:o}", "host_uuid",
-					s->host_uuid, "reconnect", s->reconnect,
-					"flight", (json_int_t)s->flight,
-					"armed_at", (json_int_t)s->armed_real_s,
-					"updated_at",
-					(json_int_t)s->updated_real_s, "params",
-					storage_params_json(&s->p)));
+			list,
+			json_pack("{s:s,s:b,s:I,s:I,s:I,s:o}", "host_uuid",
+				  s->host_uuid, "reconnect", s->reconnect,
+				  "flight", (json_int_t)s->flight, "armed_at",
+				  (json_int_t)s->armed_real_s, "updated_at",
+				  (json_int_t)s->updated_real_s, "params",
+				  storage_params_json(&s->p)));
 	return json_pack("{s:i,s:s,s:I,s:o,s:o}", "version", STATE_DOC_VERSION,
 			 "host_state", host_state_name(d->host_state),
 			 "next_flight", (json_int_t)d->next_flight, "storages",
 			 list, "journal", journal_save(&d->journal));
 }
 
-void daemon_event(struct daemon *d, const char *name, json_t *data)
+json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data)
+{
+	json_t *msg = journal_add(&d->journal, name, data);
+
+	if (!msg)
+		pr_err("event %s: out of memory; not journalled", name);
+	return msg;
+}
+
+void daemon_event_publish(struct daemon *d, json_t *msg)
 {
 	struct list_head *pos, *tmp;
-	json_t *msg = journal_add(&d->journal, name, data);
 	char *text;
 
-	if (!msg) {
-		pr_err("event %s: out of memory; not journalled", name);
-		return;
-	}
 	text = json_dumps(json_object_get(msg, "data"), JSON_COMPACT);
-	pr_info("event %s %s", name, text ? text : "");
+	pr_info("event %s %s", json_string_value(json_object_get(msg, "event")),
+		text ? text : "");
 	free(text);
 	list_for_each_safe(pos, tmp, &d->ctl.conns) {
 		struct ctl_conn *c = list_entry(pos, struct ctl_conn, link);
@@ -77,6 +82,15 @@ void daemon_event(struct daemon *d, const char *name, json_t *data)
 		if (c->subscribed && !c->closing)
 			ctl_conn_send(c, json_incref(msg));
 	}
+}
+
+void daemon_event(struct daemon *d, const char *name, json_t *data)
+{
+	json_t *msg = daemon_event_journal(d, name, data);
+
+	if (!msg)
+		return;
+	daemon_event_publish(d, msg);
 	persist_kick(&d->persist);
 }
 
@@ -130,7 +144,8 @@ static int load_state(struct daemon *d)
 		       err, (unsigned long long)d->journal.next_seq);
 	}
 	/* Flight ids stay unique across restarts, like event numbers. */
-	d->next_flight = json_integer_value(json_object_get(doc, "next_flight"));
+	d->next_flight =
+		json_integer_value(json_object_get(doc, "next_flight"));
 	storages = json_object_get(doc, "storages");
 	pr_info("state: re-arming %zu storages", json_array_size(storages));
 	d->starting = true;
@@ -155,8 +170,8 @@ void daemon_started(struct daemon *d)
 		loop_stop(&d->loop);
 		return;
 	}
-	pr_info("ready on %s (state %s, %u storages armed)",
-		d->cfg.socket_path, d->cfg.state_dir, d->storages.count);
+	pr_info("ready on %s (state %s, %u storages armed)", d->cfg.socket_path,
+		d->cfg.state_dir, d->storages.count);
 	sd_notify_send("READY=1");
 	if (d->ready_fd >= 0) {
 		if (write(d->ready_fd, "r", 1) != 1)

@@ -60,8 +60,15 @@ int host_state_parse(const char *name, enum host_state *s);
 
 /* The whole persisted state as one JSON document (new reference). */
 json_t *daemon_state_doc(struct daemon *d);
-/* Logs, journals and sends to subscribers; persists soon. */
+/* Journals, logs and sends to subscribers; persists soon. */
 void daemon_event(struct daemon *d, const char *name, json_t *data);
+/*
+ * The two halves, for an event that must be in the very write that makes
+ * its fact durable: journal it (borrowed message back, or NULL), then
+ * publish it once the write succeeded, or journal_drop() it if not.
+ */
+json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data);
+void daemon_event_publish(struct daemon *d, json_t *msg);
 
 /* setup.c: one best-effort flight per storage of the state file. */
 void setup_rearm(struct daemon *d, json_t *storages);

@@ -15,16 +15,18 @@ json_t *cmd_subscribe(struct daemon *d, struct ctl_conn *c,
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
 	list_for_each_safe(pos, tmp, &d->ctl.conns)
-		subscribers += list_entry(pos, struct ctl_conn, link)->subscribed;
+		subscribers +=
+			list_entry(pos, struct ctl_conn, link)->subscribed;
 	if (!c->subscribed && subscribers >= CTL_MAX_SUBSCRIBERS)
 		return proto_error(PROTO_LIMIT_EXCEEDED, req->id,
 				   "subscribe: at most %d subscribers at once",
 				   CTL_MAX_SUBSCRIBERS);
 	c->subscribed = true;
 	/* What came before is in the journal: query-events since=seq. */
-	return proto_return(json_pack("{s:I}", "seq",
-				      (json_int_t)journal_last_seq(&d->journal)),
-			    req->id);
+	return proto_return(
+		json_pack("{s:I}", "seq",
+			  (json_int_t)journal_last_seq(&d->journal)),
+		req->id);
 }
 
 json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
@@ -42,8 +44,9 @@ json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
 	list = journal_since(&d->journal, since, &lost);
-	return proto_return(json_pack("{s:o,s:b,s:I}", "events", list, "lost",
-				      lost, "last_seq",
-				      (json_int_t)journal_last_seq(&d->journal)),
-			    req->id);
+	return proto_return(
+		json_pack("{s:o,s:b,s:I}", "events", list, "lost", lost,
+			  "last_seq",
+			  (json_int_t)journal_last_seq(&d->journal)),
+		req->id);
 }

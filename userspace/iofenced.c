@@ -15,7 +15,6 @@
 #include "log.h"
 #include "sd_notify.h"
 
-
 struct watchdog_timer {
 	struct loop_op op;
 	struct __kernel_timespec every;

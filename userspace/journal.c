@@ -56,6 +56,21 @@ json_t *journal_add(struct journal *j, const char *name, json_t *data)
 	return msg;
 }
 
+void journal_drop(struct journal *j, uint64_t seq)
+{
+	unsigned int i, k;
+
+	for (i = 0; i < j->count && seq_of(at(j, i)) != seq; i++)
+		;
+	if (i == j->count)
+		return;
+	json_decref(at(j, i));
+	/* Close the hole: everything after it moves one place back. */
+	for (k = i; k + 1 < j->count; k++)
+		j->ring[(j->head + k) % JOURNAL_MAX] = at(j, k + 1);
+	j->count--;
+}
+
 json_t *journal_since(const struct journal *j, uint64_t since, bool *lost)
 {
 	/* With nothing kept, everything before next_seq has been dropped. */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#define JOURNAL_MAX 256
+#define JOURNAL_MAX 1024
 
 struct journal {
 	json_t *ring[JOURNAL_MAX]; /* full event messages, oldest at head */
@@ -28,6 +28,11 @@ void journal_free(struct journal *j);
  * journal drops it) or NULL on ENOMEM.
  */
 json_t *journal_add(struct journal *j, const char *name, json_t *data);
+/*
+ * Takes back an event whose fact did not come true (a change that could
+ * not be persisted). Its number stays used: numbers never repeat.
+ */
+void journal_drop(struct journal *j, uint64_t seq);
 /*
  * The events with seq > @since, oldest first, as a new array; *@lost is
  * true when some of them were already dropped from the journal.

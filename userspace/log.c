@@ -20,7 +20,7 @@ void log_init(const char *ident, int max_prio)
 void log_msg(int prio, const char *fmt, ...)
 {
 	static const char *const level[] = {
-		"emerg", "alert", "crit", "error",
+		"emerg",   "alert",  "crit", "error",
 		"warning", "notice", "info", "debug",
 	};
 	char line[1024];
@@ -35,5 +35,6 @@ void log_msg(int prio, const char *fmt, ...)
 	if (log_journal)
 		fprintf(stderr, "<%d>%s\n", prio, line);
 	else
-		fprintf(stderr, "%s: %s: %s\n", log_ident, level[prio & 7], line);
+		fprintf(stderr, "%s: %s: %s\n", log_ident, level[prio & 7],
+			line);
 }

@@ -10,7 +10,8 @@
  * the level; elsewhere they read as plain text.
  */
 void log_init(const char *ident, int max_prio);
-void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define pr_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)

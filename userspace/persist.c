@@ -141,7 +141,6 @@ static void stage_late(struct timed_op *t, int res)
 		close(res);
 }
 
-
 static void write_start(struct persister *p)
 {
 	json_t *doc;

@@ -55,8 +55,8 @@ json_t *proto_greeting(json_t *capabilities); /* steals @capabilities */
 json_t *proto_return(json_t *ret, json_t *id); /* steals @ret */
 json_t *proto_error(enum proto_class cls, json_t *id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-json_t *proto_event(const char *name, uint64_t seq, json_t *data,
-		    int64_t sec, int64_t usec); /* steals @data */
+json_t *proto_event(const char *name, uint64_t seq, json_t *data, int64_t sec,
+		    int64_t usec); /* steals @data */
 
 /*
  * Serialises @msg (stolen) as one compact line with its trailing newline,

@@ -43,9 +43,9 @@ enum plan {
 };
 
 static const char *const plan_results[] = {
-	[PLAN_SKIP] = "skipped",     [PLAN_UNCHANGED] = "unchanged",
-	[PLAN_ARM] = "armed",	     [PLAN_UPDATE] = "updated",
-	[PLAN_DISARM] = "disarmed",  [PLAN_ABSENT] = "absent",
+	[PLAN_SKIP] = "skipped",    [PLAN_UNCHANGED] = "unchanged",
+	[PLAN_ARM] = "armed",	    [PLAN_UPDATE] = "updated",
+	[PLAN_DISARM] = "disarmed", [PLAN_ABSENT] = "absent",
 	[PLAN_FAILED] = "failed",
 };
 
@@ -59,6 +59,7 @@ struct item {
 	struct storage *prev; /* UPDATE, DISARM: the one it replaces */
 	bool committed;
 	struct arm_op arm;
+	json_t *event; /* journalled, published once persisted */
 };
 
 struct waiter {
@@ -81,16 +82,18 @@ struct flight {
 	struct waiter *waiters;
 	enum proto_class err_class;
 	char err[512]; /* empty: success */
-	unsigned int n, cur;
+	unsigned int n;
+	unsigned int staging; /* storages still being staged */
+	unsigned int failed; /* the first storage that failed staging */
 	struct item items[];
 };
 
 static void flight_finish(struct flight *f);
 
-static void flight_fail(struct flight *f, enum proto_class cls,
-			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void flight_fail(struct flight *f, enum proto_class cls,
-			const char *fmt, ...)
+static void flight_fail(struct flight *f, enum proto_class cls, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
+static void flight_fail(struct flight *f, enum proto_class cls, const char *fmt,
+			...)
 {
 	va_list ap;
 
@@ -141,7 +144,6 @@ static struct storage *storage_new(struct flight *f, struct item *it)
 	return s;
 }
 
-static void stage_next(struct flight *f);
 static void commit(struct flight *f);
 
 /* Drops what staging opened, newest first. */
@@ -154,6 +156,17 @@ static void unstage(struct flight *f)
 			storage_free(it->staged);
 			it->staged = NULL;
 		}
+	}
+}
+
+/* Every storage of the batch is staged, or failed to be. */
+static void staged_all(struct flight *f)
+{
+	if (f->err[0]) {
+		unstage(f);
+		flight_finish(f);
+	} else {
+		commit(f);
 	}
 }
 
@@ -170,46 +183,51 @@ static void staged_one(struct arm_op *a, int res)
 		storage_free(it->staged);
 		it->staged = NULL;
 		if (f->rearm) {
-			pr_err("re-arm %s: %s %s: %s; left unarmed",
-			       it->p.uuid, a->failed_step, it->p.target, why);
+			pr_err("re-arm %s: %s %s: %s; left unarmed", it->p.uuid,
+			       a->failed_step, it->p.target, why);
 			it->plan = PLAN_FAILED;
-		} else {
-			flight_fail(f,
-				    res == -ETIMEDOUT ? PROTO_TIMEOUT :
-							PROTO_ARMING_FAILED,
-				    "storages[%u] (%s): %s %s: %s; nothing was changed",
-				    i, it->p.uuid, a->failed_step, it->p.target,
-				    why);
-			unstage(f);
-			flight_finish(f);
-			return;
+		} else if (!f->err[0] || i < f->failed) {
+			/* Of several failures, the first storage is named. */
+			f->failed = i;
+			flight_fail(
+				f,
+				res == -ETIMEDOUT ? PROTO_TIMEOUT :
+						    PROTO_ARMING_FAILED,
+				"storages[%u] (%s): %s %s: %s; nothing was changed",
+				i, it->p.uuid, a->failed_step, it->p.target,
+				why);
 		}
 	}
-	f->cur = i + 1;
-	stage_next(f);
+	if (!--f->staging)
+		staged_all(f);
 }
 
-static void stage_next(struct flight *f)
+/*
+ * All storages are staged at once: the batch takes as long as its slowest
+ * storage, not the sum of them. The extra count keeps a step that fails
+ * at once from ending the phase before every storage has started.
+ */
+static void stage(struct flight *f)
 {
-	for (; f->cur < f->n; f->cur++) {
-		struct item *it = &f->items[f->cur];
+	f->staging = 1;
+	for (unsigned int i = 0; i < f->n; i++) {
+		struct item *it = &f->items[i];
 
 		if (it->plan != PLAN_ARM && it->plan != PLAN_UPDATE)
 			continue;
 		it->staged = storage_new(f, it);
 		if (!it->staged) {
 			flight_fail(f, PROTO_GENERIC_ERROR, "out of memory");
-			unstage(f);
-			flight_finish(f);
-			return;
+			break;
 		}
 		if (it->prev)
 			it->staged->armed_real_s = it->prev->armed_real_s;
+		f->staging++;
 		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
 			  staged_one);
-		return;
 	}
-	commit(f);
+	if (!--f->staging)
+		staged_all(f);
 }
 
 /* --- phase 2: commit, and its undo ----------------------------------- */
@@ -321,11 +339,7 @@ static void commit(struct flight *f)
 		flight_finish(f);
 		return;
 	}
-	/* What was loaded from the state file is already on disk. */
-	if (f->rearm) {
-		journal_events(f);
-		return;
-	}
+	journal_events(f);
 	ret = persist_request(&d->persist, persisted, f);
 	if (ret)
 		persisted(f, ret);
@@ -340,21 +354,11 @@ static json_t *event_data(struct flight *f, struct item *it)
 			 "flight", (json_int_t)f->id);
 }
 
-static void journalled(void *ctx, int err)
-{
-	struct flight *f = ctx;
-
-	/* The storages are armed and on disk; only the journal lags. */
-	if (err)
-		pr_err("flight %llu: events not persisted: %s",
-		       (unsigned long long)f->id, strerror(-err));
-	flight_finish(f);
-}
-
 /*
- * Events tell facts, so they are journalled once the change is on disk,
- * and the reply waits until they are on disk too: an agent that was
- * away finds every one of them in query-events.
+ * The batch's events go into the journal before the write that makes the
+ * batch durable, so that write carries them too: once the reply says
+ * "armed", an agent that was away finds every event in query-events.
+ * They reach subscribers only after the write succeeded.
  */
 static void journal_events(struct flight *f)
 {
@@ -363,8 +367,6 @@ static void journal_events(struct flight *f)
 		[PLAN_UPDATE] = "UPDATED",
 		[PLAN_DISARM] = "DISARMED",
 	};
-	struct daemon *d = f->d;
-	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < f->n; i++) {
 		struct item *it = &f->items[i];
@@ -375,28 +377,47 @@ static void journal_events(struct flight *f)
 			name = f->rearm ? "REARMED" : events[it->plan];
 		else if (it->plan == PLAN_FAILED)
 			name = "REARM_FAILED";
-		if (name) {
-			daemon_event(d, name, event_data(f, it));
-			n++;
-		}
+		if (name)
+			it->event = json_incref(daemon_event_journal(
+				f->d, name, event_data(f, it)));
 	}
-	if (!n || persist_request(&d->persist, journalled, f))
-		flight_finish(f);
+}
+
+static void events_end(struct flight *f, bool publish)
+{
+	for (unsigned int i = 0; i < f->n; i++) {
+		json_t *ev = f->items[i].event;
+
+		if (!ev)
+			continue;
+		if (publish)
+			daemon_event_publish(f->d, ev);
+		else
+			journal_drop(
+				&f->d->journal,
+				json_integer_value(json_object_get(ev, "seq")));
+		json_decref(ev);
+		f->items[i].event = NULL;
+	}
 }
 
 static void persisted(void *ctx, int err)
 {
 	struct flight *f = ctx;
 
-	if (err) {
+	if (err && f->rearm) {
+		/* Armed as the state file said; the events stay to be written. */
+		pr_err("flight %llu: events not persisted: %s",
+		       (unsigned long long)f->id, strerror(-err));
+		persist_kick(&f->d->persist);
+	} else if (err) {
 		flight_fail(f, PROTO_ARMING_FAILED,
 			    "persisting the state: %s; rolled back",
 			    strerror(-err));
 		undo(f);
-		flight_finish(f);
-		return;
 	}
-	journal_events(f);
+	events_end(f, !f->err[0]);
+	flight_finish(f);
 }
 
 /* --- the end of a flight --------------------------------------------- */
@@ -407,12 +428,14 @@ static json_t *success(struct flight *f, bool joined)
 
 	for (unsigned int i = 0; i < f->n; i++) {
 		struct item *it = &f->items[i];
-		json_t *r = json_pack("{s:s,s:s}", "uuid", it->p.uuid,
-				      "result", plan_results[it->plan]);
+		json_t *r = json_pack("{s:s,s:s}", "uuid", it->p.uuid, "result",
+				      plan_results[it->plan]);
 
 		if (it->plan == PLAN_SKIP)
-			json_object_set_new(r, "reason",
-					    json_string(it->prev ?
+			json_object_set_new(
+				r, "reason",
+				json_string(
+					it->prev ?
 						"not connected on this host; left armed as it was" :
 						"not connected on this host"));
 		json_array_append_new(list, r);
@@ -465,17 +488,16 @@ static void flight_finish(struct flight *f)
 				storage_free(it->prev);
 		}
 	} else {
-		pr_warn("flight %llu (%s %s): %s",
-			(unsigned long long)f->id,
+		pr_warn("flight %llu (%s %s): %s", (unsigned long long)f->id,
 			f->teardown ? "teardown" : "setup", f->host_uuid,
 			f->err);
 	}
 	for (w = f->waiters; w; w = next) {
 		next = w->next;
-		cmd_reply_later(d, w->conn_id,
-				ok ? proto_return(success(f, w->joined), w->id) :
-				     proto_error(f->err_class, w->id, "%s",
-						 f->err));
+		cmd_reply_later(
+			d, w->conn_id,
+			ok ? proto_return(success(f, w->joined), w->id) :
+			     proto_error(f->err_class, w->id, "%s", f->err));
 		json_decref(w->id);
 		free(w);
 	}
@@ -505,9 +527,10 @@ static int plan(struct flight *f)
 
 		it->prev = s;
 		if (s && strcmp(s->host_uuid, f->host_uuid)) {
-			flight_fail(f, PROTO_INVALID_ARGUMENT,
-				    "storages[%u].uuid: %s is armed for host %s",
-				    i, it->p.uuid, s->host_uuid);
+			flight_fail(
+				f, PROTO_INVALID_ARGUMENT,
+				"storages[%u].uuid: %s is armed for host %s", i,
+				it->p.uuid, s->host_uuid);
 			return -EINVAL;
 		}
 		if (f->teardown)
@@ -545,8 +568,9 @@ static void flight_start(struct flight *f)
 		return;
 	}
 	if (loop_now_ms() >= f->deadline_ms) {
-		flight_fail(f, PROTO_TIMEOUT,
-			    "deadline passed while queued behind another setup; nothing was changed");
+		flight_fail(
+			f, PROTO_TIMEOUT,
+			"deadline passed while queued behind another setup; nothing was changed");
 		flight_finish(f);
 		return;
 	}
@@ -554,8 +578,7 @@ static void flight_start(struct flight *f)
 		flight_finish(f);
 		return;
 	}
-	f->cur = 0;
-	stage_next(f);
+	stage(f);
 }
 
 static struct flight *flight_new(struct daemon *d, unsigned int n,
@@ -629,10 +652,10 @@ static char *flight_key(struct flight *f)
 	char *s;
 
 	for (unsigned int i = 0; i < f->n; i++)
-		json_array_append_new(list,
-				      f->teardown ?
-					      json_string(f->items[i].p.uuid) :
-					      storage_params_json(&f->items[i].p));
+		json_array_append_new(
+			list, f->teardown ?
+				      json_string(f->items[i].p.uuid) :
+				      storage_params_json(&f->items[i].p));
 	key = json_pack("{s:s,s:b,s:b,s:o}", "host", f->host_uuid, "teardown",
 			f->teardown, "reconnect", f->reconnect, "storages",
 			list);
@@ -675,9 +698,10 @@ static int parse_host(json_t *args, const char **host, struct args_err *e)
 	int ret = args_string(args, "", "host_uuid", true, host, e);
 
 	if (!ret && !storage_uuid_valid(*host))
-		ret = args_fail(e, NULL, "host_uuid",
-				"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
-				STORAGE_UUID_MAX);
+		ret = args_fail(
+			e, NULL, "host_uuid",
+			"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
+			STORAGE_UUID_MAX);
 	return ret;
 }
 
@@ -695,9 +719,9 @@ static int check_duplicates(struct flight *f, struct args_err *e)
 json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 		  struct proto_request *req)
 {
-	static const char *const keys[] = { "host_uuid", "reconnect",
+	static const char *const keys[] = { "host_uuid",       "reconnect",
 					    "no_status_check", "timeout_ms",
-					    "storages", NULL };
+					    "storages",	       NULL };
 	json_t *args = req->arguments, *list, *st;
 	bool reconnect = false, no_check = false;
 	uint64_t timeout = SETUP_DEFAULT_DEADLINE_MS;
@@ -732,9 +756,10 @@ json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 	/* Checked per request: a bypass never outlives its request. */
 	if (!no_check && d->host_state != HOST_CONNECTED) {
 		flight_free(f);
-		return proto_error(PROTO_HOST_NOT_CONNECTED, req->id,
-				   "host state is %s; setup needs connected, or no_status_check for this request",
-				   host_state_name(d->host_state));
+		return proto_error(
+			PROTO_HOST_NOT_CONNECTED, req->id,
+			"host state is %s; setup needs connected, or no_status_check for this request",
+			host_state_name(d->host_state));
 	}
 	return submit(d, c, req->id, f);
 
@@ -761,9 +786,10 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 	list = json_object_get(args, "storages");
 	if (list && (!json_is_array(list) || !json_array_size(list) ||
 		     json_array_size(list) > STORAGES_PER_HOST_MAX)) {
-		args_fail(&e, NULL, "storages",
-			  "must be a list of 1 to %d storage uuids (or absent for all of the host's)",
-			  STORAGES_PER_HOST_MAX);
+		args_fail(
+			&e, NULL, "storages",
+			"must be a list of 1 to %d storage uuids (or absent for all of the host's)",
+			STORAGES_PER_HOST_MAX);
 		goto invalid;
 	}
 	n = list ? json_array_size(list) :
@@ -816,10 +842,10 @@ void setup_rearm(struct daemon *d, json_t *list)
 	size_t i;
 
 	json_array_foreach(list, i, entry) {
-		const char *host = json_string_value(
-			json_object_get(entry, "host_uuid"));
-		bool reconnect = json_is_true(json_object_get(entry,
-							      "reconnect"));
+		const char *host =
+			json_string_value(json_object_get(entry, "host_uuid"));
+		bool reconnect =
+			json_is_true(json_object_get(entry, "reconnect"));
 		struct args_err e;
 		struct flight *f;
 

@@ -19,9 +19,9 @@ static json_t *io_json(struct daemon *d, const struct storage *s)
 	if (tracker_read_dev(&d->tracker, tracker_kdev(s->dev), &st))
 		return json_pack("{s:s,s:b}", "device", dev, "tracked", 0);
 	return json_pack("{s:s,s:b,s:I,s:I,s:I,s:i}", "device", dev, "tracked",
-			 1, "completions", (json_int_t)st.completions,
-			 "errors", (json_int_t)st.errors, "bytes",
-			 (json_int_t)st.bytes, "last_error", st.last_error);
+			 1, "completions", (json_int_t)st.completions, "errors",
+			 (json_int_t)st.errors, "bytes", (json_int_t)st.bytes,
+			 "last_error", st.last_error);
 }
 
 /* Every figure of the contract, from timeline.h, as peers compute it. */
@@ -29,13 +29,12 @@ static json_t *timeline_json(const struct storage *s)
 {
 	const struct storage_params *p = &s->p;
 
-	return json_pack("{s:I,s:I,s:I,s:I}", "late_ms",
-			 (json_int_t)timeline_late_ms(p), "fence_ms",
-			 (json_int_t)timeline_timeout_ms(p), "escalate_ms",
-			 (json_int_t)timeline_escalate_ms(p),
-			 "fence_deadline_ms",
-			 (json_int_t)timeline_fence_deadline_ms(
-				 p, TL_WATCHDOG_DEFAULT_MS));
+	return json_pack(
+		"{s:I,s:I,s:I,s:I}", "late_ms", (json_int_t)timeline_late_ms(p),
+		"fence_ms", (json_int_t)timeline_timeout_ms(p), "escalate_ms",
+		(json_int_t)timeline_escalate_ms(p), "fence_deadline_ms",
+		(json_int_t)timeline_fence_deadline_ms(p,
+						       TL_WATCHDOG_DEFAULT_MS));
 }
 
 static json_t *storage_json(struct daemon *d, const struct storage *s)
@@ -74,8 +73,8 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			  d->tracker.active, "pin_dir",
 			  d->tracker.active ? d->tracker.pin_dir : NULL,
 			  "connections", (json_int_t)d->ctl.nconns, "last_seq",
-			  (json_int_t)journal_last_seq(&d->journal),
-			  "storages", list),
+			  (json_int_t)journal_last_seq(&d->journal), "storages",
+			  list),
 		req->id);
 }
 

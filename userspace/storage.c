@@ -70,8 +70,7 @@ void storage_remove(struct storage_table *t, struct storage *s)
 	}
 }
 
-unsigned int storage_dev_users(struct storage_table *t,
-			       const struct storage *s)
+unsigned int storage_dev_users(struct storage_table *t, const struct storage *s)
 {
 	struct storage *o;
 	unsigned int i, n = 0;

@@ -9,14 +9,15 @@
 #include "timeline.h"
 
 static const char *const storage_keys[] = {
-	"uuid", "type", "target", "region_offset", "slot", "connected",
-	"interval_ms", "io_timeout_ms", "max_attempts", "timeout_ms",
-	"strategy", "kill_grace_ms", "victims", "fence_hook", NULL,
+	"uuid",		"type",	      "target",	     "region_offset",
+	"slot",		"connected",  "interval_ms", "io_timeout_ms",
+	"max_attempts", "timeout_ms", "strategy",    "kill_grace_ms",
+	"victims",	"fence_hook", NULL,
 };
 
 static const char *const type_names[] = { "file", "block" };
 static const char *const strategy_names[] = { "force", "kill-only",
-					       "permissive" };
+					      "permissive" };
 
 static const char *const default_victims[] = {
 	"qemu-system-*",
@@ -28,8 +29,8 @@ static const char *const default_victims[] = {
 #define BLOCK_REGION_MAX (1ull << 50)
 
 static int parse_enum(json_t *obj, const char *path, const char *key,
-		      const char *const *names, unsigned int n, const char *rule,
-		      unsigned int *out, struct args_err *e)
+		      const char *const *names, unsigned int n,
+		      const char *rule, unsigned int *out, struct args_err *e)
 {
 	const char *v = NULL;
 	int ret = args_string(obj, path, key, false, &v, e);
@@ -63,17 +64,20 @@ static int parse_victims(json_t *obj, const char *path,
 	size_t i;
 
 	if (!list) {
-		for (i = 0; i < sizeof(default_victims) / sizeof(*default_victims);
+		for (i = 0;
+		     i < sizeof(default_victims) / sizeof(*default_victims);
 		     i++)
-			if (!(p->victims[p->nvictims++] = strdup(default_victims[i])))
+			if (!(p->victims[p->nvictims++] =
+				      strdup(default_victims[i])))
 				return -ENOMEM;
 		return 0;
 	}
 	if (!json_is_array(list) || !json_array_size(list) ||
 	    json_array_size(list) > STORAGE_VICTIMS_MAX)
-		return args_fail(e, path, "victims",
-				 "must be a list of 1 to %d executable name patterns",
-				 STORAGE_VICTIMS_MAX);
+		return args_fail(
+			e, path, "victims",
+			"must be a list of 1 to %d executable name patterns",
+			STORAGE_VICTIMS_MAX);
 	json_array_foreach(list, i, v) {
 		const char *s = json_string_value(v);
 
@@ -81,8 +85,9 @@ static int parse_victims(json_t *obj, const char *path,
 
 		snprintf(key, sizeof(key), "victims[%zu]", i);
 		if (!s || !*s || strlen(s) > 64 || strchr(s, '/'))
-			return args_fail(e, path, key,
-					 "must be an executable name pattern of 1 to 64 characters without '/'");
+			return args_fail(
+				e, path, key,
+				"must be an executable name pattern of 1 to 64 characters without '/'");
 		if (!(p->victims[p->nvictims++] = strdup(s)))
 			return -ENOMEM;
 	}
@@ -111,9 +116,10 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 	if (!ret)
 		ret = args_string(obj, path, "uuid", true, &uuid, e);
 	if (!ret && !storage_uuid_valid(uuid))
-		ret = args_fail(e, path, "uuid",
-				"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
-				STORAGE_UUID_MAX);
+		ret = args_fail(
+			e, path, "uuid",
+			"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
+			STORAGE_UUID_MAX);
 	if (!ret && !json_object_get(obj, "type"))
 		ret = args_fail(e, path, "type", "missing");
 	if (!ret)
@@ -155,7 +161,8 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 		ret = args_uint(obj, path, "timeout_ms", false, p->interval_ms,
 				TL_TIMEOUT_MAX_MS, &timeout, e);
 	if (!ret)
-		ret = parse_enum(obj, path, "strategy", strategy_names, 3, "\"force\", \"kill-only\" or \"permissive\"",
+		ret = parse_enum(obj, path, "strategy", strategy_names, 3,
+				 "\"force\", \"kill-only\" or \"permissive\"",
 				 &strategy, e);
 	if (!ret)
 		ret = parse_u32(obj, path, "kill_grace_ms", 0,
@@ -174,10 +181,10 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 	if (!timeout) {
 		timeout = (uint64_t)p->interval_ms * p->max_attempts;
 		if (timeout > TL_TIMEOUT_MAX_MS)
-			return args_fail(e, path, "timeout_ms",
-					 "interval_ms × max_attempts = %llu exceeds %d; lower one of them or give timeout_ms",
-					 (unsigned long long)timeout,
-					 TL_TIMEOUT_MAX_MS);
+			return args_fail(
+				e, path, "timeout_ms",
+				"interval_ms × max_attempts = %llu exceeds %d; lower one of them or give timeout_ms",
+				(unsigned long long)timeout, TL_TIMEOUT_MAX_MS);
 	}
 	p->timeout_ms = timeout;
 	p->uuid = strdup(uuid);
@@ -200,15 +207,17 @@ json_t *storage_params_json(const struct storage_params *p)
 		      p->target, "connected", p->connected, "interval_ms",
 		      p->interval_ms, "io_timeout_ms", p->io_timeout_ms,
 		      "max_attempts", p->max_attempts, "timeout_ms",
-		      p->timeout_ms, "strategy", fence_strategy_name(p->strategy),
-		      "kill_grace_ms", p->kill_grace_ms, "victims", victims);
+		      p->timeout_ms, "strategy",
+		      fence_strategy_name(p->strategy), "kill_grace_ms",
+		      p->kill_grace_ms, "victims", victims);
 	if (o && p->type == STORAGE_BLOCK) {
 		json_object_set_new(o, "region_offset",
 				    json_integer((json_int_t)p->region_offset));
 		json_object_set_new(o, "slot", json_integer(p->slot));
 	}
 	if (o && p->fence_hook)
-		json_object_set_new(o, "fence_hook", json_string(p->fence_hook));
+		json_object_set_new(o, "fence_hook",
+				    json_string(p->fence_hook));
 	return o;
 }
 
@@ -228,8 +237,7 @@ bool storage_params_equal(const struct storage_params *a,
 	    a->max_attempts != b->max_attempts ||
 	    a->timeout_ms != b->timeout_ms || a->strategy != b->strategy ||
 	    a->kill_grace_ms != b->kill_grace_ms ||
-	    !str_eq(a->fence_hook, b->fence_hook) ||
-	    a->nvictims != b->nvictims)
+	    !str_eq(a->fence_hook, b->fence_hook) || a->nvictims != b->nvictims)
 		return false;
 	for (unsigned int i = 0; i < a->nvictims; i++)
 		if (strcmp(a->victims[i], b->victims[i]))

@@ -91,7 +91,8 @@ int tracker_open(struct tracker *t, const char *pin_dir)
 		goto err;
 	}
 	/* Pinned maps outlive the daemon: a restart reuses them. */
-	bpf_object__for_each_map(map, t->skel->obj) {
+	bpf_object__for_each_map(map, t->skel->obj)
+	{
 		ret = pin_path(t, bpf_map__name(map), path, sizeof(path));
 		if (!ret)
 			ret = bpf_map__set_pin_path(map, path);
@@ -104,7 +105,8 @@ int tracker_open(struct tracker *t, const char *pin_dir)
 			strerror(-ret));
 		goto err_skel;
 	}
-	t->complete_link = bpf_program__attach(t->skel->progs.block_rq_complete);
+	t->complete_link =
+		bpf_program__attach(t->skel->progs.block_rq_complete);
 	if (!t->complete_link) {
 		ret = -errno;
 		pr_warn("BPF tracker off: cannot attach to block_rq_complete: %s",

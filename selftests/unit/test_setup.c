@@ -10,13 +10,16 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <criterion/criterion.h>
 
 #include "harness.h"
 #include "persist.h"
+#include "proto.h"
 #include "state_file.h"
 
 static struct harness h;
@@ -623,4 +626,202 @@ Test(access, group_may_query_not_change)
 	cr_expect_eq(rc, 0,
 		     "child result %d (1: query refused, 2: setup not denied)",
 		     rc);
+}
+
+/* 10. Limits: each over-limit case is a clear error, never a stall. */
+static void start_small(void)
+{
+	static const char *const extra[] = { "--max-connections", "3", NULL };
+
+	harness_start(&h, extra);
+	mkdir(harness_path(&h, "m1", m1, sizeof(m1)), 0755);
+}
+
+TestSuite(limits, .init = start_small, .fini = stop);
+
+Test(limits, connections)
+{
+	int fds[3];
+	json_t *msg;
+
+	for (int i = 0; i < 3; i++)
+		fds[i] = harness_connect(&h);
+	/* The fourth gets an error in place of the greeting, then EOF. */
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char buf[512];
+	ssize_t n = 0;
+
+	strcpy(addr.sun_path, h.sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 1000 && n <= 0; i++) {
+		harness_pump(&h, 1);
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+	}
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	msg = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_expect_str_eq(reply_class(msg), "LimitExceeded");
+	json_decref(msg);
+	close(fd);
+	/* The others are served as before. */
+	msg = harness_call(&h, fds[0], "{\"execute\":\"query-version\"}");
+	cr_expect_null(reply_class(msg));
+	json_decref(msg);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+}
+
+Test(limits, storages_per_request)
+{
+	int fd = harness_connect(&h);
+	json_t *list = json_array(), *args, *r;
+	char *text;
+
+	for (int i = 0; i < 513; i++)
+		json_array_append_new(list,
+				      json_pack("{s:s,s:s,s:s}", "uuid", "x",
+						"type", "file", "target", m1));
+	args = json_pack("{s:s,s:{s:s,s:o}}", "execute", "setup", "arguments",
+			 "host_uuid", "h", "storages", list);
+	text = json_dumps(args, JSON_COMPACT);
+	r = harness_call(&h, fd, "%s", text);
+	cr_expect_str_eq(reply_class(r), "InvalidArgument");
+	cr_expect_str_eq(reply_desc(r),
+			 "storages: must be a list of 1 to 512 storages");
+	json_decref(r);
+	json_decref(args);
+	free(text);
+	close(fd);
+}
+
+Test(limits, slow_consumer_is_dropped_not_waited_for)
+{
+	int lazy = harness_connect(&h), fd = harness_connect(&h);
+	int sent = 0;
+	json_t *r;
+
+	/*
+	 * The lazy client asks and never reads: once its unread replies
+	 * pass the output limit the daemon lets it go, and everybody else
+	 * is served meanwhile.
+	 */
+	for (int i = 0; i < 20000 && sent == i; i++) {
+		char req[] = "{\"execute\":\"query-commands\"}\n";
+
+		if (send(lazy, req, sizeof(req) - 1, MSG_NOSIGNAL) ==
+		    (ssize_t)sizeof(req) - 1)
+			sent++;
+		harness_pump(&h, 0);
+	}
+	for (int i = 0; i < 200; i++)
+		harness_pump(&h, 1);
+	r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
+	cr_expect_null(reply_class(r));
+	cr_expect_eq(json_integer_value(
+			     json_object_get(reply_ret(r), "connections")),
+		     1, "the lazy client was disconnected (sent %d)", sent);
+	json_decref(r);
+	close(lazy);
+	close(fd);
+}
+
+Test(limits, oversize_line_closes_only_that_connection)
+{
+	int big = harness_connect(&h), fd = harness_connect(&h);
+	char *line = malloc(PROTO_MAX_LINE + 16);
+	json_t *r;
+
+	memset(line, 'x', PROTO_MAX_LINE + 8);
+	line[PROTO_MAX_LINE + 8] = '\0';
+	/* The daemon reads as we write; the reply is an error line. */
+	for (size_t off = 0; off < PROTO_MAX_LINE + 8;) {
+		ssize_t n = send(big, line + off, PROTO_MAX_LINE + 8 - off,
+				 MSG_NOSIGNAL);
+
+		if (n > 0)
+			off += n;
+		else if (errno != EAGAIN)
+			break;
+		harness_pump(&h, 1);
+	}
+	r = harness_read(&h, big);
+	cr_expect_str_eq(reply_class(r), "LimitExceeded");
+	json_decref(r);
+	free(line);
+	r = harness_call(&h, fd, "{\"execute\":\"query-version\"}");
+	cr_expect_null(reply_class(r));
+	json_decref(r);
+	close(big);
+	close(fd);
+}
+
+/* Events: live to subscribers, and from the journal to whoever was away. */
+TestSuite(events, .init = start, .fini = stop);
+
+Test(events, subscribers_get_them_live_in_order)
+{
+	int sub = harness_connect(&h), fd = harness_connect(&h);
+	json_t *r, *ev;
+	json_int_t seq0;
+
+	r = harness_call(&h, sub, "{\"execute\":\"subscribe\"}");
+	seq0 = json_integer_value(json_object_get(reply_ret(r), "seq"));
+	json_decref(r);
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1, m2);
+	json_decref(r);
+	for (int i = 0; i < 2; i++) {
+		ev = harness_read(&h, sub);
+		cr_assert_not_null(ev);
+		cr_expect_str_eq(
+			json_string_value(json_object_get(ev, "event")),
+			"ARMED");
+		cr_expect_eq(json_integer_value(json_object_get(ev, "seq")),
+			     seq0 + 1 + i);
+		json_decref(ev);
+	}
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"query-events\",\"arguments\":{\"since\":%lld}}",
+		(long long)seq0 + 1);
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "events")),
+		     1, "only what came after 'since'");
+	cr_expect(json_is_false(json_object_get(reply_ret(r), "lost")));
+	json_decref(r);
+	close(sub);
+	close(fd);
+}
+
+Test(events, teardown_is_journalled_and_idempotent)
+{
+	int fd = harness_connect(&h);
+	json_t *r;
+
+	json_decref(harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1));
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\",\"storages\":[\"a\"]}}");
+	cr_expect_str_eq(result_of(r, 0), "disarmed");
+	json_decref(r);
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\",\"storages\":[\"a\"]}}");
+	cr_expect_str_eq(result_of(r, 0), "absent");
+	json_decref(r);
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"query-events\",\"arguments\":{\"since\":0}}");
+	json_t *evs = json_object_get(reply_ret(r), "events");
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 json_array_get(evs, 1), "event")),
+			 "DISARMED");
+	json_decref(r);
+	close(fd);
 }
