@@ -44,6 +44,16 @@ run_cleanups() {
 }
 finish() {
 	run_cleanups
+	# A sanitizer build reports into the daemon logs: that is a failure.
+	local log
+	for log in "$T"/*.log; do
+		[ -f "$log" ] || continue
+		if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log"; then
+			not_ok "sanitizer report in $(basename "$log")"
+			grep -E -A12 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log" | sed 's/^/#   /'
+		fi
+	done
+	rm -rf "$T"
 	echo "$t_pass passed, $t_fail failed, $t_skip skipped"
 	[ "$t_fail" -eq 0 ]
 }
@@ -51,7 +61,6 @@ trap 'finish; exit $?' EXIT
 trap 'exit 130' INT TERM
 
 T=$(mktemp -d "/tmp/iofence-$TEST_NAME.XXXXXX")
-on_exit "rm -rf '$T'"
 
 # A pin dir of this test's own under bpffs.
 pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }

@@ -139,6 +139,20 @@ static bool may_mutate(const struct daemon *d, const struct ctl_conn *c)
 	return false;
 }
 
+/* The daemon time a command takes, reported by query-status. */
+static json_t *cmd_timed(struct daemon *d, const struct command *cmd,
+			 struct ctl_conn *c, struct proto_request *req)
+{
+	uint64_t t0 = loop_now_ns(), ns;
+	json_t *reply = cmd->fn(d, c, req);
+
+	ns = loop_now_ns() - t0;
+	d->handler_ns_total += ns;
+	if (ns > d->handler_ns_max)
+		d->handler_ns_max = ns;
+	return reply;
+}
+
 void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 {
 	struct daemon *d = ctx;
@@ -162,7 +176,7 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 			"%s: changes state; only root or the control group may (you are uid %d gid %d)",
 			cmd->name, (int)c->cred.uid, (int)c->cred.gid);
 	else
-		reply = cmd->fn(d, c, &req);
+		reply = cmd_timed(d, cmd, c, &req);
 	if (reply)
 		ctl_conn_send(c, reply);
 	proto_request_free(&req);

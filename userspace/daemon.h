@@ -39,6 +39,8 @@ struct daemon {
 	struct loop_op sig_op;
 	uint64_t start_mono_ms;
 	uint64_t requests; /* served since start */
+	uint64_t handler_ns_total; /* daemon time in command handlers */
+	uint64_t handler_ns_max;
 	int ready_fd; /* tells the parent when detached; -1 otherwise */
 	int exit_code;
 };

@@ -128,6 +128,25 @@ static char *setup_req(const char *dir, int round, int n)
 	return s;
 }
 
+/* What the daemon itself spent in its handlers, by its own account. */
+static void handler_time(struct conn *c)
+{
+	const char *req = "{\"execute\":\"query-status\"}\n";
+	json_t *r, *h;
+
+	if (send(c->fd, req, strlen(req), 0) < 0)
+		exit(1);
+	r = next_msg(c);
+	h = json_object_get(json_object_get(r, "return"), "handler_ns");
+	printf("%-34s n=%-4lld mean %7.1f us   max %8.1f us\n",
+	       "daemon time in handlers",
+	       json_integer_value(json_object_get(json_object_get(r, "return"),
+						  "requests")),
+	       json_integer_value(json_object_get(h, "mean")) / 1e3,
+	       json_integer_value(json_object_get(h, "max")) / 1e3);
+	json_decref(r);
+}
+
 static void load_client(const char *sock)
 {
 	struct conn c;
@@ -156,6 +175,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 1000; i++)
 		v[i] = call(&c, "{\"execute\":\"query-status\"}");
 	report("query-status round trip, idle", v, 1000);
+	handler_time(&c);
 
 	if (nload < 0 || nload > LOAD_MAX)
 		nload = LOAD_CLIENTS;
@@ -183,6 +203,21 @@ int main(int argc, char **argv)
 			 nload);
 		report(what, v, rounds);
 	}
+	/* Status with a realistic armed set: 64 storages, no load. */
+	for (int i = 0; i < nload; i++) {
+		kill(load[i], SIGKILL);
+		waitpid(load[i], NULL, 0);
+	}
+	nload = 0;
+	char *req = setup_req(argv[2], 0, 64);
+
+	call(&c, req);
+	free(req);
+	for (int i = 0; i < 1000; i++)
+		v[i] = call(&c, "{\"execute\":\"query-status\"}");
+	report("query-status, 64 storages armed", v, 1000);
+	call(&c,
+	     "{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"bench-host\"}}");
 	for (int i = 0; i < nload; i++) {
 		kill(load[i], SIGKILL);
 		waitpid(load[i], NULL, 0);
