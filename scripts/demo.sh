@@ -39,15 +39,26 @@ truncate -s 64M "$work/lun.img"
 dev=$(losetup --find --show "$work/lun.img")
 echo "  $dev"
 
-step "the connect agent arms it"
-run "$IOFENCECTL" --socket "$sock" setup --host demo-host \
-	--storage "uuid=primary-1,type=block,target=$dev"
+step "the connect agent arms it early, right after the hypervisor connect step"
+echo "  (the management side has not marked the host connected yet, so this"
+echo "   reconnect uses the one-time no_status_check bypass)"
+run "$IOFENCECTL" --socket "$sock" setup --reconnect --no-status-check \
+	--host demo-host \
+	--storage "uuid=primary-1,type=block,target=$dev,interval=2s,attempts=5"
 
 step "a VM writes 4 MiB to it"
 run dd if=/dev/urandom of="$dev" bs=64k count=64 oflag=direct status=none
 
 step "what the BPF program counted, through the daemon"
 run "$IOFENCECTL" --socket "$sock" status
+
+step "later the host is connected; the late setup is a no-op that says so"
+run "$IOFENCECTL" --socket "$sock" set-host-state connected
+run "$IOFENCECTL" --socket "$sock" setup --host demo-host \
+	--storage "uuid=primary-1,type=block,target=$dev,interval=2s,attempts=5"
+
+step "what the agent was told, from the event journal"
+run "$IOFENCECTL" --socket "$sock" events
 
 step "the same counters, straight from the pinned map"
 run bpftool map dump pinned "$pin/dev_stats"

@@ -26,7 +26,14 @@ static json_t *cmd_query_version(struct daemon *d, struct ctl_conn *c,
 static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 				  struct proto_request *req)
 {
-	json_t *list = json_array();
+	static const char *const none[] = { NULL };
+	struct args_err e;
+	json_t *list;
+
+	if (args_only(req->arguments, "", none, &e))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
+				   e.msg);
+	list = json_array();
 
 	for (const struct command *cmd = commands; cmd->name; cmd++)
 		json_array_append_new(list, json_pack("{s:s,s:b,s:s}", "name",
@@ -39,6 +46,12 @@ static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 static json_t *cmd_query_capabilities(struct daemon *d, struct ctl_conn *c,
 				      struct proto_request *req)
 {
+	static const char *const none[] = { NULL };
+	struct args_err e;
+
+	if (args_only(req->arguments, "", none, &e))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
+				   e.msg);
 	return proto_return(json_pack("{s:o,s:b}", "capabilities",
 				      commands_capabilities(), "bpf",
 				      d->tracker.active),
@@ -113,10 +126,12 @@ void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg)
 {
 	struct ctl_conn *c = ctl_server_find(&d->ctl, conn_id);
 
-	if (c)
-		ctl_conn_send(c, msg);
-	else
+	if (!c) {
 		json_decref(msg);
+		return;
+	}
+	c->awaiting--;
+	ctl_conn_send(c, msg);
 }
 
 /* Root, or a member of the control group, primary or supplementary. */
@@ -147,6 +162,7 @@ static json_t *cmd_timed(struct daemon *d, const struct command *cmd,
 	json_t *reply = cmd->fn(d, c, req);
 
 	ns = loop_now_ns() - t0;
+	d->handled++;
 	d->handler_ns_total += ns;
 	if (ns > d->handler_ns_max)
 		d->handler_ns_max = ns;
@@ -179,5 +195,7 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 		reply = cmd_timed(d, cmd, c, &req);
 	if (reply)
 		ctl_conn_send(c, reply);
+	else
+		c->awaiting++;
 	proto_request_free(&req);
 }

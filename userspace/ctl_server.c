@@ -62,7 +62,7 @@ static void conn_release(struct ctl_conn *c)
 void ctl_conn_close_after_send(struct ctl_conn *c)
 {
 	c->close_when_drained = true;
-	if (!c->out_head)
+	if (!c->out_head && !c->awaiting)
 		ctl_conn_close(c);
 }
 
@@ -99,7 +99,8 @@ static void conn_send_done(struct loop_op *op, int res, unsigned int flags)
 		free(o->buf);
 		free(o);
 	}
-	if (c->closing || (!c->out_head && c->close_when_drained)) {
+	if (c->closing ||
+	    (!c->out_head && !c->awaiting && c->close_when_drained)) {
 		conn_release(c);
 		return;
 	}
@@ -162,8 +163,11 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned int flags)
 		if (res < 0 && res != -ECANCELED && !c->closing)
 			pr_debug("connection %llu: recv: %s",
 				 (unsigned long long)c->id, strerror(-res));
-		/* EOF: answer what is queued, then close. */
-		if (res == 0 && !c->closing && c->out_head)
+		/*
+		 * EOF (perhaps only a half-close): answer what is queued and
+		 * what is still being worked on, then close.
+		 */
+		if (res == 0 && !c->closing && (c->out_head || c->awaiting))
 			c->close_when_drained = true;
 		else
 			conn_release(c);
@@ -188,8 +192,8 @@ static void conn_recv_done(struct loop_op *op, int res, unsigned int flags)
 	}
 	c->in_cb = false;
 	if (c->closing || c->close_when_drained || c->srv->loop->stopping) {
-		/* With output queued, the send callback closes. */
-		if (c->closing || !c->out_head)
+		/* With output queued or awaited, the send callback closes. */
+		if (c->closing || (!c->out_head && !c->awaiting))
 			conn_release(c);
 		return;
 	}
@@ -355,7 +359,8 @@ int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
 	old_umask = umask(0117);
 	ret = bind(s->fd, (struct sockaddr *)&addr, sizeof(addr)) ? -errno : 0;
 	umask(old_umask);
-	if (!ret && chown(path, 0, gid))
+	/* Without a socket group, root's group: nobody else gets in. */
+	if (!ret && chown(path, 0, gid == (gid_t)-1 ? 0 : gid))
 		ret = -errno;
 	if (!ret && listen(s->fd, LISTEN_BACKLOG))
 		ret = -errno;

@@ -49,8 +49,9 @@ struct ctl_conn {
 	struct ctl_out *out_head, *out_tail;
 	size_t out_bytes;
 	size_t out_sent; /* of out_head */
+	unsigned int awaiting; /* replies a command will send later */
 	bool closing;
-	bool close_when_drained;
+	bool close_when_drained; /* once nothing is queued or awaited */
 	bool in_cb; /* inside its recv callback: do not free yet */
 	bool subscribed;
 };
@@ -82,7 +83,7 @@ struct ctl_conn *ctl_server_find(struct ctl_server *s, uint64_t id);
 
 /* Queues @msg (stolen) on @c; returns 0 or a negative errno. */
 int ctl_conn_send(struct ctl_conn *c, json_t *msg);
-/* Sends what is queued, then closes. */
+/* Sends what is queued and awaited, then closes. */
 void ctl_conn_close_after_send(struct ctl_conn *c);
 void ctl_conn_close(struct ctl_conn *c);
 

@@ -43,6 +43,7 @@ json_t *daemon_state_doc(struct daemon *d)
 	struct storage *s;
 	unsigned int i;
 
+	json_array_extend(list, d->unarmed);
 	storage_for_each(&d->storages, i, s)
 		json_array_append_new(
 			list,
@@ -60,7 +61,7 @@ json_t *daemon_state_doc(struct daemon *d)
 
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data)
 {
-	json_t *msg = journal_add(&d->journal, name, data);
+	json_t *msg = journal_add_held(&d->journal, name, data);
 
 	if (!msg)
 		pr_err("event %s: out of memory; not journalled", name);
@@ -72,6 +73,8 @@ void daemon_event_publish(struct daemon *d, json_t *msg)
 	struct list_head *pos, *tmp;
 	char *text;
 
+	journal_release(&d->journal,
+			json_integer_value(json_object_get(msg, "seq")));
 	text = json_dumps(json_object_get(msg, "data"), JSON_COMPACT);
 	pr_info("event %s %s", json_string_value(json_object_get(msg, "event")),
 		text ? text : "");
@@ -204,6 +207,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	list_init(&d->flights);
 	list_init(&d->ctl.conns);
 	journal_init(&d->journal);
+	d->unarmed = json_array();
 	ret = resolve_group(d->cfg.socket_group, &d->socket_gid);
 	if (!ret)
 		ret = resolve_group(d->cfg.control_group, &d->control_gid);
@@ -232,6 +236,7 @@ out_tracker:
 	loop_exit(&d->loop);
 out_cfg:
 	journal_free(&d->journal);
+	json_decref(d->unarmed);
 	config_free(&d->cfg);
 	return ret;
 }
@@ -248,6 +253,7 @@ void daemon_close(struct daemon *d)
 		close(d->sigfd);
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
+	json_decref(d->unarmed);
 	config_free(&d->cfg);
 	if (d->ready_fd >= 0)
 		close(d->ready_fd);

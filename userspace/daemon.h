@@ -30,6 +30,7 @@ struct daemon {
 	struct journal journal;
 	enum host_state host_state;
 	struct list_head flights; /* setups queued; the first one runs */
+	json_t *unarmed; /* state entries that failed to re-arm, kept */
 	uint64_t next_flight;
 	bool starting; /* re-arming from the state file, socket not open */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
@@ -39,6 +40,7 @@ struct daemon {
 	struct loop_op sig_op;
 	uint64_t start_mono_ms;
 	uint64_t requests; /* served since start */
+	uint64_t handled; /* requests that reached a command handler */
 	uint64_t handler_ns_total; /* daemon time in command handlers */
 	uint64_t handler_ns_max;
 	int ready_fd; /* tells the parent when detached; -1 otherwise */
@@ -66,8 +68,8 @@ json_t *daemon_state_doc(struct daemon *d);
 void daemon_event(struct daemon *d, const char *name, json_t *data);
 /*
  * The two halves, for an event that must be in the very write that makes
- * its fact durable: journal it (borrowed message back, or NULL), then
- * publish it once the write succeeded, or journal_drop() it if not.
+ * its fact durable: journal it, held (borrowed message back, or NULL),
+ * then publish it once the write succeeded, or journal_drop() it if not.
  */
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data);
 void daemon_event_publish(struct daemon *d, json_t *msg);

@@ -47,9 +47,11 @@ json_t *journal_add(struct journal *j, const char *name, json_t *data)
 	if (j->count == JOURNAL_MAX) {
 		json_decref(j->ring[j->head]);
 		j->ring[j->head] = msg;
+		j->held[j->head] = false;
 		j->head = (j->head + 1) % JOURNAL_MAX;
 	} else {
 		j->ring[(j->head + j->count) % JOURNAL_MAX] = msg;
+		j->held[(j->head + j->count) % JOURNAL_MAX] = false;
 		j->count++;
 	}
 	j->next_seq++;
@@ -66,9 +68,38 @@ void journal_drop(struct journal *j, uint64_t seq)
 		return;
 	json_decref(at(j, i));
 	/* Close the hole: everything after it moves one place back. */
-	for (k = i; k + 1 < j->count; k++)
+	for (k = i; k + 1 < j->count; k++) {
 		j->ring[(j->head + k) % JOURNAL_MAX] = at(j, k + 1);
+		j->held[(j->head + k) % JOURNAL_MAX] =
+			j->held[(j->head + k + 1) % JOURNAL_MAX];
+	}
 	j->count--;
+}
+
+static int find(const struct journal *j, uint64_t seq)
+{
+	for (unsigned int i = j->count; i-- > 0;)
+		if (seq_of(at(j, i)) == seq)
+			return (j->head + i) % JOURNAL_MAX;
+	return -1;
+}
+
+json_t *journal_add_held(struct journal *j, const char *name, json_t *data)
+{
+	json_t *msg = journal_add(j, name, data);
+	int pos = msg ? find(j, seq_of(msg)) : -1;
+
+	if (pos >= 0)
+		j->held[pos] = true;
+	return msg;
+}
+
+void journal_release(struct journal *j, uint64_t seq)
+{
+	int pos = find(j, seq);
+
+	if (pos >= 0)
+		j->held[pos] = false;
 }
 
 json_t *journal_since(const struct journal *j, uint64_t since, bool *lost)
@@ -90,7 +121,9 @@ json_t *journal_since(const struct journal *j, uint64_t since, bool *lost)
 	for (unsigned int i = 0; i < j->count; i++) {
 		json_t *msg = at(j, i);
 
-		if (seq_of(msg) <= since)
+		/* Held: its fact is not final yet, nobody sees it. */
+		if (seq_of(msg) <= since ||
+		    j->held[(j->head + i) % JOURNAL_MAX])
 			continue;
 		if (json_array_append(arr, msg)) {
 			json_decref(arr);

@@ -16,6 +16,7 @@
 
 struct journal {
 	json_t *ring[JOURNAL_MAX]; /* full event messages, oldest at head */
+	bool held[JOURNAL_MAX]; /* by ring slot: not shown by journal_since */
 	unsigned int head, count;
 	uint64_t next_seq; /* the number the next event gets; starts at 1 */
 };
@@ -28,6 +29,13 @@ void journal_free(struct journal *j);
  * journal drops it) or NULL on ENOMEM.
  */
 json_t *journal_add(struct journal *j, const char *name, json_t *data);
+/*
+ * An event whose fact becomes true only with the next state write: it is
+ * saved with the journal (so the write carries it) but hidden from
+ * journal_since() until journal_release(), or taken back by journal_drop().
+ */
+json_t *journal_add_held(struct journal *j, const char *name, json_t *data);
+void journal_release(struct journal *j, uint64_t seq);
 /*
  * Takes back an event whose fact did not come true (a change that could
  * not be persisted). Its number stays used: numbers never repeat.

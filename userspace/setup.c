@@ -60,6 +60,9 @@ struct item {
 	bool committed;
 	struct arm_op arm;
 	json_t *event; /* journalled, published once persisted */
+	uint64_t orig_flight; /* re-arm: what the state file says */
+	int64_t orig_armed;
+	json_t *entry; /* re-arm: the state file's entry, kept if it fails */
 };
 
 struct waiter {
@@ -85,7 +88,8 @@ struct flight {
 	unsigned int n;
 	unsigned int staging; /* storages still being staged */
 	unsigned int failed; /* the first storage that failed staging */
-	struct item items[];
+	bool whole_host; /* teardown of all the host has when it runs */
+	struct item *items;
 };
 
 static void flight_finish(struct flight *f);
@@ -222,6 +226,10 @@ static void stage(struct flight *f)
 		}
 		if (it->prev)
 			it->staged->armed_real_s = it->prev->armed_real_s;
+		if (it->orig_flight) {
+			it->staged->flight = it->orig_flight;
+			it->staged->armed_real_s = it->orig_armed;
+		}
 		f->staging++;
 		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
 			  staged_one);
@@ -280,7 +288,9 @@ static int commit_item(struct daemon *d, struct item *it)
 	clock_gettime(CLOCK_REALTIME, &now);
 	switch (it->plan) {
 	case PLAN_ARM:
-		s->armed_real_s = s->updated_real_s = now.tv_sec;
+		if (!s->armed_real_s)
+			s->armed_real_s = now.tv_sec;
+		s->updated_real_s = now.tv_sec;
 		ret = storage_insert(&d->storages, s);
 		if (ret)
 			return ret;
@@ -455,14 +465,68 @@ static bool flight_idle(const struct flight *f)
 
 static void flight_free(struct flight *f)
 {
-	for (unsigned int i = 0; i < f->n; i++)
+	for (unsigned int i = 0; i < f->n; i++) {
 		storage_params_free(&f->items[i].p);
+		json_decref(f->items[i].entry);
+	}
+	free(f->items);
 	free(f->key);
 	free(f->host_uuid);
 	free(f);
 }
 
+/*
+ * A teardown of "all of the host's" means all it has when the flight
+ * runs, so that a setup queued ahead of it is torn down too. Nothing of
+ * the flight is in flight yet, so its items may move.
+ */
+static int whole_host_items(struct flight *f)
+{
+	struct daemon *d = f->d;
+	unsigned int n = storage_host_count(&d->storages, f->host_uuid), k, i;
+	struct item *items = calloc(n ? n : 1, sizeof(*items));
+	struct storage *s;
+
+	if (!items)
+		return -ENOMEM;
+	i = 0;
+	storage_for_each(&d->storages, k, s) {
+		if (strcmp(s->host_uuid, f->host_uuid))
+			continue;
+		items[i].f = f;
+		items[i].p.uuid = strdup(s->p.uuid);
+		if (!items[i++].p.uuid) {
+			while (i--)
+				free(items[i].p.uuid);
+			free(items);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < f->n; i++)
+		storage_params_free(&f->items[i].p);
+	free(f->items);
+	f->items = items;
+	f->n = n;
+	return 0;
+}
+
 static void flight_start(struct flight *f);
+
+static void unarmed_forget(struct daemon *d, const char *uuid)
+{
+	json_t *entry;
+	size_t i;
+
+	json_array_foreach(d->unarmed, i, entry) {
+		const char *u = json_string_value(json_object_get(
+			json_object_get(entry, "params"), "uuid"));
+
+		if (u && !strcmp(u, uuid)) {
+			json_array_remove(d->unarmed, i);
+			return;
+		}
+	}
+}
 
 /* A flight whose step hangs in the kernel is freed when the step ends. */
 static void flight_orphan(struct arm_op *a)
@@ -486,6 +550,16 @@ static void flight_finish(struct flight *f)
 
 			if (it->plan == PLAN_UPDATE || it->plan == PLAN_DISARM)
 				storage_free(it->prev);
+			/*
+			 * A storage that failed to re-arm stays in the state
+			 * file, to be tried again, until a setup arms it or a
+			 * teardown names it.
+			 */
+			if (it->plan == PLAN_FAILED)
+				json_array_append(d->unarmed, it->entry);
+			else if (it->plan != PLAN_SKIP &&
+				 it->plan != PLAN_UNCHANGED)
+				unarmed_forget(d, it->p.uuid);
 		}
 	} else {
 		pr_warn("flight %llu (%s %s): %s", (unsigned long long)f->id,
@@ -574,6 +648,11 @@ static void flight_start(struct flight *f)
 		flight_finish(f);
 		return;
 	}
+	if (f->whole_host && whole_host_items(f)) {
+		flight_fail(f, PROTO_GENERIC_ERROR, "out of memory");
+		flight_finish(f);
+		return;
+	}
 	if (plan(f)) {
 		flight_finish(f);
 		return;
@@ -585,10 +664,15 @@ static struct flight *flight_new(struct daemon *d, unsigned int n,
 				 const char *host, bool reconnect,
 				 uint64_t timeout_ms)
 {
-	struct flight *f = calloc(1, sizeof(*f) + n * sizeof(f->items[0]));
+	struct flight *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return NULL;
+	f->items = calloc(n ? n : 1, sizeof(f->items[0]));
+	if (!f->items) {
+		free(f);
+		return NULL;
+	}
 	f->d = d;
 	f->n = n;
 	f->reconnect = reconnect;
@@ -598,6 +682,7 @@ static struct flight *flight_new(struct daemon *d, unsigned int n,
 	for (unsigned int i = 0; i < n; i++)
 		f->items[i].f = f;
 	if (!f->host_uuid) {
+		free(f->items);
 		free(f);
 		return NULL;
 	}
@@ -656,9 +741,9 @@ static char *flight_key(struct flight *f)
 			list, f->teardown ?
 				      json_string(f->items[i].p.uuid) :
 				      storage_params_json(&f->items[i].p));
-	key = json_pack("{s:s,s:b,s:b,s:o}", "host", f->host_uuid, "teardown",
-			f->teardown, "reconnect", f->reconnect, "storages",
-			list);
+	key = json_pack("{s:s,s:b,s:b,s:b,s:o}", "host", f->host_uuid,
+			"teardown", f->teardown, "whole_host", f->whole_host,
+			"reconnect", f->reconnect, "storages", list);
 	s = key ? json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(key);
 	return s;
@@ -776,9 +861,7 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 	json_t *args = req->arguments, *list, *v;
 	const char *host = NULL;
 	struct flight *f = NULL;
-	struct storage *s;
 	struct args_err e;
-	unsigned int k;
 	size_t i, n;
 
 	if (args_only(args, "", keys, &e) || parse_host(args, &host, &e))
@@ -792,13 +875,13 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 			STORAGES_PER_HOST_MAX);
 		goto invalid;
 	}
-	n = list ? json_array_size(list) :
-		   storage_host_count(&d->storages, host);
+	n = json_array_size(list);
 	f = flight_new(d, n, host, false, SETUP_DEFAULT_DEADLINE_MS);
 	if (!f)
 		return proto_error(PROTO_GENERIC_ERROR, req->id,
 				   "out of memory");
 	f->teardown = true;
+	f->whole_host = !list;
 	if (list) {
 		json_array_foreach(list, i, v) {
 			const char *u = json_string_value(v);
@@ -810,11 +893,6 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 			}
 			f->items[i].p.uuid = strdup(u);
 		}
-	} else {
-		i = 0;
-		storage_for_each(&d->storages, k, s)
-			if (!strcmp(s->host_uuid, host))
-				f->items[i++].p.uuid = strdup(s->p.uuid);
 	}
 	for (i = 0; i < n; i++)
 		if (!f->items[i].p.uuid) {
@@ -833,8 +911,9 @@ invalid:
 }
 
 /*
- * Start-up: the storages of the state file, grouped by host and reconnect
- * flag, each group one best-effort flight that replies to nobody.
+ * Start-up: each storage of the state file is re-armed by a best-effort
+ * flight of its own that replies to nobody, keeping the flight id that
+ * armed it.
  */
 void setup_rearm(struct daemon *d, json_t *list)
 {
@@ -850,8 +929,9 @@ void setup_rearm(struct daemon *d, json_t *list)
 		struct flight *f;
 
 		if (!host || !storage_uuid_valid(host)) {
-			pr_err("state: storages[%zu]: bad host_uuid; left out",
+			pr_err("state: storages[%zu]: bad host_uuid; kept, not armed",
 			       i);
+			json_array_append(d->unarmed, entry);
 			continue;
 		}
 		f = flight_new(d, 1, host, reconnect,
@@ -861,15 +941,21 @@ void setup_rearm(struct daemon *d, json_t *list)
 		f->rearm = true;
 		if (storage_params_parse(json_object_get(entry, "params"), i,
 					 &f->items[0].p, &e)) {
-			pr_err("state: %s; left out", e.msg);
+			pr_err("state: %s; kept, not armed", e.msg);
+			json_array_append(d->unarmed, entry);
 			flight_free(f);
 			continue;
 		}
+		f->items[0].entry = json_incref(entry);
 		f->key = flight_key(f);
 		if (!f->key) {
 			flight_free(f);
 			continue;
 		}
+		f->items[0].orig_flight =
+			json_integer_value(json_object_get(entry, "flight"));
+		f->items[0].orig_armed =
+			json_integer_value(json_object_get(entry, "armed_at"));
 		flight_queue(d, f);
 	}
 	if (list_empty(&d->flights))

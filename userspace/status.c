@@ -65,21 +65,22 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 	storage_for_each(&d->storages, i, s)
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
-		json_pack("{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:I,s:I,s:o}",
-			  "host_state", host_state_name(d->host_state),
-			  "uptime_ms",
-			  (json_int_t)(loop_now_ms() - d->start_mono_ms),
-			  "requests", (json_int_t)d->requests, "handler_ns",
-			  "mean",
-			  (json_int_t)(d->requests ? d->handler_ns_total /
-							     d->requests :
-						     0),
-			  "max", (json_int_t)d->handler_ns_max, "bpf", "active",
-			  d->tracker.active, "pin_dir",
-			  d->tracker.active ? d->tracker.pin_dir : NULL,
-			  "connections", (json_int_t)d->ctl.nconns, "last_seq",
-			  (json_int_t)journal_last_seq(&d->journal), "storages",
-			  list),
+		json_pack(
+			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:I,s:I,s:o,s:O}",
+			"host_state", host_state_name(d->host_state),
+			"uptime_ms",
+			(json_int_t)(loop_now_ms() - d->start_mono_ms),
+			"requests", (json_int_t)d->requests, "handler_ns",
+			"mean",
+			(json_int_t)(d->handled ?
+					     d->handler_ns_total / d->handled :
+					     0),
+			"max", (json_int_t)d->handler_ns_max, "bpf", "active",
+			d->tracker.active, "pin_dir",
+			d->tracker.active ? d->tracker.pin_dir : NULL,
+			"connections", (json_int_t)d->ctl.nconns, "last_seq",
+			(json_int_t)journal_last_seq(&d->journal), "storages",
+			list, "unarmed", d->unarmed),
 		req->id);
 }
 

@@ -825,3 +825,87 @@ Test(events, teardown_is_journalled_and_idempotent)
 	json_decref(r);
 	close(fd);
 }
+
+Test(events, half_closed_client_still_gets_its_reply)
+{
+	int fd = harness_connect(&h);
+	json_t *r;
+
+	harness_send(
+		fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1);
+	shutdown(fd, SHUT_WR);
+	r = harness_read(&h, fd);
+	cr_assert_not_null(r, "the reply was lost on a half-close");
+	cr_expect_str_eq(result_of(r, 0), "armed");
+	json_decref(r);
+	cr_expect_null(harness_read(&h, fd), "then the daemon closes");
+	close(fd);
+}
+
+Test(events, teardown_of_all_includes_a_setup_queued_before_it)
+{
+	int a = harness_connect(&h), b = harness_connect(&h);
+	json_t *r;
+
+	/* Both in the socket before the daemon runs either. */
+	harness_send(
+		a,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1);
+	harness_send(
+		b,
+		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\"}}");
+	r = harness_read(&h, a);
+	cr_expect_str_eq(result_of(r, 0), "armed");
+	json_decref(r);
+	r = harness_read(&h, b);
+	cr_expect_str_eq(result_of(r, 0), "disarmed");
+	json_decref(r);
+	r = status(a);
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "storages")),
+		     0);
+	json_decref(r);
+	close(a);
+	close(b);
+}
+
+Test(persistence, failed_rearm_is_kept_and_retried)
+{
+	int fd = harness_connect(&h);
+	char gone[160];
+	json_t *r;
+
+	json_decref(harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1, m2));
+	close(fd);
+	/* The mount of a is away while the daemon restarts. */
+	snprintf(gone, sizeof(gone), "%s.away", m1);
+	cr_assert_eq(rename(m1, gone), 0);
+	harness_restart(&h);
+	fd = harness_connect(&h);
+	r = status(fd);
+	cr_expect_not_null(find_storage(r, "b"));
+	cr_expect_null(find_storage(r, "a"));
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "unarmed")),
+		     1, "a is reported, not forgotten");
+	json_decref(r);
+	/* A state write in between must keep it too. */
+	json_decref(harness_call(
+		&h, fd,
+		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\",\"storages\":[\"b\"]}}"));
+	close(fd);
+
+	cr_assert_eq(rename(gone, m1), 0);
+	harness_restart(&h);
+	fd = harness_connect(&h);
+	r = status(fd);
+	cr_expect_not_null(find_storage(r, "a"), "re-armed once it is back");
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "unarmed")),
+		     0);
+	json_decref(r);
+	close(fd);
+}
