@@ -106,6 +106,8 @@ bench: deps
 install: all
 	install -D -m 0755 $(OUT)/iofenced $(DESTDIR)$(PREFIX)/sbin/iofenced
 	install -D -m 0755 $(OUT)/iofencectl $(DESTDIR)$(PREFIX)/sbin/iofencectl
+	install -D -m 0644 userspace/iofencectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/iofencectl.8
+	install -D -m 0644 userspace/iofence-protocol.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-protocol.7
 
 clean:
 	rm -rf build
