@@ -8,8 +8,9 @@
  * (close a late fd) in @late.
  *
  * The deadline is a timeout of its own (a ticket), not a linked one: on
- * this kernel a linked timeout never fires for a request that blocks in
- * an io-wq worker, which is exactly the hung case. When the ticket fires
+ * Linux 6.18 a linked timeout was seen never to fire for an open blocked
+ * in an io-wq worker (a FIFO with no reader), which is exactly the hung
+ * case a deadline is for. When the ticket fires
  * the I/O is cancelled as far as the kernel can; when the I/O completes
  * first the ticket is removed. A ticket's completion may come after the
  * next step started, so it is stamped with the step it guards.
