@@ -151,7 +151,20 @@ json_t *journal_save(const struct journal *j)
 
 uint64_t journal_last_seq(const struct journal *j)
 {
-	return j->next_seq - 1;
+	uint64_t last = j->next_seq - 1;
+
+	/*
+	 * The newest event anyone can see: held events, and the numbers of
+	 * events taken back, are not there yet or never will be.
+	 */
+	for (unsigned int i = j->count; i-- > 0;) {
+		uint64_t seq = seq_of(at(j, i));
+
+		if (!j->held[(j->head + i) % JOURNAL_MAX])
+			return seq;
+		last = seq - 1;
+	}
+	return j->count ? last : j->next_seq - 1;
 }
 
 __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen,

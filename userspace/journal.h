@@ -53,6 +53,7 @@ json_t *journal_since(const struct journal *j, uint64_t since, bool *lost);
  */
 json_t *journal_save(const struct journal *j);
 int journal_load(struct journal *j, json_t *saved, char *err, size_t errlen);
+/* The newest event journal_since() shows, 0 before the first. */
 uint64_t journal_last_seq(const struct journal *j);
 
 #endif

@@ -1158,7 +1158,9 @@ Test(journal_persist, load_with_gaps)
 
 	journal_init(&j);
 	cr_assert_eq(journal_load(&j, saved, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(journal_last_seq(&j), 99);
+	/* The newest event that can be seen; numbers after it were never. */
+	cr_assert_eq(journal_last_seq(&j), 30);
+	cr_assert_eq(j.next_seq, 100, "numbering goes on past the gap");
 	arr = journal_since(&j, 15, &lost);
 	cr_assert_eq(json_array_size(arr), 2);
 	cr_assert_eq(seq_of(json_array_get(arr, 0)), 20);
@@ -1479,4 +1481,34 @@ Test(journal_oom, load, .init = counting_init, .fini = counting_fini)
 	}
 	json_decref(saved);
 	cr_assert_eq(live_allocs, 0);
+}
+
+Test(journal, held_events_are_hidden_until_released_or_dropped)
+{
+	struct journal j;
+	json_t *arr, *a, *b;
+	bool lost;
+
+	journal_init(&j);
+	journal_add(&j, "SHOWN", NULL);
+	a = journal_add_held(&j, "HELD_A", NULL);
+	b = journal_add_held(&j, "HELD_B", NULL);
+	cr_assert(a && b);
+	arr = journal_since(&j, 0, &lost);
+	cr_expect_eq(json_array_size(arr), 1, "held events are not shown");
+	json_decref(arr);
+	cr_expect_eq(journal_last_seq(&j), 1);
+
+	journal_release(&j, seq_of(a));
+	journal_drop(&j, seq_of(b));
+	arr = journal_since(&j, 0, &lost);
+	cr_expect_eq(json_array_size(arr), 2);
+	json_decref(arr);
+	cr_expect_eq(journal_last_seq(&j), 2);
+	cr_expect_eq(json_string_value(json_object_get(
+			     journal_add(&j, "NEXT", NULL), "event")) != NULL,
+		     1);
+	cr_expect_eq(journal_last_seq(&j), 4,
+		     "a dropped number is never reused");
+	journal_free(&j);
 }
