@@ -42,8 +42,22 @@ run_cleanups() {
 	done
 	t_cleanups=()
 }
+# Loop devices on files of this test, however they were made (a loop made
+# in a $(...) subshell registers its cleanup there, where it is lost).
+detach_loops() {
+	local l f
+	for l in /sys/block/loop*; do
+		f=$l/loop/backing_file
+		[ -r "$f" ] || continue
+		case "$(cat "$f")" in
+		"$T"/*) losetup -d "/dev/${l##*/}" 2>/dev/null ;;
+		esac
+	done
+}
+
 finish() {
 	run_cleanups
+	detach_loops
 	# A sanitizer build reports into the daemon logs: that is a failure.
 	local log
 	for log in "$T"/*.log; do
@@ -99,13 +113,10 @@ ctl_sock() { # socket args...
 	timeout 20 "$IOFENCECTL" --socket "$sock" "$@"
 }
 
-# A loop device on a fresh file; detached on exit.
+# A loop device on a fresh file under $T; detached on exit by finish().
 make_loop() { # file size
 	truncate -s "$2" "$1" || return 1
-	local dev
-	dev=$(losetup --find --show "$1") || return 1
-	on_exit "losetup -d $dev"
-	echo "$dev"
+	losetup --find --show "$1"
 }
 
 # jqr FILTER: jq over stdin, raw output; the tests' JSON reader.
