@@ -87,14 +87,31 @@ void daemon_event_publish(struct daemon *d, json_t *msg)
 	}
 }
 
+void daemon_event_defer(struct daemon *d, json_t *msg)
+{
+	json_array_append(d->pending_events, msg);
+	persist_kick(&d->persist);
+}
+
+/*
+ * An event is shown to anyone only once a state write carries it: a
+ * number a client has seen is never given to another event after a
+ * crash.
+ */
 void daemon_event(struct daemon *d, const char *name, json_t *data)
 {
 	json_t *msg = daemon_event_journal(d, name, data);
 
-	if (!msg)
-		return;
-	daemon_event_publish(d, msg);
-	persist_kick(&d->persist);
+	if (msg)
+		daemon_event_defer(d, msg);
+}
+
+void daemon_events_written(struct daemon *d, size_t n)
+{
+	while (n-- && json_array_size(d->pending_events)) {
+		daemon_event_publish(d, json_array_get(d->pending_events, 0));
+		json_array_remove(d->pending_events, 0);
+	}
 }
 
 static int resolve_group(const char *name, gid_t *gid)
@@ -208,6 +225,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	list_init(&d->ctl.conns);
 	journal_init(&d->journal);
 	d->unarmed = json_array();
+	d->pending_events = json_array();
 	ret = resolve_group(d->cfg.socket_group, &d->socket_gid);
 	if (!ret)
 		ret = resolve_group(d->cfg.control_group, &d->control_gid);
@@ -237,6 +255,7 @@ out_tracker:
 out_cfg:
 	journal_free(&d->journal);
 	json_decref(d->unarmed);
+	json_decref(d->pending_events);
 	config_free(&d->cfg);
 	return ret;
 }
@@ -254,6 +273,7 @@ void daemon_close(struct daemon *d)
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
 	json_decref(d->unarmed);
+	json_decref(d->pending_events);
 	config_free(&d->cfg);
 	if (d->ready_fd >= 0)
 		close(d->ready_fd);

@@ -31,6 +31,7 @@ struct daemon {
 	enum host_state host_state;
 	struct list_head flights; /* setups queued; the first one runs */
 	json_t *unarmed; /* state entries that failed to re-arm, kept */
+	json_t *pending_events; /* held until a state write carries them */
 	uint64_t next_flight;
 	bool starting; /* re-arming from the state file, socket not open */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
@@ -64,8 +65,12 @@ int host_state_parse(const char *name, enum host_state *s);
 
 /* The whole persisted state as one JSON document (new reference). */
 json_t *daemon_state_doc(struct daemon *d);
-/* Journals, logs and sends to subscribers; persists soon. */
+/* Journals, and publishes once the next state write carries it. */
 void daemon_event(struct daemon *d, const char *name, json_t *data);
+/* Publishes the held @msg (borrowed) once a state write carries it. */
+void daemon_event_defer(struct daemon *d, json_t *msg);
+/* persist.c: a write carrying the first @n deferred events succeeded. */
+void daemon_events_written(struct daemon *d, size_t n);
 /*
  * The two halves, for an event that must be in the very write that makes
  * its fact durable: journal it, held (borrowed message back, or NULL),

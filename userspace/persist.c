@@ -59,6 +59,8 @@ static void write_end(struct persister *p, int err)
 	p->buf = NULL;
 	p->current = NULL;
 	p->running = false;
+	if (!err)
+		daemon_events_written(p->d, p->covers);
 	answer(w, err);
 	if ((p->pending || p->wanted) && !p->d->loop.stopping)
 		write_start(p);
@@ -150,6 +152,8 @@ static void write_start(struct persister *p)
 	p->current = p->pending;
 	p->pending = NULL;
 	p->wanted = false;
+	/* The events waiting for a write now are in this one. */
+	p->covers = json_array_size(p->d->pending_events);
 	doc = daemon_state_doc(p->d);
 	p->buf = doc ? state_encode(doc, &p->len) : NULL;
 	json_decref(doc);

@@ -36,6 +36,7 @@ struct persister {
 	size_t len, off;
 	struct persist_wait *current; /* answered by the write under way */
 	struct persist_wait *pending; /* answered by the next one */
+	size_t covers; /* pending events the write under way carries */
 	bool running;
 	bool wanted; /* a change with no waiter (an event) needs a write */
 };

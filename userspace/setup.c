@@ -393,15 +393,19 @@ static void journal_events(struct flight *f)
 	}
 }
 
-static void events_end(struct flight *f, bool publish)
+enum events_fate { EV_PUBLISH, EV_DROP, EV_DEFER };
+
+static void events_end(struct flight *f, enum events_fate fate)
 {
 	for (unsigned int i = 0; i < f->n; i++) {
 		json_t *ev = f->items[i].event;
 
 		if (!ev)
 			continue;
-		if (publish)
+		if (fate == EV_PUBLISH)
 			daemon_event_publish(f->d, ev);
+		else if (fate == EV_DEFER)
+			daemon_event_defer(f->d, ev);
 		else
 			journal_drop(
 				&f->d->journal,
@@ -416,17 +420,22 @@ static void persisted(void *ctx, int err)
 	struct flight *f = ctx;
 
 	if (err && f->rearm) {
-		/* Armed as the state file said; the events stay to be written. */
+		/*
+		 * Armed as the state file said; its events wait, held, for
+		 * a write that carries them.
+		 */
 		pr_err("flight %llu: events not persisted: %s",
 		       (unsigned long long)f->id, strerror(-err));
-		persist_kick(&f->d->persist);
+		events_end(f, EV_DEFER);
 	} else if (err) {
 		flight_fail(f, PROTO_ARMING_FAILED,
 			    "persisting the state: %s; rolled back",
 			    strerror(-err));
 		undo(f);
+		events_end(f, EV_DROP);
+	} else {
+		events_end(f, EV_PUBLISH);
 	}
-	events_end(f, !f->err[0]);
 	flight_finish(f);
 }
 

@@ -16,7 +16,6 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +31,15 @@
 
 #define CTL_NAME ".faultfs-ctl"
 #define CTL_PATH "/" CTL_NAME
+
+/* readdir(3) hides entries with inode 0; keep clear of real ones too. */
+#define CTL_INO ((ino_t)-2)
+
+/*
+ * Control handles carry a bit that no fd has, so handle-based operations can
+ * tell them apart even when libfuse has no path to pass.
+ */
+#define CTL_FH_TAG (1ULL << 63)
 
 /*
  * Hung and slowed requests wake up this often to notice that the session is
@@ -97,6 +105,7 @@ static struct {
 	struct fuse *fuse;
 	int base_fd;
 	int page_cache;
+	struct timespec started;
 } ff = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.tail = &ff.files,
@@ -108,8 +117,26 @@ static bool is_ctl(const char *path)
 	return path && strcmp(path, CTL_PATH) == 0;
 }
 
-/* Backing paths are relative to base_fd so that daemonizing (chdir "/") and
- * a later rename of the backing directory do not matter. */
+static struct ctl_handle *ctl_of(const struct fuse_file_info *fi)
+{
+	if (!fi || !(fi->fh & CTL_FH_TAG))
+		return NULL;
+	return (struct ctl_handle *)(uintptr_t)(fi->fh & ~CTL_FH_TAG);
+}
+
+/*
+ * Attribute changes go by path whenever there is one: the kernel passes a
+ * handle for open directories too, and those belong to libfuse, not to us.
+ */
+static bool by_fd(const char *path, const struct fuse_file_info *fi)
+{
+	return !path && fi && !ctl_of(fi);
+}
+
+/*
+ * Backing paths are relative to base_fd, so that daemonizing (chdir "/") and
+ * a later rename of the backing directory do not matter.
+ */
 static const char *rel(const char *path)
 {
 	while (*path == '/')
@@ -425,10 +452,14 @@ static void ctl_stat(struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_mode = S_IFREG | 0600;
 	st->st_nlink = 1;
+	st->st_ino = CTL_INO;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
 	/* Real content is generated on read; direct_io makes size moot. */
 	st->st_size = 0;
+	st->st_atim = ff.started;
+	st->st_mtim = ff.started;
+	st->st_ctim = ff.started;
 }
 
 /* ---- pass-through operations ---- */
@@ -463,10 +494,11 @@ static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static int ff_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
-	if (is_ctl(path)) {
+	if (is_ctl(path) || ctl_of(fi)) {
 		ctl_stat(st);
 		return 0;
 	}
+	/* The kernel sends a handle for regular files only. */
 	if (fi) {
 		if (fstat((int)fi->fh, st))
 			return -errno;
@@ -484,8 +516,8 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	bool root = strcmp(path, "/") == 0;
 	struct dirent *de;
 	struct stat st;
+	int fd, res = 0;
 	DIR *dir;
-	int fd;
 
 	(void)off;
 	(void)fi;
@@ -498,8 +530,13 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		close(fd);
 		return -errno;
 	}
-	errno = 0;
-	while ((de = readdir(dir))) {
+	for (;;) {
+		errno = 0;
+		de = readdir(dir);
+		if (!de) {
+			res = -errno;
+			break;
+		}
 		/* The control file shadows a backing file of the same name. */
 		if (root && strcmp(de->d_name, CTL_NAME) == 0)
 			continue;
@@ -510,11 +547,11 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			break;
 	}
 	closedir(dir);
-	if (root) {
+	if (root && !res) {
 		ctl_stat(&st);
 		filler(buf, CTL_NAME, &st, 0, 0);
 	}
-	return 0;
+	return res;
 }
 
 static int ff_mkdir(const char *path, mode_t mode)
@@ -561,9 +598,9 @@ static int ff_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	int res;
 
-	if (is_ctl(path))
+	if (is_ctl(path) || ctl_of(fi))
 		return -EPERM;
-	if (fi)
+	if (by_fd(path, fi))
 		res = fchmod((int)fi->fh, mode);
 	else
 		res = fchmodat(ff.base_fd, rel(path), mode, 0);
@@ -575,9 +612,9 @@ static int ff_chown(const char *path, uid_t uid, gid_t gid,
 {
 	int res;
 
-	if (is_ctl(path))
+	if (is_ctl(path) || ctl_of(fi))
 		return -EPERM;
-	if (fi)
+	if (by_fd(path, fi))
 		res = fchown((int)fi->fh, uid, gid);
 	else
 		res = fchownat(ff.base_fd, rel(path), uid, gid,
@@ -590,8 +627,9 @@ static int ff_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	int fd, res;
 
 	/* "echo cmd > ctl" truncates first; that must not fail. */
-	if (is_ctl(path))
+	if (is_ctl(path) || ctl_of(fi))
 		return 0;
+	/* Only regular files truncate, so a handle here is a backing fd. */
 	if (fi)
 		return ftruncate((int)fi->fh, size) ? -errno : 0;
 	fd = openat(ff.base_fd, rel(path), O_WRONLY | O_CLOEXEC);
@@ -607,9 +645,9 @@ static int ff_utimens(const char *path, const struct timespec tv[2],
 {
 	int res;
 
-	if (is_ctl(path))
+	if (is_ctl(path) || ctl_of(fi))
 		return 0;
-	if (fi)
+	if (by_fd(path, fi))
 		res = futimens((int)fi->fh, tv);
 	else
 		res = utimensat(ff.base_fd, rel(path), tv, AT_SYMLINK_NOFOLLOW);
@@ -623,11 +661,10 @@ static int ff_statfs(const char *path, struct statvfs *sv)
 }
 
 /*
- * O_DIRECT is dropped on the backing fd: the buffers libfuse hands us are not
- * aligned, and what the writer asked for is that its I/O bypasses a cache on
- * the way to "the storage", i.e. reaches us; direct_io grants exactly that.
- * Unless page_cache was requested every open is direct_io, so that no fault
- * is hidden behind cached pages.
+ * O_DIRECT stays off the backing fd: the buffers libfuse hands us are not
+ * aligned for it, and the writer's intent, that its I/O skips the cache and
+ * reaches the storage (us), is met by direct_io.  Without page_cache every
+ * open is direct_io, so that no fault can hide behind cached pages.
  */
 static void set_open_flags(struct fuse_file_info *fi)
 {
@@ -641,7 +678,7 @@ static int open_ctl(struct fuse_file_info *fi)
 
 	if (!h)
 		return -ENOMEM;
-	fi->fh = (uintptr_t)h;
+	fi->fh = (uintptr_t)h | CTL_FH_TAG;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	return 0;
@@ -682,10 +719,10 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
 
 static int ff_release(const char *path, struct fuse_file_info *fi)
 {
-	struct ctl_handle *h;
+	struct ctl_handle *h = ctl_of(fi);
 
-	if (is_ctl(path)) {
-		h = (struct ctl_handle *)(uintptr_t)fi->fh;
+	(void)path;
+	if (h) {
 		free(h->text);
 		free(h);
 		return 0;
@@ -702,9 +739,8 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off,
 	ssize_t n;
 	int res;
 
-	if (is_ctl(path))
-		return ctl_read((struct ctl_handle *)(uintptr_t)fi->fh, buf,
-				size, off);
+	if (ctl_of(fi))
+		return ctl_read(ctl_of(fi), buf, size, off);
 	res = fault_enter(path, &f);
 	/* Short reads are only allowed at EOF, so finish partial ones. */
 	while (!res && done < size) {
@@ -730,7 +766,7 @@ static int ff_write(const char *path, const char *buf, size_t size, off_t off,
 	ssize_t n;
 	int res;
 
-	if (is_ctl(path))
+	if (ctl_of(fi))
 		return ctl_write(buf, size);
 	res = fault_enter(path, &f);
 	while (!res && done < size) {
@@ -755,7 +791,7 @@ static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	struct fault_file *f;
 	int res;
 
-	if (is_ctl(path))
+	if (ctl_of(fi))
 		return 0;
 	res = fault_enter(path, &f);
 	if (!res && (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)))
@@ -771,7 +807,7 @@ static int ff_fallocate(const char *path, int mode, off_t off, off_t len,
 	struct fault_file *f;
 	int res;
 
-	if (is_ctl(path))
+	if (ctl_of(fi))
 		return -EOPNOTSUPP;
 	res = fault_enter(path, &f);
 	if (!res && fallocate((int)fi->fh, mode, off, len))
@@ -882,6 +918,7 @@ int main(int argc, char *argv[])
 		return 2;
 	}
 	ff.page_cache = o.page_cache;
+	clock_gettime(CLOCK_REALTIME, &ff.started);
 	ff.base_fd = open(o.backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ff.base_fd < 0) {
 		fprintf(stderr, "faultfs: %s: %s\n", o.backing,
@@ -899,7 +936,8 @@ int main(int argc, char *argv[])
 	umask(0);
 
 	/* In front of the user's options, so that theirs win. */
-	if (fuse_opt_insert_arg(&args, 1, DEFAULT_MAX_THREADS)) {
+	if (fuse_opt_insert_arg(&args, 1, DEFAULT_MAX_THREADS) ||
+	    fuse_opt_insert_arg(&args, 1, "-ofsname=faultfs,subtype=faultfs")) {
 		fuse_opt_free_args(&args);
 		return 1;
 	}
