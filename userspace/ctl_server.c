@@ -322,9 +322,9 @@ static int claim_path(const struct sockaddr_un *addr)
 	return ret;
 }
 
-int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
-		    gid_t gid, unsigned int max_conns, json_t *greeting,
-		    ctl_dispatch_fn dispatch, void *ctx)
+static int server_open(struct ctl_server *s, struct loop *l, const char *path,
+		       gid_t gid, unsigned int max_conns, json_t *greeting,
+		       ctl_dispatch_fn dispatch, void *ctx)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	mode_t old_umask;
@@ -379,6 +379,19 @@ int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
 	s->accept_op.cb = accept_done;
 	accept_arm(s);
 	return 0;
+}
+
+int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
+		    gid_t gid, unsigned int max_conns, json_t *greeting,
+		    ctl_dispatch_fn dispatch, void *ctx)
+{
+	int ret = server_open(s, l, path, gid, max_conns, greeting, dispatch,
+			      ctx);
+
+	/* The greeting is the server's once it runs, and dropped if not. */
+	if (ret)
+		json_decref(greeting);
+	return ret;
 }
 
 struct ctl_conn *ctl_server_find(struct ctl_server *s, uint64_t id)
