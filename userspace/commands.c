@@ -10,12 +10,6 @@
 static json_t *cmd_query_version(struct daemon *d, struct ctl_conn *c,
 				 struct proto_request *req)
 {
-	static const char *const none[] = { NULL };
-	struct args_err e;
-
-	if (args_only(req->arguments, "", none, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
 	return proto_return(
 		json_pack("{s:i,s:i,s:i,s:s}", "major", IOFENCE_VERSION_MAJOR,
 			  "minor", IOFENCE_VERSION_MINOR, "micro",
@@ -26,14 +20,7 @@ static json_t *cmd_query_version(struct daemon *d, struct ctl_conn *c,
 static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 				  struct proto_request *req)
 {
-	static const char *const none[] = { NULL };
-	struct args_err e;
-	json_t *list;
-
-	if (args_only(req->arguments, "", none, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
-	list = json_array();
+	json_t *list = json_array();
 
 	for (const struct command *cmd = commands; cmd->name; cmd++)
 		json_array_append_new(list, json_pack("{s:s,s:b,s:s}", "name",
@@ -46,12 +33,6 @@ static json_t *cmd_query_commands(struct daemon *d, struct ctl_conn *c,
 static json_t *cmd_query_capabilities(struct daemon *d, struct ctl_conn *c,
 				      struct proto_request *req)
 {
-	static const char *const none[] = { NULL };
-	struct args_err e;
-
-	if (args_only(req->arguments, "", none, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
 	return proto_return(json_pack("{s:o,s:b}", "capabilities",
 				      commands_capabilities(), "bpf",
 				      d->tracker.active),
@@ -61,13 +42,11 @@ static json_t *cmd_query_capabilities(struct daemon *d, struct ctl_conn *c,
 static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
 				  struct proto_request *req)
 {
-	static const char *const keys[] = { "state", NULL };
 	enum host_state prev = d->host_state, next;
 	const char *name = NULL;
 	struct args_err e;
 
-	if (args_only(req->arguments, "", keys, &e) ||
-	    args_string(req->arguments, "", "state", true, &name, &e))
+	if (args_string(req->arguments, "", "state", true, &name, &e))
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
 	if (host_state_parse(name, &next))
@@ -85,26 +64,34 @@ static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
 			    req->id);
 }
 
+static const char *const no_args[] = { NULL };
+static const char *const uuid_args[] = { "uuid", NULL };
+static const char *const since_args[] = { "since", NULL };
+static const char *const state_args[] = { "state", NULL };
+
 const struct command commands[] = {
-	{ "query-version", false, cmd_query_version, "the daemon's version" },
+	{ "query-version", false, cmd_query_version, "the daemon's version",
+	  no_args },
 	{ "query-capabilities", false, cmd_query_capabilities,
-	  "what this daemon can do on this machine" },
+	  "what this daemon can do on this machine", no_args },
 	{ "query-commands", false, cmd_query_commands,
-	  "every command, whether it changes state, and what it does" },
+	  "every command, whether it changes state, and what it does",
+	  no_args },
 	{ "query-status", false, cmd_query_status,
-	  "the host state and every armed storage with its parameters, timeline and I/O counters" },
+	  "the host state and every armed storage with its parameters, timeline and I/O counters",
+	  no_args },
 	{ "query-storage", false, cmd_query_storage,
-	  "one armed storage, by uuid" },
+	  "one armed storage, by uuid", uuid_args },
 	{ "query-events", false, cmd_query_events,
-	  "the journalled events after a sequence number" },
+	  "the journalled events after a sequence number", since_args },
 	{ "subscribe", false, cmd_subscribe,
-	  "send this connection every event from now on" },
+	  "send this connection every event from now on", no_args },
 	{ "set-host-state", true, cmd_set_host_state,
-	  "record the host's state on the management side" },
+	  "record the host's state on the management side", state_args },
 	{ "setup", true, cmd_setup,
-	  "arm a batch of a host's storages, all or nothing" },
+	  "arm a batch of a host's storages, all or nothing", setup_args },
 	{ "teardown", true, cmd_teardown,
-	  "disarm some or all of a host's storages" },
+	  "disarm some or all of a host's storages", teardown_args },
 	{},
 };
 
@@ -174,6 +161,7 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 	struct daemon *d = ctx;
 	struct proto_request req;
 	const struct command *cmd;
+	struct args_err e;
 	json_t *reply;
 
 	d->requests++;
@@ -182,7 +170,10 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 		return;
 	}
 	cmd = command_find(req.execute);
-	if (!cmd)
+	if (cmd && args_only(req.arguments, "", cmd->args, &e))
+		reply = proto_error(PROTO_INVALID_ARGUMENT, req.id, "%s",
+				    e.msg);
+	else if (!cmd)
 		reply = proto_error(PROTO_COMMAND_NOT_FOUND, req.id,
 				    "execute: unknown command '%s'",
 				    req.execute);

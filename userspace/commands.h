@@ -16,11 +16,17 @@
 
 struct command {
 	const char *name;
-	bool mutating; /* needs root or the socket group */
+	bool mutating; /* needs root or the control group */
 	json_t *(*fn)(struct daemon *d, struct ctl_conn *c,
 		      struct proto_request *req);
 	const char *summary;
+	/* The argument names it takes; the dispatcher refuses others. */
+	const char *const *args;
 };
+
+/* Argument names of the commands whose handlers live elsewhere. */
+extern const char *const setup_args[];
+extern const char *const teardown_args[];
 
 extern const struct command commands[];
 

@@ -6,14 +6,9 @@
 json_t *cmd_subscribe(struct daemon *d, struct ctl_conn *c,
 		      struct proto_request *req)
 {
-	static const char *const none[] = { NULL };
 	struct list_head *pos, *tmp;
 	unsigned int subscribers = 0;
-	struct args_err e;
 
-	if (args_only(req->arguments, "", none, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
 	list_for_each_safe(pos, tmp, &d->ctl.conns)
 		subscribers +=
 			list_entry(pos, struct ctl_conn, link)->subscribed;
@@ -32,14 +27,12 @@ json_t *cmd_subscribe(struct daemon *d, struct ctl_conn *c,
 json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req)
 {
-	static const char *const keys[] = { "since", NULL };
 	uint64_t since = 0;
 	struct args_err e;
 	bool lost;
 	json_t *list;
 
-	if (args_only(req->arguments, "", keys, &e) ||
-	    args_uint(req->arguments, "", "since", false, 0, INT64_MAX, &since,
+	if (args_uint(req->arguments, "", "since", false, 0, INT64_MAX, &since,
 		      &e))
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);

@@ -787,6 +787,10 @@ static json_t *submit(struct daemon *d, struct ctl_conn *c, json_t *id,
 
 /* --- the commands ---------------------------------------------------- */
 
+const char *const setup_args[] = { "host_uuid",	 "reconnect", "no_status_check",
+				   "timeout_ms", "storages",  NULL };
+const char *const teardown_args[] = { "host_uuid", "storages", NULL };
+
 static int parse_host(json_t *args, const char **host, struct args_err *e)
 {
 	int ret = args_string(args, "", "host_uuid", true, host, e);
@@ -813,9 +817,6 @@ static int check_duplicates(struct flight *f, struct args_err *e)
 json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 		  struct proto_request *req)
 {
-	static const char *const keys[] = { "host_uuid",       "reconnect",
-					    "no_status_check", "timeout_ms",
-					    "storages",	       NULL };
 	json_t *args = req->arguments, *list, *st;
 	bool reconnect = false, no_check = false;
 	uint64_t timeout = SETUP_DEFAULT_DEADLINE_MS;
@@ -824,7 +825,7 @@ json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 	struct args_err e;
 	size_t i, n;
 
-	if (args_only(args, "", keys, &e) || parse_host(args, &host, &e) ||
+	if (parse_host(args, &host, &e) ||
 	    args_bool(args, "", "reconnect", &reconnect, &e) ||
 	    args_bool(args, "", "no_status_check", &no_check, &e) ||
 	    args_uint(args, "", "timeout_ms", false, SETUP_MIN_DEADLINE_MS,
@@ -866,14 +867,13 @@ invalid:
 json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 		     struct proto_request *req)
 {
-	static const char *const keys[] = { "host_uuid", "storages", NULL };
 	json_t *args = req->arguments, *list, *v;
 	const char *host = NULL;
 	struct flight *f = NULL;
 	struct args_err e;
 	size_t i, n;
 
-	if (args_only(args, "", keys, &e) || parse_host(args, &host, &e))
+	if (parse_host(args, &host, &e))
 		goto invalid;
 	list = json_object_get(args, "storages");
 	if (list && (!json_is_array(list) || !json_array_size(list) ||

@@ -52,16 +52,10 @@ static json_t *storage_json(struct daemon *d, const struct storage *s)
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req)
 {
-	static const char *const none[] = { NULL };
-	json_t *list;
-	struct args_err e;
+	json_t *list = json_array();
 	struct storage *s;
 	unsigned int i;
 
-	if (args_only(req->arguments, "", none, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
-	list = json_array();
 	storage_for_each(&d->storages, i, s)
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
@@ -87,13 +81,11 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 json_t *cmd_query_storage(struct daemon *d, struct ctl_conn *c,
 			  struct proto_request *req)
 {
-	static const char *const keys[] = { "uuid", NULL };
 	const char *uuid = NULL;
 	struct args_err e;
 	struct storage *s;
 
-	if (args_only(req->arguments, "", keys, &e) ||
-	    args_string(req->arguments, "", "uuid", true, &uuid, &e))
+	if (args_string(req->arguments, "", "uuid", true, &uuid, &e))
 		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
 				   e.msg);
 	s = storage_find(&d->storages, uuid);

@@ -103,17 +103,19 @@ event_names() {
 	done | tr ' ' '\n' | sed '/^$/d' | sort -u
 }
 
-# "command key..." for each handler with a keys[] table: the arguments it
-# takes, by the handler's name (cmd_query_events is query-events).
+# "command key..." for each command: the argument names its entry in the
+# command table points at (a NAME[] table, in any source file), which is
+# what the dispatcher lets through.
 command_args() {
-	local f
-	for f in "$SRC"/*.c; do
-		tr '\n' ' ' <"$f" |
-			grep -o 'json_t \*cmd_[a-z_]*([^{]*{[[:space:]]*static const char \*const keys\[\] = {[^}]*}' |
-			sed -e 's/^json_t \*cmd_\([a-z_]*\)(.*keys\[\] = {\(.*\)}$/\1 \2/' \
-				-e 's/NULL//; s/[",]/ /g' |
-			awk '{ gsub(/_/, "-", $1); $1 = $1; print }'
-	done
+	local all name table
+	all=$(cat "$SRC"/*.c | tr -s '[:space:]' ' ')
+	sed -n '/^const struct command commands\[\] = {/,/^};/p' "$SRC/commands.c" |
+		tr -s '[:space:]' ' ' | grep -o '{ "[a-z-]*"[^}]*}' |
+		sed -n 's/^{ "\([a-z-]*\)".*, *\([a-z_]*\) *}$/\1 \2/p' |
+		while read -r name table; do
+			echo "$name" $(grep -o "const char \*const $table\[\] = {[^}]*}" <<<"$all" |
+				head -1 | sed 's/.*{//; s/}//; s/NULL//; s/[",]/ /g')
+		done
 }
 
 commands=$(sed -n '/^const struct command commands\[\] = {/,/^};/p' "$SRC/commands.c" |
@@ -130,6 +132,8 @@ check "commands.c: the command table is read" [ "$(wc -w <<<"$commands")" -ge 5 
 check "proto.c: the error classes are read" [ "$(wc -w <<<"$classes")" -ge 5 ]
 check "*.c: the events are read" [ "$(wc -w <<<"$events")" -ge 3 ]
 check "storage_params.c: the storage keys are read" [ "$(wc -w <<<"$keys")" -ge 5 ]
+check "commands.c: the argument tables are read" \
+	[ "$(command_args | grep -c '^setup host_uuid reconnect')" -eq 1 ]
 
 if command -v groff >/dev/null; then
 	for m in "$PROTO_MAN" "$CTL_MAN"; do

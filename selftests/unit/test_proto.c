@@ -15,6 +15,7 @@
 
 #include "linebuf.h"
 #include "proto.h"
+#include "alloc_count.h"
 
 /* For literals with embedded NULs, where strlen() would stop short. */
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -1078,56 +1079,7 @@ Test(proto_dump, nested_message_is_compact)
 /* ---------------------------------------------------------------- */
 /* Leaks and allocation failure, counted through jansson's hooks    */
 
-static long live_allocs;
-static long allocs_left = -1; /* next allocations to succeed; -1: all */
-static int alloc_failed;
-
-static void *counting_malloc(size_t n)
-{
-	void *p;
-
-	if (allocs_left == 0) {
-		alloc_failed = 1;
-		return NULL;
-	}
-	if (allocs_left > 0)
-		allocs_left--;
-	p = malloc(n);
-	if (p)
-		live_allocs++;
-	return p;
-}
-
-static void counting_free(void *p)
-{
-	if (!p)
-		return;
-	live_allocs--;
-	free(p);
-}
-
-/*
- * Not used around proto_dump_line(): it realloc()s and free()s jansson's
- * buffer with libc directly, which the count cannot see.
- */
-static void counting_init(void)
-{
-	json_set_alloc_funcs(counting_malloc, counting_free);
-	live_allocs = 0;
-	allocs_left = -1;
-	alloc_failed = 0;
-}
-
-static void counting_fini(void)
-{
-	json_set_alloc_funcs(malloc, free);
-}
-
-static void fail_after(long n)
-{
-	allocs_left = n;
-	alloc_failed = 0;
-}
+/* The counting allocator lives in alloc_count.c. */
 
 static const char *const oom_lines[] = {
 	"{\"execute\":\"x\"}",

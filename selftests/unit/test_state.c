@@ -20,6 +20,7 @@
 
 #include "journal.h"
 #include "state_file.h"
+#include "alloc_count.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -27,56 +28,7 @@
 /* ---------------------------------------------------------------- */
 /* Counting jansson allocator, for leaks and allocation failures    */
 
-static long live_allocs;
-static long allocs_left = -1; /* next allocations to succeed; -1: all */
-static int alloc_failed;
-
-static void *counting_malloc(size_t n)
-{
-	void *p;
-
-	if (allocs_left == 0) {
-		alloc_failed = 1;
-		return NULL;
-	}
-	if (allocs_left > 0)
-		allocs_left--;
-	p = malloc(n);
-	if (p)
-		live_allocs++;
-	return p;
-}
-
-static void counting_free(void *p)
-{
-	if (!p)
-		return;
-	live_allocs--;
-	free(p);
-}
-
-/*
- * Every jansson value a test using this touches must be made after init
- * and gone before fini, or the count mixes up allocators.
- */
-static void counting_init(void)
-{
-	json_set_alloc_funcs(counting_malloc, counting_free);
-	live_allocs = 0;
-	allocs_left = -1;
-	alloc_failed = 0;
-}
-
-static void counting_fini(void)
-{
-	json_set_alloc_funcs(malloc, free);
-}
-
-static void fail_after(long n)
-{
-	allocs_left = n;
-	alloc_failed = 0;
-}
+/* The counting allocator lives in alloc_count.c. */
 
 /* ---------------------------------------------------------------- */
 /* State file helpers                                               */
