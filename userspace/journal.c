@@ -7,6 +7,7 @@
 
 #include "journal.h"
 #include "proto.h"
+#include "errmsg.h"
 
 void journal_init(struct journal *j)
 {
@@ -167,19 +168,6 @@ uint64_t journal_last_seq(const struct journal *j)
 	return j->count ? last : j->next_seq - 1;
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen,
-						     const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /*
  * The exact shape proto_event() builds, nothing more: the journal hands
  * these messages to clients verbatim, so a doctored file must not smuggle
@@ -192,45 +180,54 @@ static int check_event(const json_t *ev, size_t idx, char *err, size_t errlen)
 	json_t *val;
 
 	if (!json_is_object(ev))
-		return bad(err, errlen, "events[%zu]: must be an object", idx);
+		return errmsg_invalid(err, errlen,
+				      "events[%zu]: must be an object", idx);
 	json_object_foreach((json_t *)ev, key, val) {
 		if (strcmp(key, "event") && strcmp(key, "seq") &&
 		    strcmp(key, "data") && strcmp(key, "timestamp"))
-			return bad(err, errlen,
-				   "events[%zu]: unknown field '%s'", idx, key);
+			return errmsg_invalid(err, errlen,
+					      "events[%zu]: unknown field '%s'",
+					      idx, key);
 	}
 	if (!json_is_string(json_object_get(ev, "event")))
-		return bad(err, errlen, "events[%zu].event: must be a string",
-			   idx);
+		return errmsg_invalid(err, errlen,
+				      "events[%zu].event: must be a string",
+				      idx);
 	seq = json_object_get(ev, "seq");
 	if (!json_is_integer(seq) || json_integer_value(seq) < 1)
-		return bad(err, errlen,
-			   "events[%zu].seq: must be a positive integer", idx);
+		return errmsg_invalid(
+			err, errlen,
+			"events[%zu].seq: must be a positive integer", idx);
 	/* Any value: journal_add() takes whatever data its caller has. */
 	if (!json_object_get(ev, "data"))
-		return bad(err, errlen, "events[%zu].data: missing", idx);
+		return errmsg_invalid(err, errlen, "events[%zu].data: missing",
+				      idx);
 	ts = json_object_get(ev, "timestamp");
 	if (!json_is_object(ts))
-		return bad(err, errlen,
-			   "events[%zu].timestamp: must be an object", idx);
+		return errmsg_invalid(
+			err, errlen, "events[%zu].timestamp: must be an object",
+			idx);
 	json_object_foreach(ts, key, val) {
 		if (strcmp(key, "seconds") && strcmp(key, "microseconds"))
-			return bad(err, errlen,
-				   "events[%zu].timestamp: unknown field '%s'",
-				   idx, key);
+			return errmsg_invalid(
+				err, errlen,
+				"events[%zu].timestamp: unknown field '%s'",
+				idx, key);
 	}
 	sec = json_object_get(ts, "seconds");
 	if (!json_is_integer(sec))
-		return bad(err, errlen,
-			   "events[%zu].timestamp.seconds: must be an integer",
-			   idx);
+		return errmsg_invalid(
+			err, errlen,
+			"events[%zu].timestamp.seconds: must be an integer",
+			idx);
 	usec = json_object_get(ts, "microseconds");
 	if (!json_is_integer(usec) || json_integer_value(usec) < 0 ||
 	    json_integer_value(usec) > 999999)
-		return bad(err, errlen,
-			   "events[%zu].timestamp.microseconds: must be an "
-			   "integer in 0..999999",
-			   idx);
+		return errmsg_invalid(
+			err, errlen,
+			"events[%zu].timestamp.microseconds: must be an "
+			"integer in 0..999999",
+			idx);
 	return 0;
 }
 
@@ -244,19 +241,22 @@ int journal_load(struct journal *j, json_t *saved, char *err, size_t errlen)
 	int rc;
 
 	if (!json_is_object(saved))
-		return bad(err, errlen, "journal: must be an object");
+		return errmsg_invalid(err, errlen,
+				      "journal: must be an object");
 	json_object_foreach(saved, key, val) {
 		if (strcmp(key, "next_seq") && strcmp(key, "events"))
-			return bad(err, errlen, "journal: unknown field '%s'",
-				   key);
+			return errmsg_invalid(err, errlen,
+					      "journal: unknown field '%s'",
+					      key);
 	}
 	next = json_object_get(saved, "next_seq");
 	if (!json_is_integer(next) || json_integer_value(next) < 1)
-		return bad(err, errlen, "next_seq: must be a positive integer");
+		return errmsg_invalid(err, errlen,
+				      "next_seq: must be a positive integer");
 	next_seq = (uint64_t)json_integer_value(next);
 	events = json_object_get(saved, "events");
 	if (!json_is_array(events))
-		return bad(err, errlen, "events: must be an array");
+		return errmsg_invalid(err, errlen, "events: must be an array");
 
 	/* All of them are checked, also those about to be dropped. */
 	json_array_foreach(events, idx, val) {
@@ -267,12 +267,13 @@ int journal_load(struct journal *j, json_t *saved, char *err, size_t errlen)
 			return rc;
 		seq = seq_of(val);
 		if (seq <= prev)
-			return bad(err, errlen,
-				   "events[%zu].seq: %llu does not follow %llu",
-				   idx, (unsigned long long)seq,
-				   (unsigned long long)prev);
+			return errmsg_invalid(
+				err, errlen,
+				"events[%zu].seq: %llu does not follow %llu",
+				idx, (unsigned long long)seq,
+				(unsigned long long)prev);
 		if (seq >= next_seq)
-			return bad(
+			return errmsg_invalid(
 				err, errlen,
 				"events[%zu].seq: %llu is not below next_seq "
 				"%llu",

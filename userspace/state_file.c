@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "state_file.h"
+#include "errmsg.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 /*
@@ -69,19 +70,6 @@ char *state_encode(json_t *doc, size_t *len)
 	buf[hlen + body_len] = '\0';
 	*len = hlen + body_len;
 	return buf;
-}
-
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen,
-						     const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
 }
 
 /*
@@ -148,62 +136,70 @@ int state_decode(const char *buf, size_t len, json_t **doc, char *err,
 
 	*doc = NULL;
 	if (!buf || !len)
-		return bad(err, errlen, "empty input");
+		return errmsg_invalid(err, errlen, "empty input");
 	/* A short file that is a prefix of the magic is torn, not foreign. */
 	if (memcmp(buf, STATE_FILE_MAGIC " ", len < mlen + 1 ? len : mlen + 1))
-		return bad(err, errlen, "bad magic: not an %s file",
-			   STATE_FILE_MAGIC);
+		return errmsg_invalid(err, errlen, "bad magic: not an %s file",
+				      STATE_FILE_MAGIC);
 	nl = memchr(buf, '\n', len < HEADER_MAX ? len : HEADER_MAX);
 	if (!nl && len < HEADER_MAX)
-		return bad(err, errlen, "header without newline");
+		return errmsg_invalid(err, errlen, "header without newline");
 	if (!nl)
-		return bad(err, errlen,
-			   "header without newline in its first %d bytes",
-			   HEADER_MAX);
+		return errmsg_invalid(
+			err, errlen,
+			"header without newline in its first %d bytes",
+			HEADER_MAX);
 	p = buf + mlen + 1;
 
 	q = parse_dec(p, nl, 1000000, &version);
 	if (!q || (q != nl && *q != ' '))
-		return bad(err, errlen, "version: '%.*s' is not a number",
-			   field_len(p, nl), p);
+		return errmsg_invalid(err, errlen,
+				      "version: '%.*s' is not a number",
+				      field_len(p, nl), p);
 	/* Before the rest: a later version may lay the header out anew. */
 	if (version != STATE_FILE_VERSION)
-		return bad(err, errlen, "unknown version '%.*s' (expected %d)",
-			   (int)(q - p), p, STATE_FILE_VERSION);
+		return errmsg_invalid(err, errlen,
+				      "unknown version '%.*s' (expected %d)",
+				      (int)(q - p), p, STATE_FILE_VERSION);
 	if (q == nl)
-		return bad(err, errlen, "header: length and crc missing");
+		return errmsg_invalid(err, errlen,
+				      "header: length and crc missing");
 	p = q + 1;
 
 	q = parse_dec(p, nl, STATE_FILE_MAX, &length);
 	if (!q || (q != nl && *q != ' '))
-		return bad(err, errlen, "length: '%.*s' is not a number",
-			   field_len(p, nl), p);
+		return errmsg_invalid(err, errlen,
+				      "length: '%.*s' is not a number",
+				      field_len(p, nl), p);
 	if (length > STATE_FILE_MAX)
-		return bad(err, errlen,
-			   "length: '%.*s' exceeds the limit of %d",
-			   (int)(q - p), p, STATE_FILE_MAX);
+		return errmsg_invalid(err, errlen,
+				      "length: '%.*s' exceeds the limit of %d",
+				      (int)(q - p), p, STATE_FILE_MAX);
 	if (q == nl)
-		return bad(err, errlen, "header: crc missing");
+		return errmsg_invalid(err, errlen, "header: crc missing");
 	p = q + 1;
 
 	q = parse_crc(p, nl, &want);
 	if (!q || q != nl)
-		return bad(err, errlen,
-			   "crc: '%.*s' is not 8 lowercase hex digits",
-			   (int)(nl - p), p);
+		return errmsg_invalid(
+			err, errlen,
+			"crc: '%.*s' is not 8 lowercase hex digits",
+			(int)(nl - p), p);
 
 	body = nl + 1;
 	body_len = len - (size_t)(body - buf);
 	if (body_len != length)
-		return bad(err, errlen,
-			   "length mismatch: header says %lu bytes, body has "
-			   "%zu (%s)",
-			   length, body_len,
-			   body_len < length ? "truncated" : "trailing bytes");
+		return errmsg_invalid(
+			err, errlen,
+			"length mismatch: header says %lu bytes, body has "
+			"%zu (%s)",
+			length, body_len,
+			body_len < length ? "truncated" : "trailing bytes");
 	got = body_crc(body, body_len);
 	if (got != want)
-		return bad(err, errlen, "crc mismatch: header %08x, body %08x",
-			   want, got);
+		return errmsg_invalid(err, errlen,
+				      "crc mismatch: header %08x, body %08x",
+				      want, got);
 
 	memset(&jerr, 0, sizeof(jerr));
 	/* A duplicate key would leave it open which value was meant. */
@@ -216,15 +212,16 @@ int state_decode(const char *buf, size_t len, json_t **doc, char *err,
 	 */
 	if (!root && (json_error_code(&jerr) == json_error_out_of_memory ||
 		      !jerr.text[0])) {
-		bad(err, errlen, "body: out of memory");
+		errmsg_invalid(err, errlen, "body: out of memory");
 		return -ENOMEM;
 	}
 	if (!root)
-		return bad(err, errlen, "body: %s at line %d column %d",
-			   jerr.text, jerr.line, jerr.column);
+		return errmsg_invalid(err, errlen,
+				      "body: %s at line %d column %d",
+				      jerr.text, jerr.line, jerr.column);
 	if (!json_is_object(root)) {
 		json_decref(root);
-		return bad(err, errlen, "body is not a JSON object");
+		return errmsg_invalid(err, errlen, "body is not a JSON object");
 	}
 	*doc = root;
 	return 0;
