@@ -69,6 +69,15 @@ static json_int_t storage_int(json_t *st, const char *param)
 		json_object_get(json_object_get(st, "params"), param));
 }
 
+/* The plain case: one file storage of host h, armed with the bypass. */
+static json_t *arm_file(int fd, const char *uuid, const char *target)
+{
+	return harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"%s\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		uuid, target);
+}
+
 static void set_connected(int fd)
 {
 	json_t *r = harness_call(
@@ -94,10 +103,7 @@ Test(status_check, refused_until_connected_bypass_is_one_time)
 	cr_expect_str_eq(reply_class(r), "HostNotConnected");
 	json_decref(r);
 
-	r = harness_call(
-		&h, fd,
-		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
-		m1);
+	r = arm_file(fd, "a", m1);
 	cr_expect_null(reply_class(r), "%s", reply_desc(r));
 	cr_expect_str_eq(result_of(r, 0), "armed");
 	json_decref(r);
@@ -538,10 +544,7 @@ Test(persistence, corrupt_state_is_set_aside_never_half_applied)
 	char path[160];
 	json_t *r;
 
-	r = harness_call(
-		&h, fd,
-		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
-		m1);
+	r = arm_file(fd, "a", m1);
 	json_decref(r);
 	close(fd);
 	/* A torn write: the file lost its last bytes. */
@@ -596,10 +599,7 @@ static int as_nobody(void)
 		r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
 		rc |= reply_class(r) ? 1 : 0;
 		json_decref(r);
-		r = harness_call(
-			&h, fd,
-			"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
-			m1);
+		r = arm_file(fd, "a", m1);
 		rc |= (!reply_class(r) ||
 		       strcmp(reply_class(r), "PermissionDenied")) ?
 			      2 :
@@ -801,10 +801,7 @@ Test(events, teardown_is_journalled_and_idempotent)
 	int fd = harness_connect(&h);
 	json_t *r;
 
-	json_decref(harness_call(
-		&h, fd,
-		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
-		m1));
+	json_decref(arm_file(fd, "a", m1));
 	r = harness_call(
 		&h, fd,
 		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\",\"storages\":[\"a\"]}}");
