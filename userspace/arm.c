@@ -1,21 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/fs.h>
 
 #include "arm.h"
 #include "deadlines.h"
+#include "log.h"
+#include "record.h"
 
 enum arm_step {
 	FILE_OPEN_TARGET,
 	FILE_MKDIR,
 	FILE_OPEN_RECORD,
+	FILE_OPEN_RECORD_BUFFERED,
+	FILE_READ_RECORD,
 	FILE_STATX,
 	BLOCK_OPEN,
 	BLOCK_STATX,
+	BLOCK_READ_SLOT,
 	ARM_DONE,
 };
 
@@ -23,9 +33,24 @@ static const char *const step_names[] = {
 	[FILE_OPEN_TARGET] = "open target",
 	[FILE_MKDIR] = "create " ARM_RECORD_DIR,
 	[FILE_OPEN_RECORD] = "open heartbeat record",
+	[FILE_OPEN_RECORD_BUFFERED] = "open heartbeat record",
+	[FILE_READ_RECORD] = "read heartbeat record",
 	[FILE_STATX] = "statx target",
 	[BLOCK_OPEN] = "open device",
 	[BLOCK_STATX] = "statx device",
+	[BLOCK_READ_SLOT] = "read heartbeat slot",
+};
+
+static const enum arm_step next_step[] = {
+	[FILE_OPEN_TARGET] = FILE_MKDIR,
+	[FILE_MKDIR] = FILE_OPEN_RECORD,
+	[FILE_OPEN_RECORD] = FILE_READ_RECORD,
+	[FILE_OPEN_RECORD_BUFFERED] = FILE_READ_RECORD,
+	[FILE_READ_RECORD] = FILE_STATX,
+	[FILE_STATX] = ARM_DONE,
+	[BLOCK_OPEN] = BLOCK_STATX,
+	[BLOCK_STATX] = BLOCK_READ_SLOT,
+	[BLOCK_READ_SLOT] = ARM_DONE,
 };
 
 static void arm_next(struct arm_op *a);
@@ -34,6 +59,18 @@ static void finish(struct arm_op *a, int res)
 {
 	a->failed_step = res ? step_names[a->step] : NULL;
 	a->done(a, res);
+}
+
+static int refuse(struct arm_op *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int refuse(struct arm_op *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->why, sizeof(a->why), fmt, ap);
+	va_end(ap);
+	return -EEXIST;
 }
 
 /* The step's deadline: its own, cut short by the request's. */
@@ -45,11 +82,100 @@ static uint64_t step_timeout(const struct arm_op *a)
 	return left < ARM_STEP_DEADLINE_MS ? left : ARM_STEP_DEADLINE_MS;
 }
 
+/*
+ * The block size decides the record size; the slot must lie inside the
+ * device, so that no heartbeat ever lands past the configured region.
+ */
+static int block_geometry(struct arm_op *a)
+{
+	struct storage *s = a->s;
+	uint64_t size, end;
+	int lbs;
+
+	if (ioctl(s->record_fd, BLKSSZGET, &lbs) ||
+	    ioctl(s->record_fd, BLKGETSIZE64, &size))
+		return -errno;
+	if (lbs != 512 && lbs != 4096)
+		return refuse(a,
+			      "logical block size %d is neither 512 nor 4096",
+			      lbs);
+	s->record_size = lbs;
+	s->record_offset =
+		s->p.region_offset + (uint64_t)s->p.slot * RECORD_SLOT_SIZE;
+	end = s->record_offset + RECORD_SLOT_SIZE;
+	if (end > size)
+		return refuse(
+			a,
+			"slot %u at offset %llu ends past the device's %llu bytes",
+			s->p.slot, (unsigned long long)s->record_offset,
+			(unsigned long long)size);
+	return 0;
+}
+
+/*
+ * What the record found means: the sequence goes on after it, and on
+ * this boot its write time is when the last heartbeat succeeded.
+ */
+static int check_record(struct arm_op *a, int len)
+{
+	struct storage *s = a->s;
+	struct timespec now;
+	struct record r;
+	int ret = len ? record_decode(a->buf, len, &r) : -ENODATA;
+
+	if (ret == -ENODATA)
+		return 0;
+	if (ret) {
+		if (s->p.type == STORAGE_BLOCK)
+			return refuse(
+				a,
+				"slot %u holds bytes that are not an iofence record; not overwriting them (zero the slot to use it)",
+				s->p.slot);
+		pr_warn("%s: %s/%s/%s is no valid record; rewriting it",
+			s->p.uuid, s->p.target, ARM_RECORD_DIR, s->host_uuid);
+		return 0;
+	}
+	if (strcmp(r.host_uuid, s->host_uuid) &&
+	    r.state != RECORD_CLEAN_SHUTDOWN)
+		return refuse(a, "slot %u holds the live record of host %s",
+			      s->p.slot, r.host_uuid);
+	if (strcmp(r.host_uuid, s->host_uuid))
+		return 0;
+	s->next_seq = r.seq + 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!memcmp(r.boot_id, record_boot_id(), sizeof(r.boot_id)) &&
+	    r.monotonic_ns <=
+		    (uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec)
+		s->t_ok_ns = r.monotonic_ns;
+	return 0;
+}
+
+static int read_done(struct arm_op *a, int res)
+{
+	if (res < 0 && a->read_may_fail) {
+		pr_warn("%s: %s %s: %s; armed, its heartbeats will tell",
+			a->s->p.uuid, step_names[a->step], a->s->p.target,
+			res == -ETIMEDOUT ? "deadline passed" : strerror(-res));
+		return 0;
+	}
+	return res < 0 ? res : check_record(a, res);
+}
+
 static void step_done(struct timed_op *t, int res)
 {
 	struct arm_op *a = container_of(t, struct arm_op, op);
 	struct storage *s = a->s;
 
+	if (a->step == FILE_OPEN_RECORD && res == -EINVAL) {
+		/* tmpfs and some FUSE file systems have no O_DIRECT. */
+		pr_warn("%s: %s/%s has no O_DIRECT; heartbeats go through the page cache with O_DSYNC",
+			s->p.uuid, s->p.target, ARM_RECORD_DIR);
+		a->step = FILE_OPEN_RECORD_BUFFERED;
+		arm_next(a);
+		return;
+	}
+	if (a->step == FILE_READ_RECORD || a->step == BLOCK_READ_SLOT)
+		res = read_done(a, res);
 	if (res < 0 && !(a->step == FILE_MKDIR && res == -EEXIST)) {
 		finish(a, res);
 		return;
@@ -60,13 +186,16 @@ static void step_done(struct timed_op *t, int res)
 		break;
 	case FILE_OPEN_RECORD:
 	case BLOCK_OPEN:
+		s->record_direct = true;
+		/* fall through */
+	case FILE_OPEN_RECORD_BUFFERED:
 		s->record_fd = res;
 		break;
 	case FILE_STATX:
+		s->fs_dev = makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
 		/* NFS and FUSE have anonymous devices: no block evidence. */
 		if (a->stx.stx_dev_major)
-			s->dev = makedev(a->stx.stx_dev_major,
-					 a->stx.stx_dev_minor);
+			s->dev = s->fs_dev;
 		break;
 	case BLOCK_STATX:
 		if (!S_ISBLK(a->stx.stx_mode)) {
@@ -74,10 +203,14 @@ static void step_done(struct timed_op *t, int res)
 			return;
 		}
 		s->dev = makedev(a->stx.stx_rdev_major, a->stx.stx_rdev_minor);
+		res = block_geometry(a);
+		if (res) {
+			finish(a, res);
+			return;
+		}
 		break;
 	}
-	a->step = a->step == FILE_STATX || a->step == BLOCK_STATX ? ARM_DONE :
-								    a->step + 1;
+	a->step = next_step[a->step];
 	arm_next(a);
 }
 
@@ -86,8 +219,9 @@ static void step_late(struct timed_op *t, int res)
 {
 	struct arm_op *a = container_of(t, struct arm_op, op);
 
-	if (res >= 0 && (a->step == FILE_OPEN_TARGET ||
-			 a->step == FILE_OPEN_RECORD || a->step == BLOCK_OPEN))
+	if (res >= 0 &&
+	    (a->step == FILE_OPEN_TARGET || a->step == FILE_OPEN_RECORD ||
+	     a->step == FILE_OPEN_RECORD_BUFFERED || a->step == BLOCK_OPEN))
 		close(res);
 }
 
@@ -97,6 +231,19 @@ static void step_idle(struct timed_op *t)
 
 	if (a->orphan)
 		a->orphan(a);
+}
+
+static void prep_open_record(struct arm_op *a, struct io_uring_sqe *sqe,
+			     int direct)
+{
+	/* Beneath the target, and never through a symlink. */
+	a->how = (struct open_how){
+		.flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_DSYNC |
+			 direct,
+		.mode = 0644,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+	};
+	io_uring_prep_openat2(sqe, a->s->target_fd, a->record_path, &a->how);
 }
 
 static void arm_next(struct arm_op *a)
@@ -126,14 +273,15 @@ static void arm_next(struct arm_op *a)
 		io_uring_prep_mkdirat(sqe, s->target_fd, ARM_RECORD_DIR, 0755);
 		break;
 	case FILE_OPEN_RECORD:
-		/* Beneath the target, and never through a symlink. */
-		a->how = (struct open_how){
-			.flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-			.mode = 0644,
-			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
-		};
-		io_uring_prep_openat2(sqe, s->target_fd, a->record_path,
-				      &a->how);
+		prep_open_record(a, sqe, O_DIRECT);
+		break;
+	case FILE_OPEN_RECORD_BUFFERED:
+		prep_open_record(a, sqe, 0);
+		break;
+	case FILE_READ_RECORD:
+	case BLOCK_READ_SLOT:
+		io_uring_prep_read(sqe, s->record_fd, a->buf, s->record_size,
+				   s->record_offset);
 		break;
 	case FILE_STATX:
 		io_uring_prep_statx(sqe, s->target_fd, "", AT_EMPTY_PATH,
@@ -145,7 +293,7 @@ static void arm_next(struct arm_op *a)
 		 * follow those, but no /proc magic links.
 		 */
 		a->how = (struct open_how){
-			.flags = O_WRONLY | O_CLOEXEC,
+			.flags = O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC,
 			.resolve = RESOLVE_NO_MAGICLINKS,
 		};
 		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
@@ -172,11 +320,26 @@ void arm_start(struct arm_op *a, struct loop *l, struct storage *s,
 	a->deadline_ms = deadline_ms;
 	a->done = done;
 	a->failed_step = NULL;
+	a->why[0] = '\0';
 	a->orphan = NULL;
 	timed_op_init(&a->op, step_done, step_late);
 	a->op.idle = step_idle;
 	snprintf(a->record_path, sizeof(a->record_path), ARM_RECORD_DIR "/%s",
 		 s->host_uuid);
+	s->record_size = RECORD_SIZE_MAX;
+	s->record_offset = 0;
 	a->step = s->p.type == STORAGE_FILE ? FILE_OPEN_TARGET : BLOCK_OPEN;
+	if (!a->buf &&
+	    posix_memalign(&a->buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
+		a->buf = NULL;
+		finish(a, -ENOMEM);
+		return;
+	}
 	arm_next(a);
+}
+
+void arm_release(struct arm_op *a)
+{
+	free(a->buf);
+	a->buf = NULL;
 }

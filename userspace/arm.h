@@ -9,10 +9,19 @@
  *   file:  open <target> (a folder, no symlinks)
  *          mkdir <target>/.iofence
  *          open <target>/.iofence/<host> (created 0644, never through a
- *          symlink, never outside the target)
- *          statx <target>: its device, for the BPF tracker
- *   block: open <target> (a block device, for writing)
- *          statx: must be a block device; its number
+ *          symlink, never outside the target; O_DIRECT|O_DSYNC, or
+ *          O_DSYNC alone where the file system refuses O_DIRECT)
+ *          read the record there
+ *          statx <target>: its device, for the tracker and the victims
+ *   block: open <target> (a block device, O_DIRECT|O_DSYNC)
+ *          statx: must be a block device; its number; its logical block
+ *          size, and the slot must lie inside the device
+ *          read the slot
+ *
+ * The record found decides where the sequence goes on and, on this boot,
+ * when the last heartbeat succeeded (a restarted daemon keeps the deadline
+ * peers computed). A slot holding another host's live record, or bytes
+ * that are no record at all, is refused: never overwrite what is not ours.
  */
 #ifndef IOFENCE_ARM_H
 #define IOFENCE_ARM_H
@@ -40,7 +49,14 @@ struct arm_op {
 	struct statx stx;
 	char record_path[sizeof(ARM_RECORD_DIR) + STORAGE_UUID_MAX + 1];
 	int step;
+	void *buf; /* RECORD_SIZE_MAX, aligned for O_DIRECT */
+	/*
+	 * Re-arming at start-up: a record that cannot be read (a storage
+	 * lost while the daemon was down) still arms, to be fenced.
+	 */
+	bool read_may_fail;
 	const char *failed_step; /* what failed, for the error */
+	char why[160]; /* the reason, when errno alone does not say it */
 	arm_cb done;
 	/* Set by an owner that is gone: called when the op turns idle. */
 	void (*orphan)(struct arm_op *a);
@@ -48,6 +64,8 @@ struct arm_op {
 
 void arm_start(struct arm_op *a, struct loop *l, struct storage *s,
 	       uint64_t deadline_ms, arm_cb done);
+/* Frees the buffer; the op must be idle. */
+void arm_release(struct arm_op *a);
 static inline bool arm_idle(const struct arm_op *a)
 {
 	return timed_op_idle(&a->op);

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "fencer.h"
 #include "log.h"
 
 static json_t *cmd_query_version(struct daemon *d, struct ctl_conn *c,
@@ -64,6 +65,34 @@ static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
 			    req->id);
 }
 
+/* Lifts a fence once the storage is back: an operator's decision. */
+json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
+		    struct proto_request *req)
+{
+	const char *uuid = NULL;
+	struct args_err e;
+	struct storage *s;
+	char err[256];
+	int ret;
+
+	if (args_string(req->arguments, "", "uuid", true, &uuid, &e))
+		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
+				   e.msg);
+	s = storage_find(&d->storages, uuid);
+	if (!s || !s->hb)
+		return proto_error(PROTO_NOT_FOUND, req->id,
+				   "uuid: no storage %s is armed", uuid);
+	ret = fencer_unfence(s->hb, c->cred.uid, err, sizeof(err));
+	if (ret)
+		return proto_error(PROTO_GENERIC_ERROR, req->id, "uuid: %s",
+				   err);
+	return proto_return(json_pack("{s:s,s:s}", "uuid", uuid, "state",
+				      "healthy"),
+			    req->id);
+}
+
+const char *const peer_args[] = { "storage", "host", "slot", "window_ms",
+				  NULL };
 static const char *const no_args[] = { NULL };
 static const char *const uuid_args[] = { "uuid", NULL };
 static const char *const since_args[] = { "since", NULL };
@@ -92,6 +121,12 @@ const struct command commands[] = {
 	  "arm a batch of a host's storages, all or nothing", setup_args },
 	{ "teardown", true, cmd_teardown,
 	  "disarm some or all of a host's storages", teardown_args },
+	{ "unfence", true, cmd_unfence,
+	  "lift the fence of a storage whose heartbeats succeed again",
+	  uuid_args },
+	{ "query-peer", false, cmd_query_peer,
+	  "whether another host still writes heartbeats to a storage, over an observation window",
+	  peer_args },
 	{},
 };
 

@@ -27,6 +27,7 @@ struct command {
 /* Argument names of the commands whose handlers live elsewhere. */
 extern const char *const setup_args[];
 extern const char *const teardown_args[];
+extern const char *const peer_args[];
 
 extern const struct command commands[];
 
@@ -49,6 +50,12 @@ json_t *cmd_query_storage(struct daemon *d, struct ctl_conn *c,
 			  struct proto_request *req);
 json_t *cmd_subscribe(struct daemon *d, struct ctl_conn *c,
 		      struct proto_request *req);
+json_t *cmd_query_peer(struct daemon *d, struct ctl_conn *c,
+		       struct proto_request *req);
+json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
+		    struct proto_request *req);
+/* Frees what query-peer still has under way, after the loop stopped. */
+void peer_queries_free(struct daemon *d);
 json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req);
 

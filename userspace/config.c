@@ -9,12 +9,17 @@
 
 #include "config.h"
 #include "proto.h"
+#include "watchdog.h"
 
 enum {
 	OPT_NO_BPF = 0x100,
 	OPT_SOCKET_GROUP,
 	OPT_CONTROL_GROUP,
 	OPT_MAX_CONNECTIONS,
+	OPT_WATCHDOG,
+	OPT_WATCHDOG_TIMEOUT,
+	OPT_FENCE_HOOK,
+	OPT_RT_PRIORITY,
 };
 
 static const struct option long_options[] = {
@@ -27,6 +32,10 @@ static const struct option long_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "no-bpf", no_argument, NULL, OPT_NO_BPF },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
+	{ "watchdog-timeout", required_argument, NULL, OPT_WATCHDOG_TIMEOUT },
+	{ "fence-hook", required_argument, NULL, OPT_FENCE_HOOK },
+	{ "rt-priority", required_argument, NULL, OPT_RT_PRIORITY },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -61,10 +70,22 @@ static void usage(FILE *out)
 		"                            otherwise detach once the socket is ready\n"
 		"      --no-bpf              run without the kernel tracker\n"
 		"      --max-connections N   control connections at once (default %d)\n"
+		"      --watchdog PATH       watchdog device petted while every storage is\n"
+		"                            inside its contract (default " WATCHDOG_DEFAULT_PATH
+		",\n"
+		"                            skipped with a warning when absent); a FIFO or\n"
+		"                            file works as a test device; 'none': no watchdog,\n"
+		"                            so no fence deadline is published\n"
+		"      --watchdog-timeout S  set the device's timeout to S seconds\n"
+		"                            (default: keep the device's own)\n"
+		"      --fence-hook PATH     run at every fence of a storage without its\n"
+		"                            own fence_hook (default: none)\n"
+		"      --rt-priority N       SCHED_FIFO priority of the loop, 1-99, or 0 to\n"
+		"                            stay SCHED_OTHER (default %d)\n"
 		"  -v, --verbose             log debug messages\n"
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n",
-		IOFENCE_DEFAULT_MAX_CONNECTIONS);
+		IOFENCE_DEFAULT_MAX_CONNECTIONS, IOFENCE_DEFAULT_RT_PRIORITY);
 }
 
 static int set_str(char **dst, const char *val)
@@ -128,6 +149,15 @@ static int config_set(struct config *cfg, const char *name, const char *val,
 		ret = parse_bool(val, &cfg->verbose);
 	else if (!strcmp(name, "max_connections"))
 		ret = parse_int(val, 1, 4096, &cfg->max_connections);
+	else if (!strcmp(name, "watchdog")) {
+		ret = set_str(&cfg->watchdog, val);
+		cfg->watchdog_required = true;
+	} else if (!strcmp(name, "watchdog_timeout"))
+		ret = parse_int(val, 1, 3600, &cfg->watchdog_timeout_s);
+	else if (!strcmp(name, "fence_hook"))
+		ret = val[0] == '/' ? set_str(&cfg->fence_hook, val) : -EINVAL;
+	else if (!strcmp(name, "rt_priority"))
+		ret = parse_int(val, 0, 99, &cfg->rt_priority);
 
 	if (ret == -ENOENT)
 		fprintf(stderr, "iofenced: %s: unknown setting '%s'\n", where,
@@ -202,7 +232,9 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_connections = IOFENCE_DEFAULT_MAX_CONNECTIONS;
+	cfg->rt_priority = IOFENCE_DEFAULT_RT_PRIORITY;
 	if (set_str(&cfg->config_path, IOFENCE_DEFAULT_CONFIG) ||
+	    set_str(&cfg->watchdog, WATCHDOG_DEFAULT_PATH) ||
 	    set_str(&cfg->socket_path, IOFENCE_DEFAULT_SOCKET) ||
 	    set_str(&cfg->state_dir, IOFENCE_DEFAULT_STATE_DIR) ||
 	    set_str(&cfg->pin_dir, IOFENCE_DEFAULT_PIN_DIR))
@@ -268,4 +300,6 @@ void config_free(struct config *cfg)
 	free(cfg->control_group);
 	free(cfg->state_dir);
 	free(cfg->pin_dir);
+	free(cfg->watchdog);
+	free(cfg->fence_hook);
 }

@@ -9,6 +9,8 @@
 #define IOFENCE_DEFAULT_STATE_DIR "/var/lib/iofence"
 #define IOFENCE_DEFAULT_PIN_DIR "/sys/fs/bpf/iofence"
 #define IOFENCE_DEFAULT_MAX_CONNECTIONS 64
+/* Above ordinary work, below the kernel's own real-time threads. */
+#define IOFENCE_DEFAULT_RT_PRIORITY 10
 
 struct config {
 	char *config_path;
@@ -21,6 +23,11 @@ struct config {
 	bool no_bpf;
 	bool verbose;
 	int max_connections;
+	char *watchdog; /* "none": no watchdog */
+	bool watchdog_required; /* configured: not opening it is an error */
+	int watchdog_timeout_s; /* 0: the device's own */
+	char *fence_hook; /* for storages without their own; NULL: none */
+	int rt_priority; /* SCHED_FIFO priority; 0: SCHED_OTHER */
 };
 
 /*

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "commands.h"
 #include "deadlines.h"
+#include "fencer.h"
 #include "log.h"
 #include "sd_notify.h"
 
@@ -44,15 +45,20 @@ json_t *daemon_state_doc(struct daemon *d)
 	unsigned int i;
 
 	json_array_extend(list, d->unarmed);
-	storage_for_each(&d->storages, i, s)
-		json_array_append_new(
-			list,
-			json_pack("{s:s,s:b,s:I,s:I,s:I,s:o}", "host_uuid",
-				  s->host_uuid, "reconnect", s->reconnect,
-				  "flight", (json_int_t)s->flight, "armed_at",
-				  (json_int_t)s->armed_real_s, "updated_at",
-				  (json_int_t)s->updated_real_s, "params",
-				  storage_params_json(&s->p)));
+	storage_for_each(&d->storages, i, s) {
+		json_t *e = json_pack("{s:s,s:b,s:I,s:I,s:I,s:o}", "host_uuid",
+				      s->host_uuid, "reconnect", s->reconnect,
+				      "flight", (json_int_t)s->flight,
+				      "armed_at", (json_int_t)s->armed_real_s,
+				      "updated_at",
+				      (json_int_t)s->updated_real_s, "params",
+				      storage_params_json(&s->p));
+		json_t *fence = s->hb ? fencer_state_json(s->hb) : NULL;
+
+		if (fence)
+			json_object_set_new(e, "fence", fence);
+		json_array_append_new(list, e);
+	}
 	return json_pack("{s:i,s:s,s:I,s:o,s:o}", "version", STATE_DOC_VERSION,
 			 "host_state", host_state_name(d->host_state),
 			 "next_flight", (json_int_t)d->next_flight, "storages",
@@ -222,6 +228,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	d->ctl.fd = -1;
 	d->host_state = HOST_CONNECTING;
 	list_init(&d->flights);
+	list_init(&d->peers);
 	list_init(&d->ctl.conns);
 	journal_init(&d->journal);
 	d->unarmed = json_array();
@@ -243,12 +250,21 @@ int daemon_open(struct daemon *d, int ready_fd)
 		pr_info("BPF tracker off (--no-bpf): no block I/O evidence");
 	else
 		tracker_open(&d->tracker, d->cfg.pin_dir);
-	ret = persist_open(&d->persist, d, d->cfg.state_dir);
+	/* Before re-arming: its timeout is part of every fence deadline. */
+	ret = watchdog_open(&d->wd, &d->loop, d->cfg.watchdog,
+			    d->cfg.watchdog_timeout_s,
+			    d->cfg.watchdog_required);
 	if (ret)
 		goto out_tracker;
+	watchdog_start(&d->wd);
+	ret = persist_open(&d->persist, d, d->cfg.state_dir);
+	if (ret)
+		goto out_watchdog;
 	load_state(d);
 	return 0;
 
+out_watchdog:
+	watchdog_close(&d->wd);
 out_tracker:
 	tracker_close(&d->tracker, true);
 	loop_exit(&d->loop);
@@ -262,12 +278,30 @@ out_cfg:
 
 void daemon_close(struct daemon *d)
 {
+	struct storage *s;
+	unsigned int i;
+
+	uint64_t until = loop_now_ms() + SHUTDOWN_QUIESCE_MS;
+	bool writing = false;
+
+	/* Peers learn that the heartbeats stop on purpose. */
+	storage_for_each(&d->storages, i, s)
+		if (s->hb)
+			fencer_shutdown(s->hb);
+	do {
+		writing = false;
+		storage_for_each(&d->storages, i, s)
+			writing |= s->hb && fencer_writing(s->hb);
+	} while (writing && loop_now_ms() < until &&
+		 !loop_run_once(&d->loop, 10));
 	loop_quiesce(&d->loop, SHUTDOWN_QUIESCE_MS);
 	/* Ends the flights waiting on a write; queued ones then fail. */
 	persist_close(&d->persist);
 	ctl_server_close(&d->ctl);
 	tracker_close(&d->tracker, true);
 	free_storages(d);
+	peer_queries_free(d);
+	watchdog_close(&d->wd);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	loop_exit(&d->loop);

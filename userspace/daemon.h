@@ -13,6 +13,7 @@
 #include "persist.h"
 #include "storage.h"
 #include "tracker.h"
+#include "watchdog.h"
 
 enum host_state {
 	HOST_CONNECTING,
@@ -24,12 +25,14 @@ struct daemon {
 	struct config cfg;
 	struct loop loop;
 	struct tracker tracker;
+	struct watchdog wd;
 	struct storage_table storages;
 	struct ctl_server ctl;
 	struct persister persist;
 	struct journal journal;
 	enum host_state host_state;
 	struct list_head flights; /* setups queued; the first one runs */
+	struct list_head peers; /* query-peer observations under way */
 	json_t *unarmed; /* state entries that failed to re-arm, kept */
 	json_t *pending_events; /* held until a state write carries them */
 	uint64_t next_flight;

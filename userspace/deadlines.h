@@ -16,6 +16,12 @@
 #define ARM_STEP_DEADLINE_MS 5000
 /* One stage of writing the state file (open, write, fsync, rename). */
 #define PERSIST_STEP_DEADLINE_MS 5000
+/* One read of a peer's record (query-peer). */
+#define PEER_READ_DEADLINE_MS 5000
+/* A fence hook runs at most this long, then it is killed. */
+#define FENCE_HOOK_DEADLINE_MS 10000
+/* The VM list a heartbeat record carries is at most this old. */
+#define VM_CENSUS_MS 5000
 /* Cancelling what is in flight when the daemon stops. */
 #define SHUTDOWN_QUIESCE_MS 2000
 

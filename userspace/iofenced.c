@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -90,6 +92,26 @@ static void watchdog_done(struct loop_op *op, int res, unsigned int flags)
 }
 
 /*
+ * Memory pressure and CPU load must not make the loop miss a deadline:
+ * its memory stays resident and it runs above ordinary work. Where the
+ * limits forbid either, say so and go on: a fence a little late is
+ * better than none.
+ */
+static void harden(const struct config *cfg)
+{
+	struct sched_param sp = { .sched_priority = cfg->rt_priority };
+
+	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+		pr_warn("mlockall: %s; memory pressure may delay a fence (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)",
+			strerror(errno));
+	if (!cfg->rt_priority)
+		pr_info("real-time scheduling off (--rt-priority 0)");
+	else if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp))
+		pr_warn("SCHED_FIFO priority %d: %s; CPU load may delay a fence",
+			cfg->rt_priority, strerror(errno));
+}
+
+/*
  * Without --foreground the parent waits on a pipe until the child has its
  * socket listening, so `iofenced && iofencectl ...` never races.
  */
@@ -132,6 +154,7 @@ int main(int argc, char **argv)
 		config_free(&d.cfg);
 		return EXIT_FAILURE;
 	}
+	harden(&d.cfg);
 	ret = daemon_open(&d, ready_fd);
 	if (ret)
 		return EXIT_FAILURE;

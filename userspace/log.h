@@ -13,6 +13,7 @@ void log_init(const char *ident, int max_prio);
 void log_msg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+#define pr_crit(...) log_msg(LOG_CRIT, __VA_ARGS__)
 #define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define pr_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define pr_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)

@@ -27,6 +27,7 @@
 #include "arm.h"
 #include "commands.h"
 #include "deadlines.h"
+#include "fencer.h"
 #include "log.h"
 
 /* Storages one host may have armed. */
@@ -181,7 +182,8 @@ static void staged_one(struct arm_op *a, int res)
 	unsigned int i = it - f->items;
 
 	if (res) {
-		const char *why = res == -ETIMEDOUT ? "deadline passed" :
+		const char *why = a->why[0]	    ? a->why :
+				  res == -ETIMEDOUT ? "deadline passed" :
 						      strerror(-res);
 
 		storage_free(it->staged);
@@ -231,6 +233,7 @@ static void stage(struct flight *f)
 			it->staged->armed_real_s = it->orig_armed;
 		}
 		f->staging++;
+		it->arm.read_may_fail = f->rearm;
 		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
 			  staged_one);
 	}
@@ -255,6 +258,7 @@ static void undo_item(struct daemon *d, struct item *it)
 	case PLAN_UPDATE:
 		/* The old one goes back into its own slot. */
 		d->storages.slot[s->idx] = it->prev;
+		fencer_move(s, it->prev);
 		if (s->dev != it->prev->dev) {
 			untrack(d, s);
 			track(d, it->prev);
@@ -295,10 +299,17 @@ static int commit_item(struct daemon *d, struct item *it)
 		if (ret)
 			return ret;
 		ret = track(d, s);
+		if (!ret)
+			ret = fencer_start(d, s);
 		if (ret) {
+			untrack(d, s);
 			storage_remove(&d->storages, s);
 			return ret;
 		}
+		/* Re-armed at start-up: a fence outlives the restart. */
+		if (it->entry)
+			fencer_restore(s->hb,
+				       json_object_get(it->entry, "fence"));
 		break;
 	case PLAN_UPDATE:
 		/* In place: the slot is never empty. */
@@ -313,6 +324,7 @@ static int commit_item(struct daemon *d, struct item *it)
 			}
 			untrack(d, prev);
 		}
+		fencer_move(prev, s);
 		break;
 	case PLAN_DISARM:
 		untrack(d, prev);
@@ -343,7 +355,9 @@ static void commit(struct flight *f)
 		flight_fail(f, PROTO_ARMING_FAILED,
 			    "storages[%u] (%s): %s: %s; rolled back", i,
 			    f->items[i].p.uuid,
-			    ret == -ENOSPC ? "table full" : "BPF device map",
+			    ret == -ENOSPC ? "table full" :
+			    ret == -ENOMEM ? "heartbeat" :
+					     "BPF device map",
 			    strerror(-ret));
 		undo(f);
 		flight_finish(f);
@@ -477,6 +491,7 @@ static void flight_free(struct flight *f)
 	for (unsigned int i = 0; i < f->n; i++) {
 		storage_params_free(&f->items[i].p);
 		json_decref(f->items[i].entry);
+		arm_release(&f->items[i].arm);
 	}
 	free(f->items);
 	free(f->key);

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "fencer.h"
 #include "timeline.h"
 
 /* The block evidence the BPF tracker holds for the storage's device. */
@@ -25,7 +26,7 @@ static json_t *io_json(struct daemon *d, const struct storage *s)
 }
 
 /* Every figure of the contract, from timeline.h, as peers compute it. */
-static json_t *timeline_json(const struct storage *s)
+static json_t *timeline_json(struct daemon *d, const struct storage *s)
 {
 	const struct storage_params *p = &s->p;
 
@@ -33,20 +34,21 @@ static json_t *timeline_json(const struct storage *s)
 		"{s:I,s:I,s:I,s:I}", "late_ms", (json_int_t)timeline_late_ms(p),
 		"fence_ms", (json_int_t)timeline_timeout_ms(p), "escalate_ms",
 		(json_int_t)timeline_escalate_ms(p), "fence_deadline_ms",
-		(json_int_t)timeline_fence_deadline_ms(p,
-						       TL_WATCHDOG_DEFAULT_MS));
+		(json_int_t)timeline_fence_deadline_ms(p, d->wd.timeout_ms));
 }
 
 static json_t *storage_json(struct daemon *d, const struct storage *s)
 {
-	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:o}",
+	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:o,s:o}",
 			 "uuid", s->p.uuid, "host_uuid", s->host_uuid, "state",
 			 "armed", "index", s->idx, "reconnect", s->reconnect,
 			 "flight", (json_int_t)s->flight, "armed_at",
 			 (json_int_t)s->armed_real_s, "updated_at",
 			 (json_int_t)s->updated_real_s, "params",
 			 storage_params_json(&s->p), "timeline",
-			 timeline_json(s), "io", io_json(d, s));
+			 timeline_json(d, s), "heartbeat",
+			 s->hb ? fencer_status_json(s->hb) : json_null(), "io",
+			 io_json(d, s));
 }
 
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fencer.h"
 #include "storage.h"
 
 static const char *const type_names[] = {
@@ -96,6 +97,8 @@ void storage_free(struct storage *s)
 {
 	if (!s)
 		return;
+	if (s->hb)
+		fencer_stop(s->hb);
 	if (s->target_fd >= 0)
 		close(s->target_fd);
 	if (s->record_fd >= 0)

@@ -20,6 +20,8 @@
 /* Longest uuid of a storage or host (also a file name on the storage). */
 #define STORAGE_UUID_MAX 64
 #define STORAGE_VICTIMS_MAX 16
+/* Host slots of a block storage's heartbeat region: 0 .. this. */
+#define BLOCK_SLOT_MAX 4095
 
 enum storage_type {
 	STORAGE_FILE, /* a shared file system: target is its mount path */
@@ -50,12 +52,21 @@ struct storage_params {
 	char *fence_hook; /* NULL: none */
 };
 
+struct fencer;
+
 struct storage {
 	struct storage_params p;
 	char *host_uuid;
 	dev_t dev; /* block device carrying it; 0 when none (NFS, FUSE) */
+	dev_t fs_dev; /* file: st_dev of the mount, anonymous ones too */
 	int target_fd; /* file: the mount's folder (O_PATH); block: -1 */
 	int record_fd; /* where heartbeats go: record file or device */
+	uint32_t record_size; /* 512 or 4096: one O_DIRECT block */
+	uint64_t record_offset; /* of this host's record in record_fd */
+	bool record_direct; /* opened O_DIRECT (false: the fs refused it) */
+	uint64_t next_seq; /* staging: after the record found there */
+	uint64_t t_ok_ns; /* staging: that record's time, this boot; or 0 */
+	struct fencer *hb; /* heartbeats and fencing, once committed */
 	uint32_t idx;
 	bool reconnect; /* armed by a host reconnect */
 	uint64_t flight; /* the setup that armed or last updated it */

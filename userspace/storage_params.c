@@ -25,7 +25,6 @@ static const char *const default_victims[] = {
 	"qemu",
 };
 
-#define BLOCK_SLOT_MAX 4095
 #define BLOCK_REGION_MAX (1ull << 50)
 
 static int parse_enum(json_t *obj, const char *path, const char *key,

@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "timeline.h"
 
-uint64_t timeline_timeout_ms(const struct storage_params *p)
+uint64_t timeline_next_write_ms(const struct storage_params *p)
 {
-	/* Parsing puts interval × attempts here when the caller gave none. */
-	return p->timeout_ms;
+	return p->interval_ms;
+}
+
+uint64_t timeline_retry_ms(const struct storage_params *p)
+{
+	return p->interval_ms / TL_RETRIES_PER_INTERVAL;
 }
 
 uint64_t timeline_late_ms(const struct storage_params *p)
 {
-	return p->interval_ms;
+	/* The write due at t_ok + I had its whole deadline to succeed. */
+	return timeline_next_write_ms(p) + p->io_timeout_ms;
+}
+
+uint64_t timeline_timeout_ms(const struct storage_params *p)
+{
+	/* Parsing puts interval × attempts here when the caller gave none. */
+	return p->timeout_ms;
 }
 
 uint64_t timeline_escalate_ms(const struct storage_params *p)
@@ -20,7 +31,7 @@ uint64_t timeline_escalate_ms(const struct storage_params *p)
 uint64_t timeline_fence_deadline_ms(const struct storage_params *p,
 				    uint64_t watchdog_ms)
 {
-	if (p->strategy != FENCE_FORCE)
+	if (p->strategy != FENCE_FORCE || !watchdog_ms)
 		return 0;
 	return timeline_escalate_ms(p) + watchdog_ms;
 }

@@ -6,23 +6,29 @@
  *
  * All times are in ms after t_ok, the completion of the last heartbeat
  * write that succeeded (the record peers can see). With I = interval_ms,
- * T = timeout_ms, G = kill_grace_ms and W = the watchdog's timeout:
+ * D = io_timeout_ms (D <= I), T = timeout_ms (T >= I), G = kill_grace_ms
+ * and W = the watchdog's timeout:
  *
- *   t_ok + I         the next heartbeat is due; a write not done by then
- *                    makes the storage late (HEARTBEAT_LATE) and attempts
- *                    go on, each bounded by io_timeout_ms
+ *   t_ok + I         the next heartbeat write starts; it has D to succeed
+ *   t_ok + I + D     no success yet: the storage is late (HEARTBEAT_LATE).
+ *                    A failed write is retried after I / 4 (at once when
+ *                    it turns late), never with a write still in flight
  *   t_ok + T         the storage is lost: fence (FENCE_FIRED); victims
  *                    are sent SIGKILL through their pidfds
- *   t_ok + T + G     victims still alive or writes still in flight:
- *                    with "force" stop petting the watchdog
- *                    (FENCE_ESCALATED)
- *   t_ok + T + G + W the host has been reset by the watchdog
+ *   t_ok + T + G     victims still alive: with "force" stop petting the
+ *                    watchdog (FENCE_ESCALATED)
+ *   t_ok + T + G + W the watchdog has reset the host
  *
  * The published fence deadline is therefore T + G + W for "force": no
  * write of this host reaches the storage after it. "kill-only" and
  * "permissive" cannot promise that (a victim in D state outlives any
- * kill), so they publish no deadline (0) and peers must not rely on one.
- * Nothing extends these figures: not block evidence, not load.
+ * kill), and neither can "force" without a watchdog: they publish no
+ * deadline (0), and peers must not rely on one.
+ *
+ * A daemon that restarts takes t_ok from its own record when it was
+ * written on this boot, so a restart never moves a deadline that peers
+ * computed. Nothing else extends these figures: not block evidence, not
+ * load.
  */
 #ifndef IOFENCE_TIMELINE_H
 #define IOFENCE_TIMELINE_H
@@ -42,16 +48,23 @@
 #define TL_TIMEOUT_MAX_MS 3600000
 #define TL_KILL_GRACE_MAX_MS 600000
 #define TL_KILL_GRACE_DEFAULT_MS 5000
-/* The watchdog's timeout when no device tells us its own. */
-#define TL_WATCHDOG_DEFAULT_MS 60000
+/* Failed writes are retried this many times per interval. */
+#define TL_RETRIES_PER_INTERVAL 4
 
-/* T: from t_ok to the fence. */
-uint64_t timeline_timeout_ms(const struct storage_params *p);
+/* From t_ok to the next heartbeat write. */
+uint64_t timeline_next_write_ms(const struct storage_params *p);
+/* From a failed write's start to the next attempt. */
+uint64_t timeline_retry_ms(const struct storage_params *p);
 /* From t_ok to HEARTBEAT_LATE. */
 uint64_t timeline_late_ms(const struct storage_params *p);
+/* T: from t_ok to the fence. */
+uint64_t timeline_timeout_ms(const struct storage_params *p);
 /* From t_ok to escalation (stop petting the watchdog). */
 uint64_t timeline_escalate_ms(const struct storage_params *p);
-/* The published deadline after t_ok, or 0 when the strategy gives none. */
+/*
+ * The published deadline after t_ok, or 0 when there is none (strategy,
+ * or @watchdog_ms 0: no watchdog).
+ */
 uint64_t timeline_fence_deadline_ms(const struct storage_params *p,
 				    uint64_t watchdog_ms);
 

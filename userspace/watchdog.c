@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/watchdog.h>
+
+#include "log.h"
+#include "watchdog.h"
+
+/*
+ * Four keepalives per timeout: one late timer or a busy moment does not
+ * come near the reset, and the reset comes at most one timeout after the
+ * petting stops.
+ */
+#define WATCHDOG_PETS_PER_TIMEOUT 4
+/* A test device (FIFO, plain file) without its own timeout. */
+#define WATCHDOG_TEST_TIMEOUT_S 60
+
+static void pet(struct watchdog *w)
+{
+	/* Non-blocking: a full FIFO (no test reading it) skips a pet. */
+	if (write(w->fd, "k", 1) == 1) {
+		w->pets++;
+		w->last_pet_ms = loop_now_ms();
+	}
+}
+
+static void timer_arm(struct watchdog *w)
+{
+	io_uring_prep_timeout(loop_sqe(w->loop, &w->timer), &w->every, 0, 0);
+}
+
+static void timer_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct watchdog *w = container_of(op, struct watchdog, timer);
+
+	if (w->loop->stopping)
+		return;
+	if (!w->holding)
+		pet(w);
+	timer_arm(w);
+}
+
+static int device_timeout(struct watchdog *w, unsigned int timeout_s)
+{
+	int t = timeout_s;
+
+	if (timeout_s && ioctl(w->fd, WDIOC_SETTIMEOUT, &t)) {
+		pr_err("watchdog %s: cannot set a %us timeout: %s", w->path,
+		       timeout_s, strerror(errno));
+		return -errno;
+	}
+	/* The driver may round the timeout; what it keeps is what counts. */
+	if (ioctl(w->fd, WDIOC_GETTIMEOUT, &t) || t <= 0) {
+		pr_err("watchdog %s: cannot read its timeout: %s", w->path,
+		       strerror(errno));
+		return -EIO;
+	}
+	w->timeout_ms = (uint32_t)t * 1000;
+	return 0;
+}
+
+int watchdog_open(struct watchdog *w, struct loop *l, const char *path,
+		  unsigned int timeout_s, bool required)
+{
+	struct stat st;
+	int ret;
+
+	*w = (struct watchdog){ .loop = l, .fd = -1 };
+	w->timer.cb = timer_done;
+	if (!path || !strcmp(path, "none")) {
+		pr_warn("no watchdog (--watchdog none): an escalated fence cannot reset the host; fence deadlines are published as none");
+		return 0;
+	}
+	w->path = strdup(path);
+	if (!w->path)
+		return -ENOMEM;
+	w->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (w->fd < 0) {
+		ret = -errno;
+		if (required || ret != -ENOENT) {
+			pr_err("watchdog %s: %s", path, strerror(-ret));
+			free(w->path);
+			w->path = NULL;
+			return ret;
+		}
+		pr_warn("watchdog %s: not present: an escalated fence cannot reset the host; fence deadlines are published as none",
+			path);
+		free(w->path);
+		w->path = NULL;
+		return 0;
+	}
+	if (fstat(w->fd, &st) == 0 && S_ISCHR(st.st_mode)) {
+		ret = device_timeout(w, timeout_s);
+		if (ret) {
+			/* Still open: close it so it does not reset us. */
+			watchdog_close(w);
+			return ret;
+		}
+	} else {
+		w->timeout_ms =
+			(timeout_s ? timeout_s : WATCHDOG_TEST_TIMEOUT_S) *
+			1000u;
+	}
+	pr_info("watchdog %s: timeout %u ms", path, w->timeout_ms);
+	return 0;
+}
+
+void watchdog_start(struct watchdog *w)
+{
+	uint64_t every_ms = w->timeout_ms / WATCHDOG_PETS_PER_TIMEOUT;
+
+	if (w->fd < 0)
+		return;
+	w->every.tv_sec = every_ms / 1000;
+	w->every.tv_nsec = (every_ms % 1000) * 1000000;
+	pet(w);
+	timer_arm(w);
+}
+
+void watchdog_hold(struct watchdog *w, bool hold)
+{
+	if (hold == w->holding)
+		return;
+	w->holding = hold;
+	if (w->fd < 0)
+		pr_warn("fence escalated%s, but there is no watchdog to reset the host; killing goes on",
+			hold ? "" : " no longer");
+	else if (hold)
+		pr_crit("watchdog %s: petting stopped; the host resets within %u ms",
+			w->path, w->timeout_ms);
+	else
+		pr_warn("watchdog %s: petting resumed", w->path);
+	if (!hold && w->fd >= 0)
+		pet(w);
+}
+
+void watchdog_close(struct watchdog *w)
+{
+	if (w->fd >= 0) {
+		if (!w->holding && write(w->fd, "V", 1) != 1)
+			pr_warn("watchdog %s: magic close failed: %s", w->path,
+				strerror(errno));
+		close(w->fd);
+		w->fd = -1;
+	}
+	free(w->path);
+	w->path = NULL;
+}
