@@ -84,7 +84,9 @@ pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }
 start_daemon() {
 	local name=$1 sock="$T/$1.sock" log="$T/$1.log" i
 	shift
+	# Never the host's real watchdog: a test that wants one passes its own.
 	"$IOFENCED" --foreground --socket "$sock" --state-dir "$T/$name.state" \
+		--watchdog none \
 		"$@" >"$log" 2>&1 &
 	local pid=$!
 	on_exit "kill -KILL $pid; wait $pid"

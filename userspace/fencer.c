@@ -69,6 +69,7 @@ struct fencer {
 
 	/* the fence, while fenced */
 	uint64_t fenced_ns;
+	uint64_t contract_ns; /* t_ok + T: when the fence was due */
 	int64_t fenced_real_s;
 	char reason[96];
 	bool completed; /* every victim died, or kill_grace passed */
@@ -232,6 +233,12 @@ static json_t *victim_json(const struct fencer *f,
 
 	if (fv->v.vm_uuid[0])
 		json_object_set_new(o, "vm_uuid", json_string(fv->v.vm_uuid));
+	/* From the moment the contract says "fence" to the death seen. */
+	if (fv->died_ns)
+		json_object_set_new(o, "dead_after_us",
+				    json_integer((json_int_t)(fv->died_ns -
+							      f->contract_ns) /
+						 1000));
 	if (params(f)->strategy == FENCE_PERMISSIVE)
 		json_object_set_new(o, "result", json_string("spared"));
 	else if (fv->kill_err && fv->kill_err != -ESRCH)
@@ -239,11 +246,7 @@ static json_t *victim_json(const struct fencer *f,
 				    json_sprintf("kill failed: %s",
 						 strerror(-fv->kill_err)));
 	else if (fv->died_ns)
-		json_object_set_new(
-			o, "result",
-			json_sprintf(
-				"dead after %lld ms",
-				(long long)ns_ms(fv->died_ns - f->fenced_ns)));
+		json_object_set_new(o, "result", json_string("dead"));
 	else if (f->completed)
 		json_object_set_new(o, "result", json_string("alive"));
 	else
@@ -563,6 +566,7 @@ static void fence(struct fencer *f, uint64_t now)
 	f->state = HB_FENCED;
 	f->failing = true;
 	f->fenced_ns = now;
+	f->contract_ns = at(f, timeline_timeout_ms(p));
 	clock_gettime(CLOCK_REALTIME, &rt);
 	f->fenced_real_s = rt.tv_sec;
 	snprintf(f->reason, sizeof(f->reason),
@@ -578,8 +582,7 @@ static void fence(struct fencer *f, uint64_t now)
 	      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i}", "strategy",
 			fence_strategy_name(p->strategy), "reason", f->reason,
 			"since_ok_ms", (json_int_t)ns_ms(now - f->t_ok_ns),
-			"late_by_ms",
-			(json_int_t)ns_ms(now - at(f, timeline_timeout_ms(p))),
+			"late_by_us", (json_int_t)(now - f->contract_ns) / 1000,
 			"fence_deadline_ms", (json_int_t)deadline,
 			"deadline_left_ms",
 			(json_int_t)(deadline ? ns_ms(at(f, deadline) - now) :
@@ -814,7 +817,7 @@ void fencer_restore(struct fencer *f, json_t *fence)
 	f->state = HB_FENCED;
 	f->failing = true;
 	f->completed = true;
-	f->fenced_ns = loop_now_ns();
+	f->fenced_ns = f->contract_ns = loop_now_ns();
 	f->fenced_real_s =
 		json_integer_value(json_object_get(fence, "fenced_at"));
 	f->escalated = json_is_true(json_object_get(fence, "escalated"));

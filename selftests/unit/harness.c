@@ -22,10 +22,11 @@ static struct linebuf client_in[HARNESS_FDS];
 
 static void open_daemon(struct harness *h)
 {
-	const char *argv[24] = { "iofenced", "--foreground", "--socket",
-				 h->sock,    "--state-dir",  h->state,
-				 "--no-bpf" };
-	int argc = 7, ret;
+	/* Never the host's real watchdog. */
+	const char *argv[24] = { "iofenced",   "--foreground", "--socket",
+				 h->sock,      "--state-dir",  h->state,
+				 "--no-bpf",   "--watchdog",   "none" };
+	int argc = 9, ret;
 
 	for (int i = 0; h->extra[i]; i++)
 		argv[argc++] = h->extra[i];
