@@ -25,6 +25,7 @@ enum arm_step {
 	FILE_STATX,
 	BLOCK_OPEN,
 	BLOCK_STATX,
+	BLOCK_REOPEN,
 	BLOCK_READ_SLOT,
 	ARM_DONE,
 };
@@ -38,6 +39,7 @@ static const char *const step_names[] = {
 	[FILE_STATX] = "statx target",
 	[BLOCK_OPEN] = "open device",
 	[BLOCK_STATX] = "statx device",
+	[BLOCK_REOPEN] = "open device for O_DIRECT",
 	[BLOCK_READ_SLOT] = "read heartbeat slot",
 };
 
@@ -49,7 +51,8 @@ static const enum arm_step next_step[] = {
 	[FILE_READ_RECORD] = FILE_STATX,
 	[FILE_STATX] = ARM_DONE,
 	[BLOCK_OPEN] = BLOCK_STATX,
-	[BLOCK_STATX] = BLOCK_READ_SLOT,
+	[BLOCK_STATX] = BLOCK_REOPEN,
+	[BLOCK_REOPEN] = BLOCK_READ_SLOT,
 	[BLOCK_READ_SLOT] = ARM_DONE,
 };
 
@@ -184,10 +187,13 @@ static void step_done(struct timed_op *t, int res)
 	case FILE_OPEN_TARGET:
 		s->target_fd = res;
 		break;
+	case BLOCK_REOPEN:
+		close(s->record_fd);
+		/* fall through */
 	case FILE_OPEN_RECORD:
-	case BLOCK_OPEN:
 		s->record_direct = true;
 		/* fall through */
+	case BLOCK_OPEN:
 	case FILE_OPEN_RECORD_BUFFERED:
 		s->record_fd = res;
 		break;
@@ -221,7 +227,8 @@ static void step_late(struct timed_op *t, int res)
 
 	if (res >= 0 &&
 	    (a->step == FILE_OPEN_TARGET || a->step == FILE_OPEN_RECORD ||
-	     a->step == FILE_OPEN_RECORD_BUFFERED || a->step == BLOCK_OPEN))
+	     a->step == FILE_OPEN_RECORD_BUFFERED || a->step == BLOCK_OPEN ||
+	     a->step == BLOCK_REOPEN))
 		close(res);
 }
 
@@ -293,7 +300,7 @@ static void arm_next(struct arm_op *a)
 		 * follow those, but no /proc magic links.
 		 */
 		a->how = (struct open_how){
-			.flags = O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC,
+			.flags = O_WRONLY | O_CLOEXEC,
 			.resolve = RESOLVE_NO_MAGICLINKS,
 		};
 		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
@@ -307,6 +314,18 @@ static void arm_next(struct arm_op *a)
 	case BLOCK_STATX:
 		io_uring_prep_statx(sqe, s->record_fd, "", AT_EMPTY_PATH,
 				    STATX_TYPE, &a->stx);
+		break;
+	case BLOCK_REOPEN:
+		/*
+		 * Only a device that proved to be a block device is opened
+		 * for O_DIRECT reads and writes, and it is the very inode
+		 * checked: reopened through our fd, not the path again.
+		 */
+		snprintf(a->record_path, sizeof(a->record_path),
+			 "/proc/self/fd/%d", s->record_fd);
+		io_uring_prep_openat(sqe, AT_FDCWD, a->record_path,
+				     O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC,
+				     0);
 		break;
 	}
 	timed_op_submit(a->loop, &a->op, timeout);

@@ -16,8 +16,11 @@
 #define ARM_STEP_DEADLINE_MS 5000
 /* One stage of writing the state file (open, write, fsync, rename). */
 #define PERSIST_STEP_DEADLINE_MS 5000
-/* One read of a peer's record (query-peer). */
+/* One read of a peer's record (query-peer), and the longest window. */
 #define PEER_READ_DEADLINE_MS 5000
+#define PEER_WINDOW_MAX_MS 600000
+/* What a query-peer adds to its window: two opens and two reads. */
+#define PEER_READS_MARGIN_MS (4 * PEER_READ_DEADLINE_MS)
 /* A fence hook runs at most this long, then it is killed. */
 #define FENCE_HOOK_DEADLINE_MS 10000
 /* The VM list a heartbeat record carries is at most this old. */

@@ -217,7 +217,7 @@ static json_t *base_event(const struct fencer *f)
 			 f->s->host_uuid);
 }
 
-static void event(struct fencer *f, const char *name, json_t *data)
+static void fencer_event(struct fencer *f, const char *name, json_t *data)
 {
 	json_t *msg = base_event(f);
 
@@ -367,11 +367,11 @@ static void succeeded(struct fencer *f, uint64_t now)
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
 	if (f->state == HB_LATE) {
 		f->state = HB_HEALTHY;
-		event(f, "HEARTBEAT_RESTORED",
+		fencer_event(f, "HEARTBEAT_RESTORED",
 		      json_pack("{s:I,s:I}", "seq", (json_int_t)f->seq - 1,
 				"latency_us", (json_int_t)(lat / 1000)));
 	} else if (f->state == HB_FENCED && was_failing) {
-		event(f, "STORAGE_RESTORED",
+		fencer_event(f, "STORAGE_RESTORED",
 		      json_pack("{s:I,s:b,s:s}", "seq", (json_int_t)f->seq - 1,
 				"fenced", 1, "hint",
 				"stays fenced until unfence or teardown"));
@@ -578,7 +578,7 @@ static void fence(struct fencer *f, uint64_t now)
 		f->completed = true;
 	pr_crit("%s: storage lost: fence (%s), %u victims", p->uuid,
 		fence_strategy_name(p->strategy), f->nvictims);
-	event(f, "FENCE_FIRED",
+	fencer_event(f, "FENCE_FIRED",
 	      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i}", "strategy",
 			fence_strategy_name(p->strategy), "reason", f->reason,
 			"since_ok_ms", (json_int_t)ns_ms(now - f->t_ok_ns),
@@ -599,14 +599,14 @@ static void fence_settled(struct fencer *f, uint64_t now)
 	bool all_dead = !f->victims_alive;
 
 	f->completed = true;
-	event(f, "FENCE_COMPLETED",
+	fencer_event(f, "FENCE_COMPLETED",
 	      json_pack("{s:b,s:I,s:o}", "all_dead", all_dead, "elapsed_ms",
 			(json_int_t)ns_ms(now - f->fenced_ns), "victims",
 			victims_json(f)));
 	if (all_dead || p->strategy != FENCE_FORCE)
 		return;
 	f->escalated = true;
-	event(f, "FENCE_ESCALATED",
+	fencer_event(f, "FENCE_ESCALATED",
 	      json_pack("{s:i,s:s,s:I}", "alive", f->victims_alive, "watchdog",
 			f->d->wd.fd >= 0 ? "petting stopped" :
 					   "none: reporting and killing",
@@ -633,7 +633,7 @@ static void step(struct fencer *f)
 	if (f->state == HB_HEALTHY && now >= at(f, timeline_late_ms(p))) {
 		f->state = HB_LATE;
 		f->next_ns = now; /* the extra attempt, at once */
-		event(f, "HEARTBEAT_LATE",
+		fencer_event(f, "HEARTBEAT_LATE",
 		      json_pack("{s:I,s:I,s:s?}", "since_ok_ms",
 				(json_int_t)ns_ms(now - f->t_ok_ns),
 				"fence_in_ms",
@@ -651,7 +651,7 @@ static void step(struct fencer *f)
 		/* Fenced: whatever started on the lost storage meanwhile goes. */
 		if (f->state == HB_FENCED && f->completed &&
 		    p->strategy != FENCE_PERMISSIVE && kill_victims(f))
-			event(f, "FENCE_KILLED",
+			fencer_event(f, "FENCE_KILLED",
 			      json_pack("{s:o}", "victims", victims_json(f)));
 		write_start(f, now);
 	}
@@ -847,7 +847,7 @@ int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 	f->state = HB_HEALTHY;
 	f->completed = f->escalated = false;
 	f->reason[0] = '\0';
-	event(f, "STORAGE_UNFENCED", json_pack("{s:i}", "uid", (int)uid));
+	fencer_event(f, "STORAGE_UNFENCED", json_pack("{s:i}", "uid", (int)uid));
 	watchdog_update(f->d);
 	step(f);
 	return 0;

@@ -597,6 +597,48 @@ static void print_host_state(json_t *ret)
 		printf("host state %s (unchanged)\n", state);
 }
 
+static void print_unfence(json_t *ret)
+{
+	printf("%s: unfenced, heartbeats %s\n", str_of(ret, "uuid"),
+	       str_of(ret, "state"));
+}
+
+static void print_peer(json_t *ret)
+{
+	json_t *r = json_object_get(ret, "record"), *v;
+	size_t i;
+
+	printf("host %s on %s: %s", str_of(ret, "host"), str_of(ret, "storage"),
+	       str_of(ret, "liveness"));
+	if (json_object_get(ret, "progress"))
+		printf(", %lld heartbeats in %s",
+		       (long long)int_of(ret, "progress"),
+		       fmt_duration(int_of(ret, "window_ms")).s);
+	if (json_object_get(ret, "reason"))
+		printf(" (%s)", str_of(ret, "reason"));
+	putchar('\n');
+	if (!r)
+		return;
+	printf("record seq %lld, %s, every %s, timeout %s, ",
+	       (long long)int_of(r, "seq"), str_of(r, "state"),
+	       fmt_duration(int_of(r, "interval_ms")).s,
+	       fmt_duration(int_of(r, "timeout_ms")).s);
+	if (int_of(r, "fence_deadline_ms"))
+		printf("fence deadline %s\n",
+		       fmt_duration(int_of(r, "fence_deadline_ms")).s);
+	else
+		printf("no fence deadline\n");
+	printf("VMs:");
+	json_array_foreach(json_object_get(r, "vms"), i, v)
+		printf(" %s", json_string_value(v));
+	if (int_of(r, "vms_omitted"))
+		printf(" (and %lld more)", (long long)int_of(r, "vms_omitted"));
+	if (!json_array_size(json_object_get(r, "vms")) &&
+	    !int_of(r, "vms_omitted"))
+		printf(" none");
+	putchar('\n');
+}
+
 /* setup and teardown: the flight, then each storage's result. */
 static void print_flight(json_t *ret)
 {
@@ -991,6 +1033,50 @@ static int parse_teardown(struct invocation *inv)
 	return no_more_arguments(inv);
 }
 
+/* peer: a query-peer waits out its observation window. */
+static int parse_peer(struct invocation *inv)
+{
+	static const struct option opts[] = {
+		{ "storage", required_argument, NULL, 'S' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "slot", required_argument, NULL, 'n' },
+		{ "window", required_argument, NULL, 'w' },
+		{},
+	};
+	json_t *w;
+	int c, ret = CTL_EXIT_OK;
+
+	options_start();
+	while (!ret && (c = next_option(inv, opts)) != -1) {
+		if (c == 'S')
+			ret = set_arg(inv, "storage", KIND_STRING, "--storage",
+				      optarg);
+		else if (c == 'H')
+			ret = set_arg(inv, "host", KIND_STRING, "--host",
+				      optarg);
+		else if (c == 'n')
+			ret = set_arg(inv, "slot", KIND_UINT, "--slot", optarg);
+		else if (c == 'w')
+			ret = set_arg(inv, "window_ms", KIND_DURATION,
+				      "--window", optarg);
+		else
+			ret = CTL_EXIT_USAGE;
+	}
+	if (ret)
+		return ret;
+	if (!json_object_get(inv->args, "storage") ||
+	    !json_object_get(inv->args, "host")) {
+		fprintf(stderr,
+			"iofencectl: peer: needs --storage and --host (see --help)\n");
+		return CTL_EXIT_USAGE;
+	}
+	/* Without --window the peer's own timeout decides: up to the max. */
+	w = json_object_get(inv->args, "window_ms");
+	inv->deadline_ms = w ? json_integer_value(w) + PEER_READS_MARGIN_MS :
+			       PEER_WINDOW_MAX_MS + PEER_READS_MARGIN_MS;
+	return no_more_arguments(inv);
+}
+
 /* events and watch. */
 static int parse_since(struct invocation *inv)
 {
@@ -1264,6 +1350,20 @@ static const struct subcommand subcommands[] = {
 	  .summary = "disarm those storages of the host, or all of them",
 	  .parse = parse_teardown,
 	  .print = print_flight },
+	{ .name = "unfence",
+	  .execute = "unfence",
+	  .usage = "UUID",
+	  .summary = "lift a storage's fence once its heartbeats\n"
+		     "succeed again",
+	  .positional = "uuid",
+	  .print = print_unfence },
+	{ .name = "peer",
+	  .execute = "query-peer",
+	  .usage = "--storage UUID --host UUID [--slot N] [--window DUR]",
+	  .summary = "whether another host still writes heartbeats\n"
+		     "there (waits DUR, default its timeout)",
+	  .parse = parse_peer,
+	  .print = print_peer },
 	{ .name = "events",
 	  .execute = "query-events",
 	  .usage = "[--since N]",

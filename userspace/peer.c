@@ -28,8 +28,6 @@
 #include "log.h"
 #include "record.h"
 
-#define PEER_WINDOW_MAX_MS 600000
-
 enum peer_step {
 	PEER_OPEN,
 	PEER_OPEN_BUFFERED, /* the file system has no O_DIRECT */

@@ -93,7 +93,7 @@ event_names() {
 		infn { body = body "\n" $0 }
 		infn && /^}/ {
 			infn = 0
-			if (body !~ /daemon_event[a-z_]*\(/)
+			if (body !~ /(daemon|fencer)_event[a-z_]*\(/)
 				next
 			printf "%s", literals(body)
 			for (t in tables)
@@ -214,7 +214,7 @@ timeline.h TL_ATTEMPTS_DEFAULT setup max_attempts
 timeline.h TL_TIMEOUT_MAX_MS setup timeout_ms
 timeline.h TL_KILL_GRACE_MAX_MS setup kill_grace_ms
 timeline.h TL_KILL_GRACE_DEFAULT_MS setup kill_grace_ms
-storage_params.c BLOCK_SLOT_MAX setup slot
+storage.h BLOCK_SLOT_MAX setup slot
 EOF
 
 if help=$("$IOFENCECTL" --help 2>/dev/null); then

@@ -50,9 +50,23 @@ static json_t *find_storage(json_t *status, const char *uuid)
 	return NULL;
 }
 
+/*
+ * query-status, with each storage's live heartbeat counters reduced to
+ * its state: they move with time, what the tests compare must not.
+ */
 static json_t *status(int fd)
 {
-	return harness_call(&h, fd, "{\"execute\":\"query-status\"}");
+	json_t *r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
+	json_t *s, *hb;
+	size_t i;
+
+	json_array_foreach(json_object_get(reply_ret(r), "storages"), i, s) {
+		hb = json_object_get(s, "heartbeat");
+		cr_assert(json_is_object(hb),
+			  "an armed storage has heartbeats");
+		json_object_set(s, "heartbeat", json_object_get(hb, "state"));
+	}
+	return r;
 }
 
 static const char *result_of(json_t *reply, size_t i)
