@@ -127,3 +127,31 @@ jqr() { jq -r "$@"; }
 need_root() {
 	[ "$(id -u)" -eq 0 ] || { skip "needs root"; exit 0; }
 }
+
+# --- waiting on processes and conditions ---------------------------------
+
+# now_ms: the wall clock (CLOCK_REALTIME, as in event timestamps) in ms.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; fails
+# when SECONDS (may be fractional) pass first. For bounds, not speed.
+wait_until() {
+	local end
+	end=$(($(date +%s%N) + $(awk -v s="$1" 'BEGIN { printf "%d", s * 1e9 }')))
+	shift
+	while ! "$@"; do
+		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+# pid_state PID: the one-letter state (R, S, D, T, Z...), empty when gone.
+pid_state() { sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
+
+# pid_alive PID: the process exists and is not a zombie (kill -0 succeeds
+# on a child that died and was not reaped yet).
+pid_alive() {
+	local st
+	st=$(pid_state "$1")
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}

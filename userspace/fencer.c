@@ -40,6 +40,7 @@ struct fence_victim {
 	struct victim v;
 	int kill_err; /* 0, or why SIGKILL could not be sent */
 	uint64_t died_ns; /* 0 while alive */
+	bool orphan; /* released while its poll was in flight */
 };
 
 struct fencer {
@@ -125,11 +126,23 @@ static bool idle(const struct fencer *f)
 	return !f->writing && !f->pending && fence_hook_idle(&f->hook);
 }
 
+/*
+ * A victim whose poll is still in the kernel is let go of only when its
+ * CQE comes: the poll is cancelled, and its completion frees it.
+ */
 static void release_victims(struct fencer *f)
 {
 	for (unsigned int i = 0; i < f->nvictims; i++) {
-		victims_release(&f->victims[i]->v, 1);
-		free(f->victims[i]);
+		struct fence_victim *fv = f->victims[i];
+
+		if (fv->poll.busy) {
+			fv->orphan = true;
+			io_uring_prep_poll_remove(loop_sqe(&f->d->loop, NULL),
+						  (__u64)(uintptr_t)&fv->poll);
+			continue;
+		}
+		victims_release(&fv->v, 1);
+		free(fv);
 	}
 	free(f->victims);
 	f->victims = NULL;
@@ -364,17 +377,20 @@ static void succeeded(struct fencer *f, uint64_t now)
 		f->max_latency_ns = lat;
 	f->t_ok_ns = now;
 	f->failing = false;
+	f->last_error = 0;
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
 	if (f->state == HB_LATE) {
 		f->state = HB_HEALTHY;
 		fencer_event(f, "HEARTBEAT_RESTORED",
-		      json_pack("{s:I,s:I}", "seq", (json_int_t)f->seq - 1,
-				"latency_us", (json_int_t)(lat / 1000)));
+			     json_pack("{s:I,s:I}", "seq",
+				       (json_int_t)f->seq - 1, "latency_us",
+				       (json_int_t)(lat / 1000)));
 	} else if (f->state == HB_FENCED && was_failing) {
-		fencer_event(f, "STORAGE_RESTORED",
-		      json_pack("{s:I,s:b,s:s}", "seq", (json_int_t)f->seq - 1,
-				"fenced", 1, "hint",
-				"stays fenced until unfence or teardown"));
+		fencer_event(
+			f, "STORAGE_RESTORED",
+			json_pack("{s:I,s:b,s:s}", "seq",
+				  (json_int_t)f->seq - 1, "fenced", 1, "hint",
+				  "stays fenced until unfence or teardown"));
 	}
 }
 
@@ -440,6 +456,12 @@ static void victim_gone(struct loop_op *op, int res, unsigned int flags)
 	struct fencer *f = fv->f;
 
 	f->pending--;
+	if (fv->orphan) {
+		victims_release(&fv->v, 1);
+		free(fv);
+		settle(f);
+		return;
+	}
 	if (res > 0 && (res & POLLIN) && !fv->died_ns) {
 		fv->died_ns = loop_now_ns();
 		f->victims_alive--;
@@ -574,21 +596,24 @@ static void fence(struct fencer *f, uint64_t now)
 		 f->last_error ? write_error(f->last_error) : "no write done");
 	release_victims(f);
 	kill_victims(f);
-	if (p->strategy == FENCE_PERMISSIVE || !f->victims_alive)
+	/* Nothing to wait for: no FENCE_COMPLETED, there is no kill. */
+	if (p->strategy == FENCE_PERMISSIVE)
 		f->completed = true;
 	pr_crit("%s: storage lost: fence (%s), %u victims", p->uuid,
 		fence_strategy_name(p->strategy), f->nvictims);
-	fencer_event(f, "FENCE_FIRED",
-	      json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i}", "strategy",
-			fence_strategy_name(p->strategy), "reason", f->reason,
-			"since_ok_ms", (json_int_t)ns_ms(now - f->t_ok_ns),
-			"late_by_us", (json_int_t)(now - f->contract_ns) / 1000,
-			"fence_deadline_ms", (json_int_t)deadline,
-			"deadline_left_ms",
-			(json_int_t)(deadline ? ns_ms(at(f, deadline) - now) :
-						0),
-			"victims", victims_json(f), "victims_omitted",
-			f->victims_omitted));
+	fencer_event(
+		f, "FENCE_FIRED",
+		json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i}", "strategy",
+			  fence_strategy_name(p->strategy), "reason", f->reason,
+			  "since_ok_ms", (json_int_t)ns_ms(now - f->t_ok_ns),
+			  "late_by_us",
+			  (json_int_t)(now - f->contract_ns) / 1000,
+			  "fence_deadline_ms", (json_int_t)deadline,
+			  "deadline_left_ms",
+			  (json_int_t)(deadline ? ns_ms(at(f, deadline) - now) :
+						  0),
+			  "victims", victims_json(f), "victims_omitted",
+			  f->victims_omitted));
 	run_hook(f);
 }
 
@@ -600,17 +625,20 @@ static void fence_settled(struct fencer *f, uint64_t now)
 
 	f->completed = true;
 	fencer_event(f, "FENCE_COMPLETED",
-	      json_pack("{s:b,s:I,s:o}", "all_dead", all_dead, "elapsed_ms",
-			(json_int_t)ns_ms(now - f->fenced_ns), "victims",
-			victims_json(f)));
+		     json_pack("{s:b,s:I,s:o}", "all_dead", all_dead,
+			       "elapsed_ms",
+			       (json_int_t)ns_ms(now - f->fenced_ns), "victims",
+			       victims_json(f)));
 	if (all_dead || p->strategy != FENCE_FORCE)
 		return;
 	f->escalated = true;
 	fencer_event(f, "FENCE_ESCALATED",
-	      json_pack("{s:i,s:s,s:I}", "alive", f->victims_alive, "watchdog",
-			f->d->wd.fd >= 0 ? "petting stopped" :
-					   "none: reporting and killing",
-			"reset_within_ms", (json_int_t)f->d->wd.timeout_ms));
+		     json_pack("{s:i,s:s,s:I}", "alive", f->victims_alive,
+			       "watchdog",
+			       f->d->wd.fd >= 0 ? "petting stopped" :
+						  "none: reporting and killing",
+			       "reset_within_ms",
+			       (json_int_t)f->d->wd.timeout_ms));
 	watchdog_update(f->d);
 }
 
@@ -633,15 +661,16 @@ static void step(struct fencer *f)
 	if (f->state == HB_HEALTHY && now >= at(f, timeline_late_ms(p))) {
 		f->state = HB_LATE;
 		f->next_ns = now; /* the extra attempt, at once */
-		fencer_event(f, "HEARTBEAT_LATE",
-		      json_pack("{s:I,s:I,s:s?}", "since_ok_ms",
-				(json_int_t)ns_ms(now - f->t_ok_ns),
-				"fence_in_ms",
-				(json_int_t)ns_ms(
-					at(f, timeline_timeout_ms(p)) - now),
-				"error",
-				f->last_error ? write_error(f->last_error) :
-						"write still in flight"));
+		fencer_event(
+			f, "HEARTBEAT_LATE",
+			json_pack("{s:I,s:I,s:s?}", "since_ok_ms",
+				  (json_int_t)ns_ms(now - f->t_ok_ns),
+				  "fence_in_ms",
+				  (json_int_t)ns_ms(
+					  at(f, timeline_timeout_ms(p)) - now),
+				  "error",
+				  f->last_error ? write_error(f->last_error) :
+						  "write still in flight"));
 	}
 	if (f->state == HB_FENCED && !f->completed &&
 	    (!f->victims_alive ||
@@ -652,7 +681,8 @@ static void step(struct fencer *f)
 		if (f->state == HB_FENCED && f->completed &&
 		    p->strategy != FENCE_PERMISSIVE && kill_victims(f))
 			fencer_event(f, "FENCE_KILLED",
-			      json_pack("{s:o}", "victims", victims_json(f)));
+				     json_pack("{s:o}", "victims",
+					       victims_json(f)));
 		write_start(f, now);
 	}
 
@@ -692,7 +722,33 @@ static void attach(struct fencer *f, struct storage *s)
 	f->offset = s->record_offset;
 }
 
-int fencer_start(struct daemon *d, struct storage *s)
+/* Re-armed at start-up: a fence outlives the restart. */
+static void restore(struct fencer *f, json_t *fence)
+{
+	const char *reason =
+		json_string_value(json_object_get(fence, "reason"));
+
+	if (!json_is_object(fence))
+		return;
+	/*
+	 * Still fenced after a restart. The victims of then are not known
+	 * any more; new ones are killed at every interval.
+	 */
+	f->state = HB_FENCED;
+	f->failing = true;
+	f->completed = true;
+	f->fenced_ns = f->contract_ns = loop_now_ns();
+	f->fenced_real_s =
+		json_integer_value(json_object_get(fence, "fenced_at"));
+	f->escalated = json_is_true(json_object_get(fence, "escalated"));
+	snprintf(f->reason, sizeof(f->reason), "%s",
+		 reason ? reason : "fenced before a restart");
+	pr_warn("%s: still fenced (%s)%s", f->s->p.uuid, f->reason,
+		f->escalated ? "; escalated: the watchdog is not petted" : "");
+	watchdog_update(f->d);
+}
+
+int fencer_start(struct daemon *d, struct storage *s, json_t *fence)
 {
 	struct fencer *f = calloc(1, sizeof(*f));
 	uint64_t now = loop_now_ns();
@@ -724,6 +780,8 @@ int fencer_start(struct daemon *d, struct storage *s)
 	/* On this boot the record on the storage says when it last succeeded. */
 	f->t_ok_ns = s->t_ok_ns && s->t_ok_ns <= now ? s->t_ok_ns : now;
 	fence_hook_init(&f->hook, &d->loop);
+	if (fence)
+		restore(f, fence);
 	step(f);
 	return 0;
 }
@@ -803,31 +861,6 @@ json_t *fencer_state_json(const struct fencer *f)
 			 "escalated", f->escalated);
 }
 
-void fencer_restore(struct fencer *f, json_t *fence)
-{
-	const char *reason =
-		json_string_value(json_object_get(fence, "reason"));
-
-	if (!json_is_object(fence))
-		return;
-	/*
-	 * Still fenced after a restart. The victims of then are not known
-	 * any more; new ones are killed at every interval.
-	 */
-	f->state = HB_FENCED;
-	f->failing = true;
-	f->completed = true;
-	f->fenced_ns = f->contract_ns = loop_now_ns();
-	f->fenced_real_s =
-		json_integer_value(json_object_get(fence, "fenced_at"));
-	f->escalated = json_is_true(json_object_get(fence, "escalated"));
-	snprintf(f->reason, sizeof(f->reason), "%s",
-		 reason ? reason : "fenced before a restart");
-	pr_warn("%s: still fenced (%s)%s", f->s->p.uuid, f->reason,
-		f->escalated ? "; escalated: the watchdog is not petted" : "");
-	watchdog_update(f->d);
-}
-
 int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 {
 	uint64_t now = loop_now_ns();
@@ -847,7 +880,8 @@ int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 	f->state = HB_HEALTHY;
 	f->completed = f->escalated = false;
 	f->reason[0] = '\0';
-	fencer_event(f, "STORAGE_UNFENCED", json_pack("{s:i}", "uid", (int)uid));
+	fencer_event(f, "STORAGE_UNFENCED",
+		     json_pack("{s:i}", "uid", (int)uid));
 	watchdog_update(f->d);
 	step(f);
 	return 0;

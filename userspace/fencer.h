@@ -36,8 +36,11 @@ struct daemon;
 struct storage;
 struct fencer;
 
-/* Starts heartbeats for the just committed @s (s->hb is set). */
-int fencer_start(struct daemon *d, struct storage *s);
+/*
+ * Starts heartbeats for the just committed @s (s->hb is set); @fence is
+ * the fence state a previous run persisted for it, or NULL.
+ */
+int fencer_start(struct daemon *d, struct storage *s, json_t *fence);
 /* An update in place: @to takes over @from's fencer and its history. */
 void fencer_move(struct storage *from, struct storage *to);
 /* From storage_free(): a last record, then gone once idle. */
@@ -49,8 +52,6 @@ void fencer_shutdown(struct fencer *f);
 bool fencer_writing(const struct fencer *f);
 /* The persisted fence state (NULL when not fenced). */
 json_t *fencer_state_json(const struct fencer *f);
-/* Re-arming: takes the fence state a previous run persisted. */
-void fencer_restore(struct fencer *f, json_t *fence);
 /* query-status: the heartbeat and fence state, with absolute figures. */
 json_t *fencer_status_json(const struct fencer *f);
 /* With "force" and a fence that could not finish: no more petting. */

@@ -299,17 +299,18 @@ static int commit_item(struct daemon *d, struct item *it)
 		if (ret)
 			return ret;
 		ret = track(d, s);
+		/* Re-armed at start-up: a fence outlives the restart. */
 		if (!ret)
-			ret = fencer_start(d, s);
+			ret = fencer_start(d, s,
+					   it->entry ?
+						   json_object_get(it->entry,
+								   "fence") :
+						   NULL);
 		if (ret) {
 			untrack(d, s);
 			storage_remove(&d->storages, s);
 			return ret;
 		}
-		/* Re-armed at start-up: a fence outlives the restart. */
-		if (it->entry)
-			fencer_restore(s->hb,
-				       json_object_get(it->entry, "fence"));
 		break;
 	case PLAN_UPDATE:
 		/* In place: the slot is never empty. */
