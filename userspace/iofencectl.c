@@ -488,8 +488,8 @@ static void print_status(json_t *ret)
 	printf("%-*s ", uw, "STORAGE");
 	if (hosts)
 		printf("%-*s ", hw, "HOST");
-	printf("%-5s %-8s %-8s %-10s %-8s %s\n", "TYPE", "INTERVAL", "TIMEOUT",
-	       "STRATEGY", "DEADLINE", "TARGET");
+	printf("%-8s %-5s %-8s %-8s %-10s %-8s %s\n", "STATE", "TYPE",
+	       "INTERVAL", "TIMEOUT", "STRATEGY", "DEADLINE", "TARGET");
 	json_array_foreach(list, i, s) {
 		json_t *p = json_object_get(s, "params");
 		json_t *io = json_object_get(s, "io");
@@ -497,7 +497,9 @@ static void print_status(json_t *ret)
 		printf("%-*s ", uw, str_of(s, "uuid"));
 		if (hosts)
 			printf("%-*s ", hw, str_of(s, "host_uuid"));
-		printf("%-5s %-8s %-8s %-10s %-8s %s\n", str_of(p, "type"),
+		printf("%-8s %-5s %-8s %-8s %-10s %-8s %s\n",
+		       str_of(json_object_get(s, "heartbeat"), "state"),
+		       str_of(p, "type"),
 		       fmt_duration(int_of(p, "interval_ms")).s,
 		       fmt_duration(int_of(p, "timeout_ms")).s,
 		       str_of(p, "strategy"),
@@ -509,6 +511,42 @@ static void print_status(json_t *ret)
 			print_io(io);
 		}
 	}
+}
+
+static void print_heartbeat(json_t *hb)
+{
+	json_t *fence = json_object_get(hb, "fence"), *v;
+	size_t i;
+
+	printf("heartbeat %s, record %lld written %s ago, %lld ok, %lld failed, %lld timed out",
+	       str_of(hb, "state"), (long long)int_of(hb, "seq"),
+	       fmt_duration(int_of(hb, "since_ok_ms")).s,
+	       (long long)int_of(hb, "writes_ok"),
+	       (long long)int_of(hb, "writes_failed"),
+	       (long long)int_of(hb, "writes_timed_out"));
+	if (json_object_get(hb, "last_error") &&
+	    !json_is_null(json_object_get(hb, "last_error")))
+		printf(" (%s)", str_of(hb, "last_error"));
+	printf("\nlatency   last %lld us, max %lld us%s\n",
+	       (long long)int_of(json_object_get(hb, "latency_us"), "last"),
+	       (long long)int_of(json_object_get(hb, "latency_us"), "max"),
+	       json_is_true(json_object_get(hb, "direct")) ? "" :
+							     " (no O_DIRECT)");
+	if (!fence)
+		return;
+	printf("fenced    %s: %s%s%s\n",
+	       fmt_time(int_of(fence, "fenced_at"), -1).s,
+	       str_of(fence, "reason"),
+	       json_is_true(json_object_get(fence, "escalated")) ?
+		       ", escalated" :
+		       "",
+	       json_is_true(json_object_get(fence, "restored")) ?
+		       "; storage restored, unfence to resume" :
+		       "");
+	json_array_foreach(json_object_get(fence, "victims"), i, v)
+		printf("victim    %lld %s (%s): %s\n",
+		       (long long)int_of(v, "pid"), str_of(v, "exe"),
+		       str_of(v, "why"), str_of(v, "result"));
 }
 
 static void print_storage(json_t *s)
@@ -549,6 +587,7 @@ static void print_storage(json_t *s)
 	       fmt_duration(int_of(tl, "fence_ms")).s,
 	       fmt_duration(int_of(tl, "escalate_ms")).s);
 	printf("deadline  %s\n", fmt_deadline(tl).s);
+	print_heartbeat(json_object_get(s, "heartbeat"));
 	printf("io        ");
 	print_io(json_object_get(s, "io"));
 }
