@@ -22,7 +22,7 @@
 # fence (any fence, or the victim's death, during the soak), 2 when the
 # bench could not run, 0 otherwise (also when it skips: not root, no FUSE,
 # no loop devices).
-set -u
+set -u -o pipefail
 cd "$(dirname "$0")/../.."
 : "${OUT:=build}"
 : "${HANGS:=20}"
@@ -70,6 +70,13 @@ work=$(readlink -f "$work") # faultfs finds its mount by the real path
 mnt=$work/mnt
 export FAULTFS_LOG=$work/faultfs.log
 vm_exe=$work/qemu-system-x86_64
+# A private copy of the programs: a rebuild while the soak runs does not
+# swap them under it.
+mkdir "$work/bin" && cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$work/bin/" ||
+	exit 2
+IOFENCED=$work/bin/${IOFENCED##*/}
+IOFENCECTL=$work/bin/${IOFENCECTL##*/}
+FAULTFS=$work/bin/${FAULTFS##*/}
 loop= dpid= sock= dlog=
 victims=() loaders=()
 
@@ -159,7 +166,15 @@ arm() {
 		broken "setup of $1 on $loop"
 }
 
-last_seq() { ctl --json status | jq -r '.last_seq'; }
+last_seq() {
+	local n i
+	for ((i = 0; i < 5; i++)); do
+		n=$(ctl --json status | jq -r '.last_seq') &&
+			[[ $n =~ ^[0-9]+$ ]] && { echo "$n"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
 hb() { ctl --json status | jq -r --arg u "$1" \
 	'.storages[] | select(.uuid == $u) | .heartbeat'; }
 
