@@ -19,6 +19,9 @@
 #include "victims.h"
 
 #define NS_PER_MS 1000000ull
+_Static_assert(LOOP_BOUNDED_WORKERS > STORAGE_MAX,
+	       "a worker for every storage's heartbeat, and some to spare");
+
 /* Victims one scan returns; more are counted, and found at the next. */
 #define FENCE_VICTIMS_MAX 128
 

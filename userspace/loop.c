@@ -6,15 +6,34 @@
 #include "log.h"
 #include "loop.h"
 
+/*
+ * A write hung on a lost storage holds an io-wq worker until the storage
+ * answers. Each storage has at most one heartbeat in flight, so enough
+ * workers for all of them keep one hung storage from delaying another,
+ * and the bound keeps a flood of hung I/O from growing threads forever.
+ */
+static void loop_bound_workers(struct loop *l)
+{
+	unsigned int max[2] = { LOOP_BOUNDED_WORKERS, LOOP_UNBOUNDED_WORKERS };
+	int ret = io_uring_register_iowq_max_workers(&l->ring, max);
+
+	if (ret < 0)
+		pr_warn("io-wq worker limits not set (%s): this kernel grows them as it likes",
+			strerror(-ret));
+}
+
 int loop_init(struct loop *l, unsigned int entries)
 {
 	int ret;
 
 	memset(l, 0, sizeof(*l));
 	ret = io_uring_queue_init(entries, &l->ring, 0);
-	if (ret < 0)
+	if (ret < 0) {
 		pr_err("io_uring_queue_init: %s", strerror(-ret));
-	return ret;
+		return ret;
+	}
+	loop_bound_workers(l);
+	return 0;
 }
 
 void loop_exit(struct loop *l)

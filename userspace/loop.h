@@ -29,6 +29,14 @@ struct loop {
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr)-offsetof(type, member)))
 
+/*
+ * io-wq workers per NUMA node: bounded ones do regular file and block
+ * I/O (heartbeats: one per storage, STORAGE_MAX of them, plus staging
+ * and peer reads), unbounded ones the rest (opens, sockets).
+ */
+#define LOOP_BOUNDED_WORKERS (1024 + 64)
+#define LOOP_UNBOUNDED_WORKERS 256
+
 int loop_init(struct loop *l, unsigned int entries);
 void loop_exit(struct loop *l);
 

@@ -70,13 +70,6 @@ work=$(readlink -f "$work") # faultfs finds its mount by the real path
 mnt=$work/mnt
 export FAULTFS_LOG=$work/faultfs.log
 vm_exe=$work/qemu-system-x86_64
-# A private copy of the programs: a rebuild while the soak runs does not
-# swap them under it.
-mkdir "$work/bin" && cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$work/bin/" ||
-	exit 2
-IOFENCED=$work/bin/${IOFENCED##*/}
-IOFENCECTL=$work/bin/${IOFENCECTL##*/}
-FAULTFS=$work/bin/${FAULTFS##*/}
 loop= dpid= sock= dlog=
 victims=() loaders=()
 
@@ -141,6 +134,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A private copy of the programs: a rebuild while the soak runs does not
+# swap them under it.
+mkdir "$work/bin" && cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$work/bin/" ||
+	broken "cannot copy the programs"
+IOFENCED=$work/bin/${IOFENCED##*/}
+IOFENCECTL=$work/bin/${IOFENCECTL##*/}
+FAULTFS=$work/bin/${FAULTFS##*/}
+"$IOFENCED" --version >/dev/null && "$IOFENCECTL" --help >/dev/null ||
+	broken "the copied programs do not run"
+
 ctl() { timeout 20 "$IOFENCECTL" --socket "$sock" "$@"; }
 
 # start_daemon NAME: a private iofenced that never opens the host's watchdog.
@@ -192,7 +195,7 @@ wait_event() {
 			jq -e --arg n "$3" 'any(.event == $n)' <<<"$evs" >/dev/null &&
 			{ printf '%s\n' "$evs"; return 0; }
 		(($(now_us) < end)) || return 1
-		sleep 0.02
+		sleep 0.1
 	done
 }
 
@@ -253,6 +256,9 @@ fence_delay() {
 		start_victim
 		mark=$(last_seq) || broken "status"
 		faultfs_set "$mnt" hang disk.img || broken "faultfs hang"
+		# Quiet until the fence is due: no poller of ours competes with
+		# the victim for a CPU while it is being killed.
+		sleep "$(awk -v t="$HANG_TIMEOUT_MS" 'BEGIN { print t / 1000 + 0.3 }')"
 		evs=$(wait_event "$mark" "$uuid" FENCE_COMPLETED \
 			$((HANG_TIMEOUT_MS + 6000)))
 		fired=$(jq -c 'map(select(.event == "FENCE_FIRED"))[0] // empty' <<<"$evs")

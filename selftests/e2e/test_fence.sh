@@ -127,7 +127,7 @@ rq() { ctl_sock "$1" raw "$2"; } # socket json: the reply line
 arm() {
 	local sock=$1 host=$2 out
 	shift 2
-	local args=()
+	local args=() s
 	for s in "$@"; do args+=(--storage "$s"); done
 	ctl_sock "$sock" set-host-state connected >/dev/null || return 1
 	out=$(ctl_sock "$sock" --json setup --host "$host" "${args[@]}") || {
@@ -185,7 +185,7 @@ BLOCK_SPEC='interval_ms=200,timeout_ms=1500,kill_grace_ms=1000'
 # --- 1. hang: fence, kill, spare, restore, unfence ------------------------
 
 sc1() {
-	local L S V B t_hang hb_ fired t_fire r c rc
+	local f0=$t_fail L S V B t_hang hb_ fired t_fire r c rc
 	new_loop L d1.img || { not_ok "1: loop device on faultfs"; return; }
 	daemon s1 --no-bpf || { not_ok "1: daemon starts"; return; }
 	S=$SOCK_s1
@@ -251,7 +251,7 @@ sc1() {
 	check "1: events in order" \
 		[ "$(ev_names "$S" d1)" = "ARMED HEARTBEAT_LATE FENCE_FIRED FENCE_COMPLETED STORAGE_RESTORED STORAGE_UNFENCED" ]
 	check "1: bystander still alive" pid_alive $B
-	[ "$t_fail" -eq 0 ] || show_events "$S" d1
+	[ "$t_fail" -eq "$f0" ] || show_events "$S" d1
 	sc_end s1
 	rc=$?
 	check "1: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
@@ -261,7 +261,7 @@ sc1() {
 # --- 2. EIO: fence; teardown while fenced --------------------------------
 
 sc2() {
-	local L S V fired r rc
+	local f0=$t_fail L S V fired r rc
 	new_loop L d2.img || { not_ok "2: loop device on faultfs"; return; }
 	daemon s2 --no-bpf || { not_ok "2: daemon starts"; return; }
 	S=$SOCK_s2
@@ -291,7 +291,7 @@ sc2() {
 	check "2: teardown of the fenced storage while failing" \
 		jtrue "$r" '.storages[0].result == "disarmed"'
 	check "2: ... it is gone from the status" [ -z "$(st "$S" d2)" ]
-	[ "$t_fail" -eq 0 ] || show_events "$S" d2
+	[ "$t_fail" -eq "$f0" ] || show_events "$S" d2
 	sc_end s2
 	rc=$?
 	check "2: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
@@ -301,7 +301,7 @@ sc2() {
 # --- 3. slow but alive, under load: no fence ------------------------------
 
 sc3() {
-	local L S V LOADP hb_ ok0 ok1 ios rc late
+	local f0=$t_fail L S V LOADP hb_ ok0 ok1 ios rc late
 	new_loop L d3.img || { not_ok "3: loop device on faultfs"; return; }
 	daemon s3 --no-bpf || { not_ok "3: daemon starts"; return; }
 	S=$SOCK_s3
@@ -352,7 +352,7 @@ sc3() {
 # --- 4. a blip: late, restored, no fence ---------------------------------
 
 sc4() {
-	local L S V late rest rc
+	local f0=$t_fail L S V late rest rc
 	new_loop L d4.img || { not_ok "4: loop device on faultfs"; return; }
 	daemon s4 --no-bpf || { not_ok "4: daemon starts"; return; }
 	S=$SOCK_s4
@@ -379,7 +379,7 @@ sc4() {
 		[ "$(ev_names "$S" d4)" = "ARMED HEARTBEAT_LATE HEARTBEAT_RESTORED" ]
 	check "4: healthy" jtrue "$(hb "$S" d4)" '.state == "healthy"'
 	check "4: victim alive" pid_alive $V
-	[ "$t_fail" -eq 0 ] || show_events "$S" d4
+	[ "$t_fail" -eq "$f0" ] || show_events "$S" d4
 	sc_end s4
 	rc=$?
 	check "4: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
@@ -389,7 +389,7 @@ sc4() {
 # --- 5. permissive spares; kill-only never escalates ---------------------
 
 sc5() {
-	local L L2 S V D fired r rc
+	local f0=$t_fail L L2 S V D fired r rc
 	new_loop L d5.img || { not_ok "5: loop device on faultfs"; return; }
 	new_loop L2 d5k.img || { not_ok "5: loop device on faultfs"; return; }
 	daemon s5 --no-bpf || { not_ok "5: daemon starts"; return; }
@@ -435,7 +435,7 @@ sc5() {
 	faultfs_set "$MNT" healthy d5.img
 	check "5: permissive: STORAGE_RESTORED" wait_ev 5 "$S" STORAGE_RESTORED d5
 	check "5: permissive: victim still alive" pid_alive $V
-	[ "$t_fail" -eq 0 ] || { show_events "$S" d5; show_events "$S" d5k; }
+	[ "$t_fail" -eq "$f0" ] || { show_events "$S" d5; show_events "$S" d5k; }
 	sc_end s5
 	rc=$?
 	check "5: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
@@ -448,7 +448,7 @@ kcount() { tr -cd k <"$1" | wc -c; }
 has_pets() { [ "$(kcount "$1")" -ge "$2" ]; } # file n
 
 sc6() {
-	local L S D W F c0 c1 c2 c3 fired r tl rc
+	local f0=$t_fail L S D W F CAT c0 c1 c2 c3 fired r tl rc
 	F=$T/wd6.fifo
 	W=$T/wd6.out
 	mkfifo "$F"
@@ -457,7 +457,8 @@ sc6() {
 		{ not_ok "6: daemon starts"; return; }
 	S=$SOCK_s6
 	cat "$F" >"$W" &
-	track $!
+	CAT=$!
+	track $CAT
 	arm "$S" h6 "uuid=d6,type=block,target=$L,$BLOCK_SPEC,strategy=force" ||
 		{ not_ok "6: storage armed"; sc_end s6; return; }
 	tl=$(st "$S" d6 | jq -c .timeline)
@@ -500,9 +501,13 @@ sc6() {
 	check "6: released: the victim dies" wait_until 5 eval "! pid_alive $D"
 	check "6: released: STORAGE_RESTORED" wait_ev 5 "$S" STORAGE_RESTORED d6
 	check "6: still escalated until unfence: no keepalive" [ "$(kcount "$W")" = "$c2" ]
-	[ "$t_fail" -eq 0 ] || show_events "$S" d6
-	sc_end s6
+	[ "$t_fail" -eq "$f0" ] || show_events "$S" d6
+	release_all
+	bg_kill $D
+	stop_daemon_bounded s6
 	rc=$?
+	wait_until 5 eval "! pid_alive $CAT"
+	sc_end
 	check "6: SIGTERM while escalated: exit $rc" [ $rc -eq 0 ]
 	check "6: no magic close while escalated" eval "! grep -q V '$W'"
 	loops_end "$L"
@@ -514,11 +519,13 @@ sc6() {
 	daemon s6v --no-bpf --watchdog "$F" --watchdog-timeout 1 ||
 		{ not_ok "6: daemon s6v starts"; return; }
 	cat "$F" >"$W" &
-	c0=$!
-	track $c0
+	CAT=$!
+	track $CAT
 	check "6v: petted every 250 ms" wait_until 3 has_pets "$W" 3
-	sc_end s6v
+	stop_daemon_bounded s6v
 	rc=$?
+	check "6v: the watchdog reader sees the end" wait_until 5 eval "! pid_alive $CAT"
+	sc_end
 	check "6v: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
 	check "6v: magic close: 'V' is the last byte ($(tail -c 8 "$W"))" \
 		[ "$(tail -c 1 "$W")" = V ]
@@ -527,7 +534,7 @@ sc6() {
 # --- 7. two daemons on one "NFS" mount: query-peer ------------------------
 
 sc7() {
-	local A B r rc
+	local f0=$t_fail A B r rc
 	mkdir -p "$MNT/nfs"
 	daemon pa --no-bpf || { not_ok "7: daemon A starts"; return; }
 	on_exit "kill -CONT $PID_pa" # never leave it stopped
@@ -585,7 +592,7 @@ hook() {
 }
 
 sc8() {
-	local L S VA VB U r
+	local f0=$t_fail L S VA VB U r
 	U=5d5e1c8a-0b57-4c1e-9a43-7c2f8d6e4b10
 	hook default
 	hook own
@@ -595,7 +602,8 @@ sc8() {
 	daemon s8 --no-bpf --fence-hook "$T/hook-default.sh" || { not_ok "8: daemon starts"; return; }
 	S=$SOCK_s8
 	# A victim that names its VM with -uuid, as qemu does.
-	"$QBASH" -c 'read -r -u 5 _' x -uuid "$U" 3<>"$L" 5<> <(:) &
+	mkfifo "$T/vm8.fifo"
+	"$QBASH" -c 'read -r -u 5 _' x -uuid "$U" 3<>"$L" 5<>"$T/vm8.fifo" &
 	VA=$!
 	track $VA disown
 	"$QSLEEP" 1000 3<>"$MNT/s8/vm.img" &
@@ -635,7 +643,7 @@ sc8() {
 	check "8: the daemon saw the hooks exit 0" \
 		wait_until 3 eval "[ \$(grep -c 'fence hook .*: done' '$T/s8.log') -ge 2 ]"
 	check "8: both victims dead" eval "! pid_alive $VA && ! pid_alive $VB"
-	[ "$t_fail" -eq 0 ] || { show_events "$S" d8; show_events "$S" f8; }
+	[ "$t_fail" -eq "$f0" ] || { show_events "$S" d8; show_events "$S" f8; }
 	sc_end s8
 	loops_end "$L"
 }
