@@ -155,3 +155,18 @@ pid_alive() {
 	st=$(pid_state "$1")
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
+
+# pid_start PID: its start time (clock ticks since boot), to tell the
+# process from a later one that got the same pid; empty when gone.
+pid_start() { sed -n 's/.*) //p' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'; }
+
+# on_exit_drop CMD...: forgets a cleanup that on_exit registered with
+# exactly this text, e.g. a kill of a pid that was reaped already and
+# may be recycled by the time the test ends.
+on_exit_drop() {
+	local i
+	for i in "${!t_cleanups[@]}"; do
+		[ "${t_cleanups[$i]}" = "$*" ] && unset 't_cleanups[i]'
+	done
+	t_cleanups=("${t_cleanups[@]}")
+}

@@ -43,6 +43,7 @@ struct fence_victim {
 	struct victim v;
 	int kill_err; /* 0, or why SIGKILL could not be sent */
 	uint64_t died_ns; /* 0 while alive */
+	uint64_t killed_ns; /* when SIGKILL was sent */
 	bool orphan; /* released while its poll was in flight */
 };
 
@@ -74,6 +75,7 @@ struct fencer {
 	/* the fence, while fenced */
 	uint64_t fenced_ns;
 	uint64_t contract_ns; /* t_ok + T: when the fence was due */
+	uint64_t rekill_ns; /* next look for new victims while fenced */
 	int64_t fenced_real_s;
 	char reason[96];
 	bool completed; /* every victim died, or kill_grace passed */
@@ -263,18 +265,20 @@ static json_t *victim_json(const struct fencer *f,
 						 strerror(-fv->kill_err)));
 	else if (fv->died_ns)
 		json_object_set_new(o, "result", json_string("dead"));
-	else if (f->completed)
+	else if (loop_now_ns() >=
+		 fv->killed_ns + ms_ns(params(f)->kill_grace_ms))
 		json_object_set_new(o, "result", json_string("alive"));
 	else
 		json_object_set_new(o, "result", json_string("killed"));
 	return o;
 }
 
-static json_t *victims_json(const struct fencer *f)
+/* The victims from index @first on. */
+static json_t *victims_json(const struct fencer *f, unsigned int first)
 {
 	json_t *list = json_array();
 
-	for (unsigned int i = 0; i < f->nvictims; i++)
+	for (unsigned int i = first; i < f->nvictims; i++)
 		json_array_append_new(list, victim_json(f, f->victims[i]));
 	return list;
 }
@@ -543,6 +547,7 @@ static unsigned int kill_victims(struct fencer *f)
 		if (spare)
 			continue;
 		fv->kill_err = victim_kill(&fv->v);
+		fv->killed_ns = loop_now_ns();
 		if (!fv->kill_err || fv->kill_err == -ESRCH)
 			watch(f, fv);
 	}
@@ -592,6 +597,7 @@ static void fence(struct fencer *f, uint64_t now)
 	f->failing = true;
 	f->fenced_ns = now;
 	f->contract_ns = at(f, timeline_timeout_ms(p));
+	f->rekill_ns = now + ms_ns(p->interval_ms);
 	clock_gettime(CLOCK_REALTIME, &rt);
 	f->fenced_real_s = rt.tv_sec;
 	snprintf(f->reason, sizeof(f->reason),
@@ -615,7 +621,7 @@ static void fence(struct fencer *f, uint64_t now)
 			  "deadline_left_ms",
 			  (json_int_t)(deadline ? ns_ms(at(f, deadline) - now) :
 						  0),
-			  "victims", victims_json(f), "victims_omitted",
+			  "victims", victims_json(f, 0), "victims_omitted",
 			  f->victims_omitted));
 	run_hook(f);
 }
@@ -631,7 +637,7 @@ static void fence_settled(struct fencer *f, uint64_t now)
 		     json_pack("{s:b,s:I,s:o}", "all_dead", all_dead,
 			       "elapsed_ms",
 			       (json_int_t)ns_ms(now - f->fenced_ns), "victims",
-			       victims_json(f)));
+			       victims_json(f, 0)));
 	if (all_dead || p->strategy != FENCE_FORCE)
 		return;
 	f->escalated = true;
@@ -679,15 +685,22 @@ static void step(struct fencer *f)
 	    (!f->victims_alive ||
 	     now >= f->fenced_ns + ms_ns(p->kill_grace_ms)))
 		fence_settled(f, now);
-	if (!f->writing && now >= f->next_ns) {
-		/* Fenced: whatever started on the lost storage meanwhile goes. */
-		if (f->state == HB_FENCED && f->completed &&
-		    p->strategy != FENCE_PERMISSIVE && kill_victims(f))
+	/*
+	 * Fenced: whatever started on the lost storage meanwhile goes, at
+	 * every interval, whether or not a write is stuck.
+	 */
+	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE &&
+	    now >= f->rekill_ns) {
+		unsigned int first = f->nvictims;
+
+		f->rekill_ns = now + ms_ns(p->interval_ms);
+		if (kill_victims(f))
 			fencer_event(f, "FENCE_KILLED",
 				     json_pack("{s:o}", "victims",
-					       victims_json(f)));
-		write_start(f, now);
+					       victims_json(f, first)));
 	}
+	if (!f->writing && now >= f->next_ns)
+		write_start(f, now);
 
 	if (!f->writing)
 		wake = min_ns(wake, f->next_ns);
@@ -695,6 +708,8 @@ static void step(struct fencer *f)
 		wake = min_ns(wake, at(f, timeline_late_ms(p)));
 	if (f->state != HB_FENCED)
 		wake = min_ns(wake, at(f, timeline_timeout_ms(p)));
+	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE)
+		wake = min_ns(wake, f->rekill_ns);
 	if (f->state == HB_FENCED && !f->completed)
 		wake = min_ns(wake, f->fenced_ns + ms_ns(p->kill_grace_ms));
 	if (wake)
@@ -920,6 +935,7 @@ json_t *fencer_status_json(const struct fencer *f)
 				      (json_int_t)f->fenced_real_s, "reason",
 				      f->reason, "completed", f->completed,
 				      "escalated", f->escalated, "restored",
-				      !f->failing, "victims", victims_json(f)));
+				      !f->failing, "victims",
+				      victims_json(f, 0)));
 	return o;
 }
