@@ -56,7 +56,13 @@ struct fencer {
 	void *buf;
 	struct timed_op io;
 	bool writing; /* the write is still in the kernel */
-	bool final; /* the write in flight is the clean-shutdown record */
+	enum {
+		FINAL_NONE,
+		FINAL_OWED, /* after the write in flight */
+		FINAL_SENT,
+	} final; /* the clean-shutdown record */
+	void *final_buf;
+	uint64_t final_timeout_ms;
 	uint64_t seq; /* of the next record */
 	uint64_t t_ok_ns;
 	uint64_t attempt_ns; /* start of the write in flight or last one */
@@ -160,6 +166,7 @@ static void fencer_free(struct fencer *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->vms);
+	free(f->final_buf);
 	free(f->buf);
 	free(f);
 }
@@ -317,7 +324,8 @@ static void census(struct fencer *f, uint64_t now)
 	f->nvms = n < RECORD_VMS_MAX ? n : RECORD_VMS_MAX;
 }
 
-static int encode(struct fencer *f, enum record_state state, uint64_t now)
+static int encode(struct fencer *f, void *buf, enum record_state state,
+		  uint64_t now)
 {
 	const struct storage_params *p = params(f);
 	const char *uuids[RECORD_VMS_MAX];
@@ -341,14 +349,15 @@ static int encode(struct fencer *f, enum record_state state, uint64_t now)
 		uuids[i] = f->vms[i];
 	record_set_vms(&r, uuids, f->nvms);
 	r.vms_omitted += f->vms_found - f->nvms;
-	return record_encode(&r, f->buf);
+	return record_encode(&r, buf);
 }
 
-static void write_submit(struct fencer *f, uint64_t now, uint64_t timeout_ms)
+static void write_submit(struct fencer *f, void *buf, uint64_t now,
+			 uint64_t timeout_ms)
 {
 	struct io_uring_sqe *sqe = timed_op_sqe(&f->d->loop, &f->io);
 
-	io_uring_prep_write(sqe, f->fd, f->buf, f->size, f->offset);
+	io_uring_prep_write(sqe, f->fd, buf, f->size, f->offset);
 	/* Guest I/O on the same device must not starve the heartbeat. */
 	sqe->ioprio = f->ioprio;
 	f->writing = true;
@@ -362,7 +371,7 @@ static void write_start(struct fencer *f, uint64_t now)
 	int ret;
 
 	census(f, now);
-	ret = encode(f, record_state(f), now);
+	ret = encode(f, f->buf, record_state(f), now);
 	if (ret) {
 		/* Cannot happen with validated parameters; never silent. */
 		pr_err("%s: cannot encode its record: %s", f->s->p.uuid,
@@ -370,7 +379,7 @@ static void write_start(struct fencer *f, uint64_t now)
 		f->next_ns = now + ms_ns(timeline_retry_ms(params(f)));
 		return;
 	}
-	write_submit(f, now, params(f)->io_timeout_ms);
+	write_submit(f, f->buf, now, params(f)->io_timeout_ms);
 }
 
 static void succeeded(struct fencer *f, uint64_t now)
@@ -444,13 +453,22 @@ static void io_late(struct timed_op *t, int res)
 		succeeded(f, loop_now_ns());
 }
 
+static void final_submit(struct fencer *f)
+{
+	f->final = FINAL_SENT;
+	write_submit(f, f->final_buf, loop_now_ns(), f->final_timeout_ms);
+}
+
 static void io_idle(struct timed_op *t)
 {
 	struct fencer *f = container_of(t, struct fencer, io);
 
 	f->writing = false;
-	f->final = false;
-	if (settle(f) || f->d->loop.stopping)
+	if (f->final == FINAL_OWED) {
+		final_submit(f);
+		return;
+	}
+	if (settle(f) || f->d->loop.stopping || f->final == FINAL_SENT)
 		return;
 	step(f);
 }
@@ -818,15 +836,25 @@ void fencer_move(struct storage *from, struct storage *to)
 	step(f);
 }
 
+/*
+ * The clean-shutdown record, encoded now (the storage may be gone when
+ * it is written) and sent once no heartbeat is in the kernel any more.
+ */
 static void final_record(struct fencer *f)
 {
-	uint64_t now = loop_now_ns();
-
-	/* A write still in the kernel: the storage is gone, say nothing. */
-	if (f->writing || f->fd < 0 || encode(f, RECORD_CLEAN_SHUTDOWN, now))
+	if (f->final != FINAL_NONE || f->fd < 0)
 		return;
-	f->final = true;
-	write_submit(f, now, params(f)->io_timeout_ms);
+	if (posix_memalign(&f->final_buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
+		f->final_buf = NULL;
+		return;
+	}
+	if (encode(f, f->final_buf, RECORD_CLEAN_SHUTDOWN, loop_now_ns()))
+		return;
+	/* The heartbeat in flight, if any, has the number before it. */
+	f->final = FINAL_OWED;
+	f->final_timeout_ms = params(f)->io_timeout_ms;
+	if (!f->writing)
+		final_submit(f);
 }
 
 void fencer_shutdown(struct fencer *f)
@@ -846,8 +874,7 @@ void fencer_stop(struct fencer *f)
 				io_uring_prep_poll_remove(
 					loop_sqe(&d->loop, NULL),
 					(__u64)(uintptr_t)&f->victims[i]->poll);
-		if (!f->final)
-			final_record(f);
+		final_record(f);
 	}
 	f->s->hb = NULL;
 	f->s = NULL;
