@@ -144,6 +144,7 @@ static int check_record(struct arm_op *a, int len)
 			      s->p.slot, r.host_uuid);
 	if (strcmp(r.host_uuid, s->host_uuid))
 		return 0;
+	s->record_mine = !strcmp(r.storage_uuid, s->p.uuid);
 	s->next_seq = r.seq + 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (!memcmp(r.boot_id, record_boot_id(), sizeof(r.boot_id)) &&
@@ -156,6 +157,7 @@ static int check_record(struct arm_op *a, int len)
 static int read_done(struct arm_op *a, int res)
 {
 	if (res < 0 && a->read_may_fail) {
+		a->s->record_unread = true;
 		pr_warn("%s: %s %s: %s; armed, its heartbeats will tell",
 			a->s->p.uuid, step_names[a->step], a->s->p.target,
 			res == -ETIMEDOUT ? "deadline passed" : strerror(-res));

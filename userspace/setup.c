@@ -283,6 +283,25 @@ static void undo(struct flight *f)
 	unstage(f);
 }
 
+/*
+ * Re-armed at start-up: a fence outlives the restart, as long as the
+ * target is still the storage that was fenced. A path that now leads to a
+ * device without this host's record of the storage (a reused loop, nbd or
+ * sdX name) is another storage: its VMs are not the fenced ones. A record
+ * that cannot be read at all keeps the fence: that storage is still lost.
+ */
+static json_t *restored_fence(struct item *it)
+{
+	json_t *fence = it->entry ? json_object_get(it->entry, "fence") : NULL;
+	struct storage *s = it->staged;
+
+	if (!fence || s->record_mine || s->record_unread)
+		return fence;
+	pr_warn("%s: was fenced, but %s holds no record of host %s for it: another device behind the same path? The fence is not restored",
+		s->p.uuid, s->p.target, s->host_uuid);
+	return NULL;
+}
+
 static int commit_item(struct daemon *d, struct item *it)
 {
 	struct storage *s = it->staged, *prev = it->prev;
@@ -299,13 +318,8 @@ static int commit_item(struct daemon *d, struct item *it)
 		if (ret)
 			return ret;
 		ret = track(d, s);
-		/* Re-armed at start-up: a fence outlives the restart. */
 		if (!ret)
-			ret = fencer_start(d, s,
-					   it->entry ?
-						   json_object_get(it->entry,
-								   "fence") :
-						   NULL);
+			ret = fencer_start(d, s, restored_fence(it));
 		if (ret) {
 			untrack(d, s);
 			storage_remove(&d->storages, s);

@@ -65,6 +65,8 @@ struct storage {
 	uint64_t record_offset; /* of this host's record in record_fd */
 	bool record_direct; /* opened O_DIRECT (false: the fs refused it) */
 	uint64_t next_seq; /* staging: after the record found there */
+	bool record_mine; /* staging: it held this host's record of it */
+	bool record_unread; /* staging: re-arming could not read it */
 	uint64_t t_ok_ns; /* staging: that record's time, this boot; or 0 */
 	struct fencer *hb; /* heartbeats and fencing, once committed */
 	uint32_t idx;

@@ -23,9 +23,9 @@ static struct linebuf client_in[HARNESS_FDS];
 static void open_daemon(struct harness *h)
 {
 	/* Never the host's real watchdog. */
-	const char *argv[24] = { "iofenced",   "--foreground", "--socket",
-				 h->sock,      "--state-dir",  h->state,
-				 "--no-bpf",   "--watchdog",   "none" };
+	const char *argv[24] = { "iofenced", "--foreground", "--socket",
+				 h->sock,    "--state-dir",  h->state,
+				 "--no-bpf", "--watchdog",   "none" };
 	int argc = 9, ret;
 
 	for (int i = 0; h->extra[i]; i++)
@@ -58,6 +58,11 @@ void harness_start(struct harness *h, const char *const *extra)
 void harness_restart(struct harness *h)
 {
 	daemon_close(&h->d);
+	open_daemon(h);
+}
+
+void harness_reopen(struct harness *h)
+{
 	open_daemon(h);
 }
 

@@ -27,6 +27,8 @@ struct harness {
 void harness_start(struct harness *h, const char *const *extra);
 /* daemon_close() and daemon_open() again on the same state dir. */
 void harness_restart(struct harness *h);
+/* daemon_open() again after the test closed it (and edited its state). */
+void harness_reopen(struct harness *h);
 /* Stops it and removes its folder. */
 void harness_stop(struct harness *h);
 /* Set in a forked client process: waiting never runs the loop. */

@@ -19,6 +19,8 @@
 #include <criterion/criterion.h>
 
 #include "fencer.h"
+#include "persist.h"
+#include "state_file.h"
 #include "harness.h"
 #include "record.h"
 #include "storage.h"
@@ -523,6 +525,101 @@ Test(restart, sequence_continues_from_the_record)
 		       "seq"),
 		(json_int_t)r.seq);
 	json_decref(st);
+	close(fd);
+}
+
+/*
+ * A fence outlives a restart, but only on the storage that was fenced:
+ * the state file says fenced, the record on the target says whose it is.
+ */
+TestSuite(restore, .init = start, .fini = stop);
+
+/* Stops the daemon with "a" marked fenced in its state file. */
+static void stop_fenced(void)
+{
+	char path[160], err[256], *buf, *text;
+	json_t *doc;
+	size_t len;
+	ssize_t n;
+	int fd;
+
+	daemon_close(&h.d);
+	h.running = false;
+	snprintf(path, sizeof(path), "%s/" PERSIST_FILE, h.state);
+	buf = malloc(1 << 20);
+	cr_assert_not_null(buf);
+	fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	n = read(fd, buf, 1 << 20);
+	close(fd);
+	cr_assert_eq(state_decode(buf, n, &doc, err, sizeof(err)), 0, "%s",
+		     err);
+	free(buf);
+	json_object_set_new(json_array_get(json_object_get(doc, "storages"), 0),
+			    "fence",
+			    json_pack("{s:i,s:s,s:b}", "fenced_at", 1, "reason",
+				      "lost in a test", "escalated", 0));
+	text = state_encode(doc, &len);
+	json_decref(doc);
+	cr_assert_not_null(text);
+	write_file(path, text, len);
+	free(text);
+}
+
+static const char *hb_state(int fd)
+{
+	static char state[16];
+	json_t *st = status(fd);
+
+	snprintf(state, sizeof(state), "%s",
+		 str_at(json_object_get(find_storage(st, "a"), "heartbeat"),
+			"state"));
+	json_decref(st);
+	return state;
+}
+
+Test(restore, fence_survives_a_restart_until_unfenced)
+{
+	int fd = harness_connect(&h);
+	char path[192];
+	struct record r;
+	json_t *rep;
+
+	arm_ok(fd, "h", "a", "file", m1, "");
+	record_path(m1, "h", path, sizeof(path));
+	assert_record(path, 0, RECORD_ARMED, 2, &r);
+	close(fd);
+	stop_fenced();
+	harness_reopen(&h);
+	fd = harness_connect(&h);
+	cr_expect_str_eq(hb_state(fd), "fenced");
+	/* Its heartbeats succeed: the operator may lift it. */
+	pump_for(3 * INTERVAL_MS);
+	rep = harness_call(
+		&h, fd,
+		"{\"execute\":\"unfence\",\"arguments\":{\"uuid\":\"a\"}}");
+	cr_expect_null(reply_class(rep), "%s", reply_desc(rep));
+	json_decref(rep);
+	cr_expect_str_eq(hb_state(fd), "healthy");
+	close(fd);
+}
+
+Test(restore, not_on_another_device_behind_the_same_path)
+{
+	int fd = harness_connect(&h);
+	char path[192];
+	struct record r;
+
+	arm_ok(fd, "h", "a", "file", m1, "");
+	record_path(m1, "h", path, sizeof(path));
+	assert_record(path, 0, RECORD_ARMED, 2, &r);
+	close(fd);
+	stop_fenced();
+	/* What the path leads to now never held this host's record. */
+	cr_assert_eq(truncate(path, 0), 0);
+	harness_reopen(&h);
+	fd = harness_connect(&h);
+	cr_expect_str_eq(hb_state(fd), "healthy");
 	close(fd);
 }
 
