@@ -391,7 +391,13 @@ static void succeeded(struct fencer *f, uint64_t now)
 	f->last_latency_ns = lat;
 	if (lat > f->max_latency_ns)
 		f->max_latency_ns = lat;
-	f->t_ok_ns = now;
+	/*
+	 * The record may have become visible as soon as the write began,
+	 * and the completion may be seen late (a busy or stopped loop):
+	 * counting from the start never puts a deadline after the one
+	 * peers compute.
+	 */
+	f->t_ok_ns = f->attempt_ns;
 	f->failing = false;
 	f->last_error = 0;
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
@@ -517,7 +523,7 @@ static bool known(const struct fencer *f, pid_t pid)
  * Finds the storage's victims and, unless the strategy is permissive,
  * kills each through its pidfd. Returns how many new ones were found.
  */
-static unsigned int kill_victims(struct fencer *f)
+static unsigned int kill_victims(struct fencer *f, uint64_t now)
 {
 	struct victim found[FENCE_VICTIMS_MAX];
 	bool spare = params(f)->strategy == FENCE_PERMISSIVE;
@@ -565,7 +571,7 @@ static unsigned int kill_victims(struct fencer *f)
 		if (spare)
 			continue;
 		fv->kill_err = victim_kill(&fv->v);
-		fv->killed_ns = loop_now_ns();
+		fv->killed_ns = now;
 		if (!fv->kill_err || fv->kill_err == -ESRCH)
 			watch(f, fv);
 	}
@@ -622,7 +628,7 @@ static void fence(struct fencer *f, uint64_t now)
 		 "no heartbeat succeeded for %u ms (%s)", p->timeout_ms,
 		 f->last_error ? write_error(f->last_error) : "no write done");
 	release_victims(f);
-	kill_victims(f);
+	kill_victims(f, now);
 	/* Nothing to wait for: no FENCE_COMPLETED, there is no kill. */
 	if (p->strategy == FENCE_PERMISSIVE)
 		f->completed = true;
@@ -712,7 +718,7 @@ static void step(struct fencer *f)
 		unsigned int first = f->nvictims;
 
 		f->rekill_ns = now + ms_ns(p->interval_ms);
-		if (kill_victims(f))
+		if (kill_victims(f, now))
 			fencer_event(f, "FENCE_KILLED",
 				     json_pack("{s:o}", "victims",
 					       victims_json(f, first)));

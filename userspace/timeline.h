@@ -4,8 +4,12 @@
  * contract"), in one place: every figure the daemon acts on or publishes is
  * derived here from the storage's parameters by a named function.
  *
- * All times are in ms after t_ok, the completion of the last heartbeat
- * write that succeeded (the record peers can see). With I = interval_ms,
+ * All times are in ms after t_ok, the start of the last heartbeat write
+ * that succeeded (the record peers can see). DESIGN.md counts from its
+ * completion; the start is earlier by the write's latency and is never
+ * later than the moment peers saw the record, even when the daemon sees
+ * the completion late (CPU starvation, SIGSTOP): every deadline here is
+ * at or before the one peers compute. With I = interval_ms,
  * D = io_timeout_ms (D <= I), T = timeout_ms (T >= I), G = kill_grace_ms
  * and W = the watchdog's timeout:
  *
