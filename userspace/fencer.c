@@ -65,6 +65,7 @@ struct fencer {
 	uint64_t final_timeout_ms;
 	uint64_t seq; /* of the next record */
 	uint64_t t_ok_ns;
+	uint64_t ok_seen_ns; /* when that success was seen */
 	uint64_t attempt_ns; /* start of the write in flight or last one */
 	uint64_t next_ns; /* when the next write is due */
 	enum hb_state state;
@@ -123,6 +124,21 @@ static const struct storage_params *params(const struct fencer *f)
 static uint64_t at(const struct fencer *f, uint64_t ms_after_ok)
 {
 	return f->t_ok_ns + ms_ns(ms_after_ok);
+}
+
+/*
+ * When the storage turns late. A write that took longer than an interval
+ * succeeded with t_ok already past t_ok + I + D; the write after it (due
+ * at once) gets its own deadline before the storage counts as late again,
+ * so one slow write is one HEARTBEAT_LATE, not two. Only this warning
+ * waits: the fence still counts from t_ok.
+ */
+static uint64_t late_at(const struct fencer *f)
+{
+	uint64_t by_ok = at(f, timeline_late_ms(params(f)));
+	uint64_t by_seen = f->ok_seen_ns + ms_ns(params(f)->io_timeout_ms);
+
+	return by_ok > by_seen ? by_ok : by_seen;
 }
 
 static uint64_t fence_deadline_ms(const struct fencer *f)
@@ -398,6 +414,7 @@ static void succeeded(struct fencer *f, uint64_t now)
 	 * peers compute.
 	 */
 	f->t_ok_ns = f->attempt_ns;
+	f->ok_seen_ns = now;
 	f->failing = false;
 	f->last_error = 0;
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
@@ -691,7 +708,7 @@ static void step(struct fencer *f)
 		fence(f, now);
 		f->next_ns = now;
 	}
-	if (f->state == HB_HEALTHY && now >= at(f, timeline_late_ms(p))) {
+	if (f->state == HB_HEALTHY && now >= late_at(f)) {
 		f->state = HB_LATE;
 		f->next_ns = now; /* the extra attempt, at once */
 		fencer_event(
@@ -729,7 +746,7 @@ static void step(struct fencer *f)
 	if (!f->writing)
 		wake = min_ns(wake, f->next_ns);
 	if (f->state == HB_HEALTHY)
-		wake = min_ns(wake, at(f, timeline_late_ms(p)));
+		wake = min_ns(wake, late_at(f));
 	if (f->state != HB_FENCED)
 		wake = min_ns(wake, at(f, timeline_timeout_ms(p)));
 	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE)
@@ -920,7 +937,7 @@ int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 		snprintf(err, len, "storage %s is not fenced", f->s->p.uuid);
 		return -EINVAL;
 	}
-	if (f->failing || now >= at(f, timeline_late_ms(params(f)))) {
+	if (f->failing || now >= late_at(f)) {
 		snprintf(
 			err, len,
 			"storage %s is still lost (no heartbeat succeeded for %lld ms); it stays fenced",
