@@ -65,6 +65,17 @@ json_t *daemon_state_doc(struct daemon *d)
 			 list, "journal", journal_save(&d->journal));
 }
 
+void daemon_watchdog_update(struct daemon *d)
+{
+	struct storage *s;
+	unsigned int i;
+	bool hold = json_array_size(d->unarmed_hung) > 0;
+
+	storage_for_each(&d->storages, i, s)
+		hold |= s->hb && fencer_holds_watchdog(s->hb);
+	watchdog_hold(&d->wd, hold);
+}
+
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data)
 {
 	json_t *msg = journal_add_held(&d->journal, name, data);
@@ -232,6 +243,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	list_init(&d->ctl.conns);
 	journal_init(&d->journal);
 	d->unarmed = json_array();
+	d->unarmed_hung = json_array();
 	d->pending_events = json_array();
 	ret = resolve_group(d->cfg.socket_group, &d->socket_gid);
 	if (!ret)
@@ -271,6 +283,8 @@ out_tracker:
 out_cfg:
 	journal_free(&d->journal);
 	json_decref(d->unarmed);
+	json_decref(d->unarmed_hung);
+	json_decref(d->unarmed_hung);
 	json_decref(d->pending_events);
 	config_free(&d->cfg);
 	return ret;

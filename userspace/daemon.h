@@ -34,6 +34,12 @@ struct daemon {
 	struct list_head flights; /* setups queued; the first one runs */
 	struct list_head peers; /* query-peer observations under way */
 	json_t *unarmed; /* state entries that failed to re-arm, kept */
+	/*
+	 * uuids of those that failed because their storage hung, with
+	 * "force": this host cannot keep their contract, so the watchdog
+	 * is not petted while any is left.
+	 */
+	json_t *unarmed_hung;
 	json_t *pending_events; /* held until a state write carries them */
 	uint64_t next_flight;
 	bool starting; /* re-arming from the state file, socket not open */
@@ -82,6 +88,8 @@ void daemon_events_written(struct daemon *d, size_t n);
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data);
 void daemon_event_publish(struct daemon *d, json_t *msg);
 
+/* Holds the watchdog's petting while a contract cannot be kept. */
+void daemon_watchdog_update(struct daemon *d);
 /* setup.c: one best-effort flight per storage of the state file. */
 void setup_rearm(struct daemon *d, json_t *storages);
 /* iofenced.c: re-arming is over; open the socket and report ready. */

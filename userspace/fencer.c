@@ -196,17 +196,6 @@ static bool settle(struct fencer *f)
 	return true;
 }
 
-static void watchdog_update(struct daemon *d)
-{
-	struct storage *s;
-	unsigned int i;
-	bool hold = false;
-
-	storage_for_each(&d->storages, i, s)
-		hold |= s->hb && fencer_holds_watchdog(s->hb);
-	watchdog_hold(&d->wd, hold);
-}
-
 /* --- the timer: one per fencer, at the next moment the contract names ---- */
 
 static void timer_done(struct loop_op *op, int res, unsigned int flags)
@@ -689,7 +678,7 @@ static void fence_settled(struct fencer *f, uint64_t now)
 						  "none: reporting and killing",
 			       "reset_within_ms",
 			       (json_int_t)f->d->wd.timeout_ms));
-	watchdog_update(f->d);
+	daemon_watchdog_update(f->d);
 }
 
 /* --- the state machine ---------------------------------------------------- */
@@ -804,7 +793,7 @@ static void restore(struct fencer *f, json_t *fence)
 		 reason ? reason : "fenced before a restart");
 	pr_warn("%s: still fenced (%s)%s", f->s->p.uuid, f->reason,
 		f->escalated ? "; escalated: the watchdog is not petted" : "");
-	watchdog_update(f->d);
+	daemon_watchdog_update(f->d);
 }
 
 int fencer_start(struct daemon *d, struct storage *s, json_t *fence)
@@ -907,7 +896,7 @@ void fencer_stop(struct fencer *f)
 		return;
 	}
 	settle(f);
-	watchdog_update(d);
+	daemon_watchdog_update(d);
 }
 
 bool fencer_writing(const struct fencer *f)
@@ -950,7 +939,7 @@ int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 	f->reason[0] = '\0';
 	fencer_event(f, "STORAGE_UNFENCED",
 		     json_pack("{s:i}", "uid", (int)uid));
-	watchdog_update(f->d);
+	daemon_watchdog_update(f->d);
 	step(f);
 	return 0;
 }

@@ -64,6 +64,7 @@ struct item {
 	uint64_t orig_flight; /* re-arm: what the state file says */
 	int64_t orig_armed;
 	json_t *entry; /* re-arm: the state file's entry, kept if it fails */
+	bool hung; /* re-arm: failed at a deadline, the storage hangs */
 };
 
 struct waiter {
@@ -192,6 +193,8 @@ static void staged_one(struct arm_op *a, int res)
 			pr_err("re-arm %s: %s %s: %s; left unarmed", it->p.uuid,
 			       a->failed_step, it->p.target, why);
 			it->plan = PLAN_FAILED;
+			it->hung = res == -ETIMEDOUT &&
+				   it->p.strategy == FENCE_FORCE;
 		} else if (!f->err[0] || i < f->failed) {
 			/* Of several failures, the first storage is named. */
 			f->failed = i;
@@ -410,15 +413,20 @@ static void journal_events(struct flight *f)
 	for (unsigned int i = 0; i < f->n; i++) {
 		struct item *it = &f->items[i];
 		const char *name = NULL;
+		json_t *data;
 
 		if (it->plan == PLAN_ARM || it->plan == PLAN_UPDATE ||
 		    it->plan == PLAN_DISARM)
 			name = f->rearm ? "REARMED" : events[it->plan];
 		else if (it->plan == PLAN_FAILED)
 			name = "REARM_FAILED";
-		if (name)
-			it->event = json_incref(daemon_event_journal(
-				f->d, name, event_data(f, it)));
+		if (!name)
+			continue;
+		data = event_data(f, it);
+		if (it->plan == PLAN_FAILED)
+			json_object_set_new(data, "hung",
+					    json_boolean(it->hung));
+		it->event = json_incref(daemon_event_journal(f->d, name, data));
 	}
 }
 
@@ -562,9 +570,33 @@ static void unarmed_forget(struct daemon *d, const char *uuid)
 
 		if (u && !strcmp(u, uuid)) {
 			json_array_remove(d->unarmed, i);
+			break;
+		}
+	}
+	json_array_foreach(d->unarmed_hung, i, entry) {
+		if (!strcmp(json_string_value(entry), uuid)) {
+			json_array_remove(d->unarmed_hung, i);
+			daemon_watchdog_update(d);
 			return;
 		}
 	}
+}
+
+/*
+ * A storage that hung while re-arming was promised a fence deadline this
+ * host can no longer keep (no fd, no victims, no heartbeat): with "force"
+ * the watchdog resets the host within that deadline instead, unless a
+ * setup arms the storage or a teardown lets it go first.
+ */
+static void unarmed_keep(struct daemon *d, struct item *it)
+{
+	json_array_append(d->unarmed, it->entry);
+	if (!it->hung)
+		return;
+	pr_crit("re-arm %s: its storage hangs and its contract cannot be kept: the watchdog is no longer petted until it is armed or torn down",
+		it->p.uuid);
+	json_array_append_new(d->unarmed_hung, json_string(it->p.uuid));
+	daemon_watchdog_update(d);
 }
 
 /* A flight whose step hangs in the kernel is freed when the step ends. */
@@ -595,7 +627,7 @@ static void flight_finish(struct flight *f)
 			 * teardown names it.
 			 */
 			if (it->plan == PLAN_FAILED)
-				json_array_append(d->unarmed, it->entry);
+				unarmed_keep(d, it);
 			else if (it->plan != PLAN_SKIP &&
 				 it->plan != PLAN_UNCHANGED)
 				unarmed_forget(d, it->p.uuid);

@@ -51,6 +51,15 @@ static json_t *storage_json(struct daemon *d, const struct storage *s)
 			 io_json(d, s));
 }
 
+static json_t *watchdog_json(const struct watchdog *w)
+{
+	if (w->fd < 0)
+		return json_null();
+	return json_pack("{s:s,s:i,s:b,s:I}", "path", w->path, "timeout_ms",
+			 w->timeout_ms, "petting", !w->holding, "pets",
+			 (json_int_t)w->pets);
+}
+
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req)
 {
@@ -62,7 +71,7 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
 		json_pack(
-			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:I,s:I,s:o,s:O}",
+			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:I,s:I,s:o,s:O}",
 			"host_state", host_state_name(d->host_state),
 			"uptime_ms",
 			(json_int_t)(loop_now_ms() - d->start_mono_ms),
@@ -74,7 +83,8 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			"max", (json_int_t)d->handler_ns_max, "bpf", "active",
 			d->tracker.active, "pin_dir",
 			d->tracker.active ? d->tracker.pin_dir : NULL,
-			"connections", (json_int_t)d->ctl.nconns, "last_seq",
+			"watchdog", watchdog_json(&d->wd), "connections",
+			(json_int_t)d->ctl.nconns, "last_seq",
 			(json_int_t)journal_last_seq(&d->journal), "storages",
 			list, "unarmed", d->unarmed),
 		req->id);

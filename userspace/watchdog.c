@@ -128,10 +128,11 @@ void watchdog_hold(struct watchdog *w, bool hold)
 		return;
 	w->holding = hold;
 	if (w->fd < 0)
-		pr_warn("fence escalated%s, but there is no watchdog to reset the host; killing goes on",
-			hold ? "" : " no longer");
+		pr_warn("%s, but there is no watchdog to reset the host",
+			hold ? "a storage's contract cannot be kept (escalated fence, hung re-arm)" :
+			       "every storage's contract can be kept again");
 	else if (hold)
-		pr_crit("watchdog %s: petting stopped; the host resets within %u ms",
+		pr_crit("watchdog %s: petting stopped, a storage's contract cannot be kept; the host resets within %u ms",
 			w->path, w->timeout_ms);
 	else
 		pr_warn("watchdog %s: petting resumed", w->path);

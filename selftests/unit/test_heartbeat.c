@@ -823,6 +823,95 @@ static unsigned int drain(int rd, char *others, size_t len)
 
 TestSuite(watchdog, .init = start_watchdog, .fini = stop);
 
+/* Rewrites the state file: storage 0 becomes a block storage at @target. */
+static void state_make_block(const char *target)
+{
+	char path[160], err[256], *buf, *text;
+	json_t *doc, *params;
+	size_t len;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" PERSIST_FILE, h.state);
+	buf = malloc(1 << 20);
+	cr_assert_not_null(buf);
+	fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	n = read(fd, buf, 1 << 20);
+	close(fd);
+	cr_assert_eq(state_decode(buf, n, &doc, err, sizeof(err)), 0, "%s",
+		     err);
+	free(buf);
+	params = json_object_get(
+		json_array_get(json_object_get(doc, "storages"), 0), "params");
+	json_object_set_new(params, "type", json_string("block"));
+	json_object_set_new(params, "target", json_string(target));
+	text = state_encode(doc, &len);
+	json_decref(doc);
+	cr_assert_not_null(text);
+	write_file(path, text, len);
+	free(text);
+}
+
+/*
+ * A storage whose re-arm hangs at start-up was promised a deadline this
+ * host can no longer keep: with "force" the petting stops, until a
+ * teardown lets the storage go.
+ */
+Test(watchdog, storage_hung_at_rearm_holds_the_petting)
+{
+	int rd = open(wd_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC), fd, reader;
+	char others[64], hang[128], *text;
+	json_t *r;
+
+	cr_assert(rd >= 0, "%s: %s", wd_fifo, strerror(errno));
+	/* Opening a FIFO for writing blocks until a reader comes. */
+	cr_assert_eq(mkfifo(harness_path(&h, "hang", hang, sizeof(hang)), 0600),
+		     0);
+	fd = harness_connect(&h);
+	arm_ok(fd, "h", "a", "file", m1, "");
+	close(fd);
+	daemon_close(&h.d);
+	h.running = false;
+	state_make_block(hang);
+	harness_reopen(&h);
+	h.running = true;
+
+	drain(rd, others, sizeof(others));
+	pump_for(1000);
+	cr_expect_eq(drain(rd, others, sizeof(others)), 0,
+		     "the watchdog is still petted");
+	fd = harness_connect(&h);
+	r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "unarmed")),
+		     1);
+	json_decref(r);
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"query-events\",\"arguments\":{\"since\":0}}");
+	text = json_dumps(reply_ret(r), JSON_COMPACT);
+	cr_expect(contains(text, "\"REARM_FAILED\"") &&
+			  contains(text, "\"hung\":true"),
+		  "REARM_FAILED journalled, hung: %s", text);
+	free(text);
+	json_decref(r);
+
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"teardown\",\"arguments\":{\"host_uuid\":\"h\",\"storages\":[\"a\"]}}");
+	cr_expect_null(reply_class(r), "%s", reply_desc(r));
+	json_decref(r);
+	pump_for(1000);
+	cr_expect_geq(drain(rd, others, sizeof(others)), 3,
+		      "petting resumes once the storage is let go");
+	close(fd);
+	/* Release the stuck open; its late fd is closed by the daemon. */
+	reader = open(hang, O_RDONLY | O_NONBLOCK);
+	pump_for(50);
+	close(reader);
+	close(rd);
+}
+
 Test(watchdog, petted_published_and_closed_with_magic)
 {
 	int rd = open(wd_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC), fd;
