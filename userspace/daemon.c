@@ -284,7 +284,6 @@ out_cfg:
 	journal_free(&d->journal);
 	json_decref(d->unarmed);
 	json_decref(d->unarmed_hung);
-	json_decref(d->unarmed_hung);
 	json_decref(d->pending_events);
 	config_free(&d->cfg);
 	return ret;
@@ -321,6 +320,7 @@ void daemon_close(struct daemon *d)
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
 	json_decref(d->unarmed);
+	json_decref(d->unarmed_hung);
 	json_decref(d->pending_events);
 	config_free(&d->cfg);
 	if (d->ready_fd >= 0)
