@@ -176,9 +176,14 @@ static void release_victims(struct fencer *f)
 	f->nvictims = f->victims_alive = f->victims_omitted = 0;
 }
 
+/* Nothing of it is in the kernel any more, or the loop is gone. */
 static void fencer_free(struct fencer *f)
 {
-	release_victims(f);
+	for (unsigned int i = 0; i < f->nvictims; i++) {
+		victims_release(&f->victims[i]->v, 1);
+		free(f->victims[i]);
+	}
+	free(f->victims);
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->vms);
@@ -633,7 +638,6 @@ static void fence(struct fencer *f, uint64_t now)
 	snprintf(f->reason, sizeof(f->reason),
 		 "no heartbeat succeeded for %u ms (%s)", p->timeout_ms,
 		 f->last_error ? write_error(f->last_error) : "no write done");
-	release_victims(f);
 	kill_victims(f, now);
 	/* Nothing to wait for: no FENCE_COMPLETED, there is no kill. */
 	if (p->strategy == FENCE_PERMISSIVE)
@@ -880,13 +884,8 @@ void fencer_stop(struct fencer *f)
 	struct daemon *d = f->d;
 
 	if (!d->loop.stopping) {
-		timer_cancel(f);
-		for (unsigned int i = 0; i < f->nvictims; i++)
-			if (f->victims[i]->poll.busy)
-				io_uring_prep_poll_remove(
-					loop_sqe(&d->loop, NULL),
-					(__u64)(uintptr_t)&f->victims[i]->poll);
-		final_record(f);
+		fencer_shutdown(f);
+		release_victims(f);
 	}
 	f->s->hb = NULL;
 	f->s = NULL;

@@ -133,7 +133,7 @@ static void reply(struct peer_query *q)
 		why = obs_error(err);
 	} else if (q->nobs < 2) {
 		why = "no observation window";
-	} else if (q->err[0] || last->seq != q->obs[0].seq) {
+	} else if (last->seq != q->obs[0].seq) {
 		liveness = "alive";
 	} else if (q->window_ms >= last->timeout_ms) {
 		liveness = "dead";
@@ -147,7 +147,8 @@ static void reply(struct peer_query *q)
 	if (why)
 		json_object_set_new(r, "reason", json_string(why));
 	if (!err) {
-		if (q->nobs == 2 && !q->err[0])
+		/* A second read is made only after a good first one. */
+		if (q->nobs == 2)
 			json_object_set_new(
 				r, "progress",
 				json_integer((json_int_t)(last->seq -

@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "record.h"
 #include "victims.h"
 
 #define PF_KTHREAD 0x00200000
@@ -444,19 +445,15 @@ static int usage(const struct devset *set, int dirfd, const char **why)
 	return ret;
 }
 
-static bool uuid_valid(const char *s, size_t len)
+/* What the heartbeat record can carry is what counts as a VM uuid. */
+static bool uuid_valid(char *s, size_t len)
 {
+	uint8_t bin[RECORD_VM_UUID_SIZE];
+
 	if (len != UUID_LEN)
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (hexval(s[i]) < 0) {
-			return false;
-		}
-	}
-	return true;
+	s[len] = '\0';
+	return !record_uuid_parse(s, bin);
 }
 
 /* Arguments are NUL-terminated; only short ones can be "-uuid" or a uuid. */

@@ -76,23 +76,22 @@ int watchdog_open(struct watchdog *w, struct loop *l, const char *path,
 		pr_warn("no watchdog (--watchdog none): an escalated fence cannot reset the host; fence deadlines are published as none");
 		return 0;
 	}
-	w->path = strdup(path);
-	if (!w->path)
-		return -ENOMEM;
 	w->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (w->fd < 0) {
 		ret = -errno;
 		if (required || ret != -ENOENT) {
 			pr_err("watchdog %s: %s", path, strerror(-ret));
-			free(w->path);
-			w->path = NULL;
 			return ret;
 		}
 		pr_warn("watchdog %s: not present: an escalated fence cannot reset the host; fence deadlines are published as none",
 			path);
-		free(w->path);
-		w->path = NULL;
 		return 0;
+	}
+	w->path = strdup(path);
+	if (!w->path) {
+		/* Opened: only the magic close keeps it from resetting us. */
+		watchdog_close(w);
+		return -ENOMEM;
 	}
 	if (fstat(w->fd, &st) == 0 && S_ISCHR(st.st_mode)) {
 		ret = device_timeout(w, timeout_s);
