@@ -543,17 +543,14 @@ Test(restart, sequence_continues_from_the_record)
  */
 TestSuite(restore, .init = start, .fini = stop);
 
-/* Stops the daemon with "a" marked fenced in its state file. */
-static void stop_fenced(void)
+/* The stopped daemon's state file, to be edited by a test. */
+static json_t *state_read(void)
 {
-	char path[160], err[256], *buf, *text;
+	char path[160], err[256], *buf;
 	json_t *doc;
-	size_t len;
 	ssize_t n;
 	int fd;
 
-	daemon_close(&h.d);
-	h.running = false;
 	snprintf(path, sizeof(path), "%s/" PERSIST_FILE, h.state);
 	buf = malloc(1 << 20);
 	cr_assert_not_null(buf);
@@ -564,15 +561,36 @@ static void stop_fenced(void)
 	cr_assert_eq(state_decode(buf, n, &doc, err, sizeof(err)), 0, "%s",
 		     err);
 	free(buf);
-	json_object_set_new(json_array_get(json_object_get(doc, "storages"), 0),
-			    "fence",
-			    json_pack("{s:i,s:s,s:b}", "fenced_at", 1, "reason",
-				      "lost in a test", "escalated", 0));
+	return doc;
+}
+
+/* Writes @doc (stolen) as the state file. */
+static void state_write(json_t *doc)
+{
+	char path[160], *text;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/" PERSIST_FILE, h.state);
 	text = state_encode(doc, &len);
 	json_decref(doc);
 	cr_assert_not_null(text);
 	write_file(path, text, len);
 	free(text);
+}
+
+/* Stops the daemon with "a" marked fenced in its state file. */
+static void stop_fenced(void)
+{
+	json_t *doc;
+
+	daemon_close(&h.d);
+	h.running = false;
+	doc = state_read();
+	json_object_set_new(json_array_get(json_object_get(doc, "storages"), 0),
+			    "fence",
+			    json_pack("{s:i,s:s,s:b}", "fenced_at", 1, "reason",
+				      "lost in a test", "escalated", 0));
+	state_write(doc);
 }
 
 static const char *hb_state(int fd)
@@ -826,31 +844,13 @@ TestSuite(watchdog, .init = start_watchdog, .fini = stop);
 /* Rewrites the state file: storage 0 becomes a block storage at @target. */
 static void state_make_block(const char *target)
 {
-	char path[160], err[256], *buf, *text;
-	json_t *doc, *params;
-	size_t len;
-	ssize_t n;
-	int fd;
+	json_t *doc = state_read(), *params;
 
-	snprintf(path, sizeof(path), "%s/" PERSIST_FILE, h.state);
-	buf = malloc(1 << 20);
-	cr_assert_not_null(buf);
-	fd = open(path, O_RDONLY);
-	cr_assert(fd >= 0);
-	n = read(fd, buf, 1 << 20);
-	close(fd);
-	cr_assert_eq(state_decode(buf, n, &doc, err, sizeof(err)), 0, "%s",
-		     err);
-	free(buf);
 	params = json_object_get(
 		json_array_get(json_object_get(doc, "storages"), 0), "params");
 	json_object_set_new(params, "type", json_string("block"));
 	json_object_set_new(params, "target", json_string(target));
-	text = state_encode(doc, &len);
-	json_decref(doc);
-	cr_assert_not_null(text);
-	write_file(path, text, len);
-	free(text);
+	state_write(doc);
 }
 
 /*
