@@ -1015,6 +1015,18 @@ Test(unfence, refused_unless_fenced)
 /* 8. query-peer: the liveness of another host, from its record. */
 TestSuite(query_peer, .init = start, .fini = stop);
 
+/*
+ * Two hosts of one daemon on one folder: storage a of h, b of h2, records
+ * h and h2; returns once h2's record is there, its path in @path.
+ */
+static void two_hosts(int fd, char *path, size_t len, struct record *rr)
+{
+	arm_ok(fd, "h", "a", "file", m1, "");
+	arm_ok(fd, "h2", "b", "file", m1, "");
+	record_path(m1, "h2", path, len);
+	assert_record(path, 0, RECORD_ARMED, 1, rr);
+}
+
 static json_t *peer(int fd, const char *storage, const char *host,
 		    const char *more)
 {
@@ -1038,11 +1050,7 @@ Test(query_peer, alive_then_dead_after_teardown)
 	struct record rr;
 	char path[192];
 
-	/* Two hosts of one daemon on one folder: records h and h2. */
-	arm_ok(fd, "h", "a", "file", m1, "");
-	arm_ok(fd, "h2", "b", "file", m1, "");
-	record_path(m1, "h2", path, sizeof(path));
-	assert_record(path, 0, RECORD_ARMED, 1, &rr);
+	two_hosts(fd, path, sizeof(path), &rr);
 
 	r = peer(fd, "a", "h2", ",\"window_ms\":300");
 	expect_liveness(r, "alive");
@@ -1080,10 +1088,7 @@ Test(query_peer, default_window_is_the_published_timeout)
 	char path[192];
 	json_t *r;
 
-	arm_ok(fd, "h", "a", "file", m1, "");
-	arm_ok(fd, "h2", "b", "file", m1, "");
-	record_path(m1, "h2", path, sizeof(path));
-	assert_record(path, 0, RECORD_ARMED, 1, &rr);
+	two_hosts(fd, path, sizeof(path), &rr);
 	r = peer(fd, "a", "h2", "");
 	expect_liveness(r, "alive");
 	cr_expect_eq(int_at(reply_ret(r), "window_ms"), TIMEOUT_MS);
@@ -1099,10 +1104,7 @@ Test(query_peer, unknown_without_record_or_window)
 	char path[192];
 	json_t *r;
 
-	arm_ok(fd, "h", "a", "file", m1, "");
-	arm_ok(fd, "h2", "b", "file", m1, "");
-	record_path(m1, "h2", path, sizeof(path));
-	assert_record(path, 0, RECORD_ARMED, 1, &rr);
+	two_hosts(fd, path, sizeof(path), &rr);
 
 	r = peer(fd, "a", "nobody", ",\"window_ms\":300");
 	expect_liveness(r, "unknown");
