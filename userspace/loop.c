@@ -56,6 +56,17 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 	return sqe;
 }
 
+void loop_close(struct loop *l, int fd)
+{
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0)
+		return;
+	sqe = loop_sqe(l, NULL);
+	io_uring_prep_close(sqe, fd);
+	sqe->flags |= IOSQE_ASYNC;
+}
+
 void loop_stop(struct loop *l)
 {
 	l->stopping = true;

@@ -47,6 +47,13 @@ void loop_exit(struct loop *l);
  */
 struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
 
+/*
+ * Closes @fd without ever blocking the caller: the close runs in io-wq,
+ * so a FLUSH to a dead file server (FUSE, NFS CLOSE) blocks a worker,
+ * not the loop. Nobody waits for it; a negative @fd is ignored.
+ */
+void loop_close(struct loop *l, int fd);
+
 /* Runs until loop_stop(); returns 0, or a negative errno from io_uring. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
