@@ -15,11 +15,11 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 BPF_OUT := build/bpf
 ifeq ($(SANITIZE),1)
-OUT := build/san
+OUT ?= build/san
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	     -fno-sanitize-recover=all
 else
-OUT := build
+OUT ?= build
 SAN_FLAGS :=
 endif
 
