@@ -67,13 +67,82 @@ json_t *daemon_state_doc(struct daemon *d)
 
 void daemon_watchdog_update(struct daemon *d)
 {
-	struct storage *s;
-	unsigned int i;
 	bool hold = json_array_size(d->unarmed_hung) > 0;
 
-	storage_for_each(&d->storages, i, s)
-		hold |= s->hb && fencer_holds_watchdog(s->hb);
-	watchdog_hold(&d->wd, hold);
+	if (hold == d->rearm_hold)
+		return;
+	d->rearm_hold = hold;
+	core_hold_rearm(&d->core, hold);
+}
+
+bool daemon_core_alive(const struct daemon *d)
+{
+	return d->core_seen_ms && loop_now_ms() - d->core_seen_ms < CORE_ALIVE_MS;
+}
+
+static void on_core_report(struct msg *m, void *ctx)
+{
+	struct msg_core_report *r = container_of(m, struct msg_core_report, m);
+	struct daemon *d = ctx;
+
+	d->core_last = *r;
+	d->core_seen_ms = loop_now_ms();
+	free(r);
+}
+
+static void on_core_event(struct msg *m, void *ctx)
+{
+	struct msg_core_event *e = container_of(m, struct msg_core_event, m);
+
+	daemon_event(ctx, e->name, e->data);
+	free(e);
+}
+
+static const struct core_ops core_ops = {
+	.fencer_report = fencer_on_report,
+	.unfence_done = fencer_on_unfence_done,
+	.core_report = on_core_report,
+	.core_event = on_core_event,
+};
+
+static void pulse_arm(struct daemon *d)
+{
+	struct io_uring_sqe *sqe = loop_sqe(&d->loop, &d->pulse);
+
+	d->pulse_ts.tv_sec = d->pulse_due_ns / 1000000000ull;
+	d->pulse_ts.tv_nsec = d->pulse_due_ns % 1000000000ull;
+	io_uring_prep_timeout(sqe, &d->pulse_ts, 0, IORING_TIMEOUT_ABS);
+}
+
+/*
+ * The control plane's pulse: how late its own timers run, and systemd's
+ * watchdog, told only while both sides make progress: this one (its
+ * timer ran) and the core (it reported lately). A stalled control plane
+ * costs a restart by systemd, never the host: the hardware watchdog is
+ * the core's alone.
+ */
+static void pulse_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct daemon *d = container_of(op, struct daemon, pulse);
+	uint64_t now = loop_now_ns(), now_ms = now / 1000000;
+
+	if (d->loop.stopping)
+		return;
+	lag_add(&d->lag, now, now > d->pulse_due_ns ? now - d->pulse_due_ns : 0);
+	if (d->sd_watchdog_ms && now_ms >= d->sd_next_ms) {
+		if (daemon_core_alive(d)) {
+			sd_notify_send("WATCHDOG=1");
+			d->sd_next_ms = now_ms + d->sd_watchdog_ms / 2;
+		} else {
+			pr_err("fencing core: no report for %llu ms; systemd's watchdog is not told we are alive",
+			       (unsigned long long)(now_ms - d->core_seen_ms));
+			d->sd_next_ms = now_ms + d->sd_watchdog_ms / 4;
+		}
+	}
+	d->pulse_due_ns += DAEMON_PULSE_MS * 1000000ull;
+	if (d->pulse_due_ns < now)
+		d->pulse_due_ns = now + DAEMON_PULSE_MS * 1000000ull;
+	pulse_arm(d);
 }
 
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data)
@@ -258,27 +327,47 @@ int daemon_open(struct daemon *d, int ready_fd)
 	ret = loop_init(&d->loop, DAEMON_LOOP_ENTRIES);
 	if (ret)
 		goto out_cfg;
+	storage_set_closer(&d->loop);
+	ret = chan_init(&d->in, d);
+	if (ret)
+		goto out_loop;
+	chan_attach(&d->in, &d->loop);
+	ret = core_open(&d->core, &d->in, &core_ops, d->cfg.rt_priority);
+	if (ret)
+		goto out_chan;
+	d->pulse.cb = pulse_done;
+	d->pulse_due_ns = loop_now_ns() + DAEMON_PULSE_MS * 1000000ull;
+	pulse_arm(d);
 	if (d->cfg.no_bpf)
 		pr_info("BPF tracker off (--no-bpf): no block I/O evidence");
 	else
 		tracker_open(&d->tracker, d->cfg.pin_dir);
 	/* Before re-arming: its timeout is part of every fence deadline. */
-	ret = watchdog_open(&d->wd, &d->loop, d->cfg.watchdog,
+	ret = watchdog_open(&d->core.wd, &d->core.loop, d->cfg.watchdog,
 			    d->cfg.watchdog_timeout_s,
 			    d->cfg.watchdog_required);
 	if (ret)
 		goto out_tracker;
-	watchdog_start(&d->wd);
 	ret = persist_open(&d->persist, d, d->cfg.state_dir);
 	if (ret)
-		goto out_watchdog;
+		goto out_core;
+	/* Heartbeats start with the first re-armed storage. */
+	ret = core_start(&d->core);
+	if (ret) {
+		persist_close(&d->persist);
+		goto out_core;
+	}
 	load_state(d);
 	return 0;
 
-out_watchdog:
-	watchdog_close(&d->wd);
+out_core:
+	core_stop(&d->core);
 out_tracker:
 	tracker_close(&d->tracker, true);
+out_chan:
+	chan_exit(&d->in);
+out_loop:
+	storage_set_closer(NULL);
 	loop_exit(&d->loop);
 out_cfg:
 	journal_free(&d->journal);
@@ -291,22 +380,13 @@ out_cfg:
 
 void daemon_close(struct daemon *d)
 {
-	struct storage *s;
-	unsigned int i;
-
-	uint64_t until = loop_now_ms() + SHUTDOWN_QUIESCE_MS;
-	bool writing = false;
-
-	/* Peers learn that the heartbeats stop on purpose. */
-	storage_for_each(&d->storages, i, s)
-		if (s->hb)
-			fencer_shutdown(s->hb);
-	do {
-		writing = false;
-		storage_for_each(&d->storages, i, s)
-			writing |= s->hb && fencer_writing(s->hb);
-	} while (writing && loop_now_ms() < until &&
-		 !loop_run_once(&d->loop, 10));
+	/*
+	 * The core writes the clean-shutdown records (peers learn that the
+	 * heartbeats stop on purpose) and ends; what it still sent is run
+	 * here, so no event is lost.
+	 */
+	core_stop(&d->core);
+	chan_drain(&d->in);
 	loop_quiesce(&d->loop, SHUTDOWN_QUIESCE_MS);
 	/* Ends the flights waiting on a write; queued ones then fail. */
 	persist_close(&d->persist);
@@ -314,9 +394,12 @@ void daemon_close(struct daemon *d)
 	tracker_close(&d->tracker, true);
 	free_storages(d);
 	peer_queries_free(d);
-	watchdog_close(&d->wd);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
+	chan_exit(&d->in);
+	/* The closes queued last go to io-wq before the ring does. */
+	io_uring_submit(&d->loop.ring);
+	storage_set_closer(NULL);
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
 	json_decref(d->unarmed);

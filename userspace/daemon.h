@@ -5,7 +5,9 @@
 
 #include <sys/signalfd.h>
 
+#include "chan.h"
 #include "config.h"
+#include "core.h"
 #include "ctl_server.h"
 #include "journal.h"
 #include "list.h"
@@ -13,7 +15,7 @@
 #include "persist.h"
 #include "storage.h"
 #include "tracker.h"
-#include "watchdog.h"
+#include "lag.h"
 
 enum host_state {
 	HOST_CONNECTING,
@@ -24,8 +26,9 @@ enum host_state {
 struct daemon {
 	struct config cfg;
 	struct loop loop;
+	struct chan in; /* from the fencing core */
+	struct core core;
 	struct tracker tracker;
-	struct watchdog wd;
 	struct storage_table storages;
 	struct ctl_server ctl;
 	struct persister persist;
@@ -42,6 +45,17 @@ struct daemon {
 	json_t *unarmed_hung;
 	json_t *pending_events; /* held until a state write carries them */
 	uint64_t next_flight;
+	uint64_t next_fencer_id;
+	bool rearm_hold; /* told the core to hold the watchdog */
+	struct msg_core_report core_last; /* the core's last report */
+	uint64_t core_seen_ms; /* when it came */
+	/* the control plane's own pulse: its lag, systemd's watchdog */
+	struct loop_op pulse;
+	struct __kernel_timespec pulse_ts;
+	uint64_t pulse_due_ns;
+	struct lag lag;
+	uint64_t sd_watchdog_ms; /* systemd's WatchdogSec; 0: none */
+	uint64_t sd_next_ms;
 	bool starting; /* re-arming from the state file, socket not open */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
 	gid_t control_gid; /* may change state; (gid_t)-1: root only */
@@ -59,6 +73,13 @@ struct daemon {
 
 /* SQ entries: enough for every connection's recv and send at once. */
 #define DAEMON_LOOP_ENTRIES 1024
+/* The control plane measures its lag this often. */
+#define DAEMON_PULSE_MS 100
+/*
+ * The core reports every CORE_REPORT_MS; without a report for this long
+ * it is not making progress, and systemd is not told otherwise.
+ */
+#define CORE_ALIVE_MS (4 * CORE_REPORT_MS)
 
 /*
  * Everything but the signals and the systemd watchdog, which belong to
@@ -88,8 +109,10 @@ void daemon_events_written(struct daemon *d, size_t n);
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data);
 void daemon_event_publish(struct daemon *d, json_t *msg);
 
-/* Holds the watchdog's petting while a contract cannot be kept. */
+/* Holds the watchdog's petting while a re-arm hung (the core decides). */
 void daemon_watchdog_update(struct daemon *d);
+/* The core reported recently: it is making progress. */
+bool daemon_core_alive(const struct daemon *d);
 /* setup.c: one best-effort flight per storage of the state file. */
 void setup_rearm(struct daemon *d, json_t *storages);
 /* iofenced.c: re-arming is over; open the socket and report ready. */

@@ -1,41 +1,74 @@
 // SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The fencer of one armed storage, run by the core (core.h): it writes
+ * the heartbeat record every interval and walks the timeline contract
+ * (timeline.h) from the last write that succeeded:
+ *
+ *   healthy --(no success by t_ok + late)--> late   HEARTBEAT_LATE
+ *   late    --(a write succeeds)-----------> healthy HEARTBEAT_RESTORED
+ *   any     --(no success by t_ok + T)-----> fenced  FENCE_FIRED
+ *
+ * A fence starts a victim search in a worker, which kills each victim
+ * the moment it is found (strategy permitting) and sends it here, where
+ * its pidfd is polled for its death. FENCE_FIRED goes out with the
+ * victims once the search is over, or at kill_grace if it is not (a
+ * process the search could not get past, e.g. one stuck in D state
+ * holding its mmap lock). At kill_grace, or once every victim died:
+ * FENCE_COMPLETED, and with "force" and a survivor or an unfinished
+ * search, FENCE_ESCALATED, which stops the watchdog's petting.
+ * Heartbeats go on while fenced; when one succeeds again the storage is
+ * STORAGE_RESTORED but stays fenced (and new victims are killed at every
+ * interval) until `unfence` or a teardown.
+ *
+ * Never more than one heartbeat write is in flight: a write stuck in the
+ * kernel counts as failed at its deadline, and the next attempt waits
+ * until it has left the kernel. Writes run in io-wq, never inline.
+ *
+ * After every change the fencer sends the control plane a snapshot, with
+ * the event the change made, if any (fencer_msg.h).
+ */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/ioprio.h>
 
-#include "daemon.h"
+#include "core.h"
 #include "deadlines.h"
-#include "fencer.h"
-#include "fence_hook.h"
+#include "fencer_core.h"
+#include "fencer_msg.h"
 #include "log.h"
 #include "record.h"
+#include "timed_op.h"
 #include "timeline.h"
-#include "victims.h"
 
 #define NS_PER_MS 1000000ull
 _Static_assert(LOOP_BOUNDED_WORKERS > STORAGE_MAX,
 	       "a worker for every storage's heartbeat, and some to spare");
 
-/* Victims one scan returns; more are counted, and found at the next. */
+/* Victims a fence remembers; more are killed, and counted. */
 #define FENCE_VICTIMS_MAX 128
+/* Victim searches of one storage under way at once. */
+#define FENCER_SCANS_MAX 2
 
-enum hb_state {
-	HB_HEALTHY,
-	HB_LATE,
-	HB_FENCED,
+/* A VM the census saw on the storage. */
+struct census_vm {
+	pid_t pid;
+	char uuid[37];
 };
 
-static const char *const hb_state_names[] = {
-	[HB_HEALTHY] = "healthy",
-	[HB_LATE] = "late",
-	[HB_FENCED] = "fenced",
-};
+/* VMs one census remembers; more are counted in the record. */
+#define CENSUS_VMS_MAX 256
+_Static_assert(CENSUS_VMS_MAX >= RECORD_VMS_MAX, "the record's VMs fit");
 
 struct fence_victim {
 	struct loop_op poll; /* the pidfd turns readable: the victim is gone */
@@ -44,15 +77,17 @@ struct fence_victim {
 	int kill_err; /* 0, or why SIGKILL could not be sent */
 	uint64_t died_ns; /* 0 while alive */
 	uint64_t killed_ns; /* when SIGKILL was sent */
+	uint64_t grace_from; /* its kill_grace counts from here */
 	bool orphan; /* released while its poll was in flight */
 };
 
 struct fencer {
-	struct daemon *d;
-	struct storage *s; /* NULL once stopping */
-	int fd; /* own duplicate of the record fd: outlives the storage */
-	uint32_t size;
-	uint64_t offset;
+	struct core *c;
+	struct list_head link;
+	uint64_t id;
+	uint32_t idx;
+	struct fencer_cfg cfg;
+	bool stopping; /* the storage is gone: last record, then free */
 	void *buf;
 	struct timed_op io;
 	bool writing; /* the write is still in the kernel */
@@ -71,31 +106,36 @@ struct fencer {
 	enum hb_state state;
 	bool failing; /* the last write failed: the next success restores */
 	int ioprio;
-	struct devset devs;
-	struct victim_filter filter;
 
 	/* counters, for query-status */
 	uint64_t writes_ok, writes_failed, writes_timed_out;
 	int last_error;
 	uint64_t last_latency_ns, max_latency_ns;
+	uint64_t last_jitter_ns, max_jitter_ns;
 
 	/* the fence, while fenced */
+	unsigned int gen; /* of the fence: bumped by unfence */
 	uint64_t fenced_ns;
 	uint64_t contract_ns; /* t_ok + T: when the fence was due */
 	uint64_t rekill_ns; /* next look for new victims while fenced */
 	int64_t fenced_real_s;
-	char reason[96];
+	char reason[FENCE_REASON_MAX];
+	bool fired; /* FENCE_FIRED sent */
 	bool completed; /* every victim died, or kill_grace passed */
 	bool escalated;
 	struct fence_victim **victims;
 	unsigned int nvictims, victims_alive, victims_omitted;
+	unsigned int scans; /* searches under way */
+	unsigned int first_new; /* of the victims the next report lists */
+	struct scan_report scan;
+	bool victims_changed; /* since the last snapshot */
+	bool dirty; /* something a snapshot shows changed since the last */
 
-	/* the VMs on this storage, for the record */
-	char (*vms)[37];
+	/* the VMs on this storage, for the record and to name victims */
+	struct census_vm *vms;
 	unsigned int nvms, vms_found;
 	uint64_t vms_ns;
-
-	struct fence_hook hook;
+	bool census_busy;
 
 	struct loop_op timer;
 	struct __kernel_timespec timer_ts;
@@ -117,7 +157,12 @@ static int64_t ns_ms(int64_t ns)
 
 static const struct storage_params *params(const struct fencer *f)
 {
-	return &f->s->p;
+	return &f->cfg.p;
+}
+
+static struct loop *loop_of(const struct fencer *f)
+{
+	return &f->c->loop;
 }
 
 /* Absolute monotonic time of a contract figure, in ns. */
@@ -143,121 +188,80 @@ static uint64_t late_at(const struct fencer *f)
 
 static uint64_t fence_deadline_ms(const struct fencer *f)
 {
-	return timeline_fence_deadline_ms(params(f), f->d->wd.timeout_ms);
+	return timeline_fence_deadline_ms(params(f), f->c->wd.timeout_ms);
 }
 
-/* --- lifetime ------------------------------------------------------------ */
-
-static bool idle(const struct fencer *f)
+static struct fencer *fencer_find(struct core *c, uint64_t id)
 {
-	return !f->writing && !f->pending && fence_hook_idle(&f->hook);
-}
+	struct list_head *pos;
 
-/*
- * A victim whose poll is still in the kernel is let go of only when its
- * CQE comes: the poll is cancelled, and its completion frees it.
- */
-static void release_victims(struct fencer *f)
-{
-	for (unsigned int i = 0; i < f->nvictims; i++) {
-		struct fence_victim *fv = f->victims[i];
+	for (pos = c->fencers.next; pos != &c->fencers; pos = pos->next) {
+		struct fencer *f = list_entry(pos, struct fencer, link);
 
-		if (fv->poll.busy) {
-			fv->orphan = true;
-			io_uring_prep_poll_remove(loop_sqe(&f->d->loop, NULL),
-						  (__u64)(uintptr_t)&fv->poll);
-			continue;
-		}
-		victims_release(&fv->v, 1);
-		free(fv);
+		if (f->id == id && !f->stopping)
+			return f;
 	}
-	free(f->victims);
-	f->victims = NULL;
-	f->nvictims = f->victims_alive = f->victims_omitted = 0;
+	return NULL;
 }
 
-/* Nothing of it is in the kernel any more, or the loop is gone. */
-static void fencer_free(struct fencer *f)
+/* --- reports to the control plane ---------------------------------------- */
+
+static json_t *victims_json(const struct fencer *f, unsigned int first);
+
+static void snapshot(const struct fencer *f, struct hb_snap *s)
 {
-	for (unsigned int i = 0; i < f->nvictims; i++) {
-		victims_release(&f->victims[i]->v, 1);
-		free(f->victims[i]);
+	*s = (struct hb_snap){
+		.state = f->state,
+		.seq = f->seq - 1,
+		.t_ok_ns = f->t_ok_ns,
+		.writing = f->writing,
+		.failing = f->failing,
+		.rt_ioprio = f->ioprio != 0,
+		.writes_ok = f->writes_ok,
+		.writes_failed = f->writes_failed,
+		.writes_timed_out = f->writes_timed_out,
+		.last_error = f->last_error,
+		.last_latency_ns = f->last_latency_ns,
+		.max_latency_ns = f->max_latency_ns,
+		.last_jitter_ns = f->last_jitter_ns,
+		.max_jitter_ns = f->max_jitter_ns,
+		.fenced_real_s = f->fenced_real_s,
+		.completed = f->completed,
+		.escalated = f->escalated,
+		.scan = f->scan,
+	};
+	memcpy(s->reason, f->reason, sizeof(s->reason));
+}
+
+/* The snapshot, with @name's event when not NULL (@data stolen). */
+static void report(struct fencer *f, const char *name, json_t *data)
+{
+	struct msg_fencer_report *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		/* Never silent: the event is at least in the log. */
+		pr_err("%s: out of memory; event %s not reported",
+		       f->cfg.p.uuid, name ? name : "(snapshot)");
+		json_decref(data);
+		return;
 	}
-	free(f->victims);
-	if (f->fd >= 0)
-		close(f->fd);
-	free(f->vms);
-	free(f->final_buf);
-	free(f->buf);
-	free(f);
-}
-
-/* A stopping fencer goes once nothing of it is in the kernel. */
-static bool settle(struct fencer *f)
-{
-	if (f->s || !idle(f))
-		return false;
-	fencer_free(f);
-	return true;
-}
-
-/* --- the timer: one per fencer, at the next moment the contract names ---- */
-
-static void timer_done(struct loop_op *op, int res, unsigned int flags)
-{
-	struct fencer *f = container_of(op, struct fencer, timer);
-
-	f->pending--;
-	f->timer_ns = 0;
-	if (settle(f) || f->d->loop.stopping || !f->s)
-		return;
-	step(f);
-}
-
-static void timer_at(struct fencer *f, uint64_t when_ns)
-{
-	struct io_uring_sqe *sqe;
-
-	if (f->timer_ns == when_ns)
-		return;
-	f->timer_ts.tv_sec = when_ns / 1000000000ull;
-	f->timer_ts.tv_nsec = when_ns % 1000000000ull;
-	if (f->timer_ns) {
-		/* The pending timer moves; if it fired already, step() runs. */
-		sqe = loop_sqe(&f->d->loop, NULL);
-		io_uring_prep_timeout_update(sqe, &f->timer_ts,
-					     (__u64)(uintptr_t)&f->timer,
-					     IORING_TIMEOUT_ABS);
-	} else {
-		sqe = loop_sqe(&f->d->loop, &f->timer);
-		io_uring_prep_timeout(sqe, &f->timer_ts, 0, IORING_TIMEOUT_ABS);
-		f->pending++;
+	r->id = f->id;
+	r->idx = f->idx;
+	f->dirty = false;
+	snapshot(f, &r->snap);
+	if (f->victims_changed) {
+		r->victims = victims_json(f, 0);
+		f->victims_changed = false;
 	}
-	f->timer_ns = when_ns;
-}
-
-static void timer_cancel(struct fencer *f)
-{
-	if (!f->timer_ns)
-		return;
-	io_uring_prep_timeout_remove(loop_sqe(&f->d->loop, NULL),
-				     (__u64)(uintptr_t)&f->timer, 0);
-}
-
-/* --- events --------------------------------------------------------------- */
-
-static json_t *base_event(const struct fencer *f)
-{
-	return json_pack("{s:s,s:s}", "storage", f->s->p.uuid, "host_uuid",
-			 f->s->host_uuid);
-}
-
-static void fencer_event(struct fencer *f, const char *name, json_t *data)
-{
-	json_t *msg = base_event(f);
-
-	json_object_update_new(msg, data);
-	daemon_event(f->d, name, msg);
+	r->event = name;
+	if (data) {
+		json_object_set_new(data, "storage",
+				    json_string(f->cfg.p.uuid));
+		json_object_set_new(data, "host_uuid",
+				    json_string(f->cfg.host_uuid));
+	}
+	r->data = data;
+	core_report(f->c, &r->m, f->c->ops->fencer_report);
 }
 
 static json_t *victim_json(const struct fencer *f,
@@ -283,7 +287,7 @@ static json_t *victim_json(const struct fencer *f,
 	else if (fv->died_ns)
 		json_object_set_new(o, "result", json_string("dead"));
 	else if (loop_now_ns() >=
-		 fv->killed_ns + ms_ns(params(f)->kill_grace_ms))
+		 fv->grace_from + ms_ns(params(f)->kill_grace_ms))
 		json_object_set_new(o, "result", json_string("alive"));
 	else
 		json_object_set_new(o, "result", json_string("killed"));
@@ -298,6 +302,117 @@ static json_t *victims_json(const struct fencer *f, unsigned int first)
 	for (unsigned int i = first; i < f->nvictims; i++)
 		json_array_append_new(list, victim_json(f, f->victims[i]));
 	return list;
+}
+
+/* --- lifetime ------------------------------------------------------------ */
+
+static bool idle(const struct fencer *f)
+{
+	return !f->writing && !f->pending;
+}
+
+/*
+ * A victim whose poll is still in the kernel is let go of only when its
+ * CQE comes: the poll is cancelled, and its completion frees it.
+ */
+static void release_victims(struct fencer *f)
+{
+	for (unsigned int i = 0; i < f->nvictims; i++) {
+		struct fence_victim *fv = f->victims[i];
+
+		if (fv->poll.busy) {
+			fv->orphan = true;
+			io_uring_prep_poll_remove(loop_sqe(loop_of(f), NULL),
+						  (__u64)(uintptr_t)&fv->poll);
+			continue;
+		}
+		victims_release(&fv->v, 1);
+		free(fv);
+	}
+	free(f->victims);
+	f->victims = NULL;
+	f->nvictims = f->victims_alive = f->victims_omitted = 0;
+	f->first_new = 0;
+	f->victims_changed = true;
+}
+
+/* Nothing of it is in the kernel any more, or the loop is gone. */
+static void fencer_free(struct fencer *f)
+{
+	for (unsigned int i = 0; i < f->nvictims; i++) {
+		victims_release(&f->victims[i]->v, 1);
+		free(f->victims[i]);
+	}
+	free(f->victims);
+	list_del(&f->link);
+	f->c->nfencers--;
+	loop_close(loop_of(f), f->cfg.fd);
+	fencer_cfg_release(&f->cfg);
+	free(f->vms);
+	/*
+	 * A write the kernel still holds (stuck on a dead storage at exit)
+	 * may read its buffer whenever the storage answers: never free it.
+	 */
+	if (!f->writing) {
+		free(f->final_buf);
+		free(f->buf);
+	}
+	free(f);
+}
+
+/* A stopping fencer goes once nothing of it is in the kernel. */
+static bool settle(struct fencer *f)
+{
+	if (!f->stopping || !idle(f))
+		return false;
+	fencer_free(f);
+	return true;
+}
+
+/* --- the timer: one per fencer, at the next moment the contract names ---- */
+
+static void timer_done(struct loop_op *op, int res, unsigned int flags)
+{
+	struct fencer *f = container_of(op, struct fencer, timer);
+	uint64_t due = f->timer_ns;
+
+	f->pending--;
+	f->timer_ns = 0;
+	if (settle(f) || loop_of(f)->stopping || f->stopping)
+		return;
+	if (res == -ETIME)
+		core_lag_sample(f->c, due, loop_now_ns());
+	step(f);
+}
+
+static void timer_at(struct fencer *f, uint64_t when_ns)
+{
+	struct io_uring_sqe *sqe;
+
+	if (f->timer_ns == when_ns)
+		return;
+	f->timer_ts.tv_sec = when_ns / 1000000000ull;
+	f->timer_ts.tv_nsec = when_ns % 1000000000ull;
+	if (f->timer_ns) {
+		/* The pending timer moves; if it fired already, step() runs. */
+		sqe = loop_sqe(loop_of(f), NULL);
+		io_uring_prep_timeout_update(sqe, &f->timer_ts,
+					     (__u64)(uintptr_t)&f->timer,
+					     IORING_TIMEOUT_ABS);
+	} else {
+		sqe = loop_sqe(loop_of(f), &f->timer);
+		io_uring_prep_timeout(sqe, &f->timer_ts, 0, IORING_TIMEOUT_ABS);
+		f->pending++;
+	}
+	f->timer_ns = when_ns;
+}
+
+static void timer_cancel(struct fencer *f)
+{
+	if (!f->timer_ns)
+		return;
+	io_uring_prep_timeout_remove(loop_sqe(loop_of(f), NULL),
+				     (__u64)(uintptr_t)&f->timer, 0);
 }
 
 /* --- the heartbeat write ------------------------------------------------- */
@@ -315,33 +430,17 @@ static enum record_state record_state(const struct fencer *f)
 	return f->completed ? RECORD_FENCED : RECORD_FENCING;
 }
 
-/* The VMs on the storage, for the record, at most every VM_CENSUS_MS. */
-static void census(struct fencer *f, uint64_t now)
-{
-	int n;
-
-	if (f->vms_ns && now - f->vms_ns < ms_ns(VM_CENSUS_MS))
-		return;
-	f->vms_ns = now;
-	n = victims_vm_uuids(&f->devs, &f->filter, "/proc", f->vms,
-			     RECORD_VMS_MAX);
-	if (n < 0) {
-		pr_warn("%s: cannot list its VMs: %s", f->s->p.uuid,
-			strerror(-n));
-		return;
-	}
-	f->vms_found = n;
-	f->nvms = n < RECORD_VMS_MAX ? n : RECORD_VMS_MAX;
-}
+static void census_start(struct fencer *f, uint64_t now);
 
 static int encode(struct fencer *f, void *buf, enum record_state state,
 		  uint64_t now)
 {
 	const struct storage_params *p = params(f);
 	const char *uuids[RECORD_VMS_MAX];
+	unsigned int n = 0;
 	struct timespec rt;
 	struct record r = {
-		.size = f->size,
+		.size = f->cfg.size,
 		.state = state,
 		.seq = f->seq,
 		.monotonic_ns = now,
@@ -353,42 +452,52 @@ static int encode(struct fencer *f, void *buf, enum record_state state,
 	clock_gettime(CLOCK_REALTIME, &rt);
 	r.realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + rt.tv_nsec;
 	memcpy(r.boot_id, record_boot_id(), sizeof(r.boot_id));
-	snprintf(r.host_uuid, sizeof(r.host_uuid), "%s", f->s->host_uuid);
+	snprintf(r.host_uuid, sizeof(r.host_uuid), "%s", f->cfg.host_uuid);
 	snprintf(r.storage_uuid, sizeof(r.storage_uuid), "%s", p->uuid);
-	for (unsigned int i = 0; i < f->nvms; i++)
-		uuids[i] = f->vms[i];
-	record_set_vms(&r, uuids, f->nvms);
-	r.vms_omitted += f->vms_found - f->nvms;
+	for (unsigned int i = 0; i < f->nvms && n < RECORD_VMS_MAX; i++)
+		if (f->vms[i].uuid[0])
+			uuids[n++] = f->vms[i].uuid;
+	record_set_vms(&r, uuids, n);
+	r.vms_omitted += f->vms_found - n;
 	return record_encode(&r, buf);
 }
 
 static void write_submit(struct fencer *f, void *buf, uint64_t now,
 			 uint64_t timeout_ms)
 {
-	struct io_uring_sqe *sqe = timed_op_sqe(&f->d->loop, &f->io);
+	struct io_uring_sqe *sqe = timed_op_sqe(loop_of(f), &f->io);
 
-	io_uring_prep_write(sqe, f->fd, buf, f->size, f->offset);
-	/* Guest I/O on the same device must not starve the heartbeat. */
+	io_uring_prep_write(sqe, f->cfg.fd, buf, f->cfg.size, f->cfg.offset);
+	/*
+	 * Never inline: io_uring issues an O_DIRECT write to FUSE or NFS in
+	 * io_uring_enter itself, and a dead server would hold the core
+	 * there. Guest I/O on the same device must not starve it either.
+	 */
+	sqe->flags |= IOSQE_ASYNC;
 	sqe->ioprio = f->ioprio;
 	f->writing = true;
 	f->attempt_ns = now;
 	f->seq++;
-	timed_op_submit(&f->d->loop, &f->io, timeout_ms);
+	timed_op_submit(loop_of(f), &f->io, timeout_ms);
 }
 
 static void write_start(struct fencer *f, uint64_t now)
 {
+	uint64_t jitter = now > f->next_ns ? now - f->next_ns : 0;
 	int ret;
 
-	census(f, now);
+	census_start(f, now);
 	ret = encode(f, f->buf, record_state(f), now);
 	if (ret) {
 		/* Cannot happen with validated parameters; never silent. */
-		pr_err("%s: cannot encode its record: %s", f->s->p.uuid,
+		pr_err("%s: cannot encode its record: %s", f->cfg.p.uuid,
 		       strerror(-ret));
 		f->next_ns = now + ms_ns(timeline_retry_ms(params(f)));
 		return;
 	}
+	f->last_jitter_ns = jitter;
+	if (jitter > f->max_jitter_ns)
+		f->max_jitter_ns = jitter;
 	write_submit(f, f->buf, now, params(f)->io_timeout_ms);
 }
 
@@ -414,16 +523,14 @@ static void succeeded(struct fencer *f, uint64_t now)
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
 	if (f->state == HB_LATE) {
 		f->state = HB_HEALTHY;
-		fencer_event(f, "HEARTBEAT_RESTORED",
-			     json_pack("{s:I,s:I}", "seq",
-				       (json_int_t)f->seq - 1, "latency_us",
-				       (json_int_t)(lat / 1000)));
+		report(f, "HEARTBEAT_RESTORED",
+		       json_pack("{s:I,s:I}", "seq", (json_int_t)f->seq - 1,
+				 "latency_us", (json_int_t)(lat / 1000)));
 	} else if (f->state == HB_FENCED && was_failing) {
-		fencer_event(
-			f, "STORAGE_RESTORED",
-			json_pack("{s:I,s:b,s:s}", "seq",
-				  (json_int_t)f->seq - 1, "fenced", 1, "hint",
-				  "stays fenced until unfence or teardown"));
+		report(f, "STORAGE_RESTORED",
+		       json_pack("{s:I,s:b,s:s}", "seq", (json_int_t)f->seq - 1,
+				 "fenced", 1, "hint",
+				 "stays fenced until unfence or teardown"));
 	}
 }
 
@@ -436,10 +543,10 @@ static void failed(struct fencer *f, int res, uint64_t now)
 		f->writes_failed++;
 	f->last_error = res < 0 ? -res : EIO;
 	f->next_ns = f->attempt_ns + ms_ns(timeline_retry_ms(params(f)));
-	if (res != -ETIMEDOUT && res < 0 && res == -EPERM && f->ioprio) {
+	if (res == -EPERM && f->ioprio) {
 		/* Only privileged callers may ask for the RT class. */
 		pr_warn("%s: real-time I/O priority refused; heartbeats at the default priority",
-			f->s->p.uuid);
+			f->cfg.p.uuid);
 		f->ioprio = 0;
 		f->next_ns = now;
 	}
@@ -450,9 +557,10 @@ static void io_done(struct timed_op *t, int res)
 	struct fencer *f = container_of(t, struct fencer, io);
 	uint64_t now = loop_now_ns();
 
-	if (!f->s)
+	if (f->stopping)
 		return;
-	if (res == (int)f->size)
+	f->dirty = true;
+	if (res == (int)f->cfg.size)
 		succeeded(f, now);
 	else
 		failed(f, res >= 0 ? -EIO : res, now);
@@ -466,7 +574,7 @@ static void io_late(struct timed_op *t, int res)
 {
 	struct fencer *f = container_of(t, struct fencer, io);
 
-	if (f->s && res == (int)f->size)
+	if (!f->stopping && res == (int)f->cfg.size)
 		succeeded(f, loop_now_ns());
 }
 
@@ -481,13 +589,349 @@ static void io_idle(struct timed_op *t)
 	struct fencer *f = container_of(t, struct fencer, io);
 
 	f->writing = false;
+	f->dirty = true;
 	if (f->final == FINAL_OWED) {
 		final_submit(f);
 		return;
 	}
-	if (settle(f) || f->d->loop.stopping || f->final == FINAL_SENT)
+	if (settle(f) || loop_of(f)->stopping || f->final == FINAL_SENT)
 		return;
 	step(f);
+}
+
+/* --- work for the workers: victim searches, census, fence hook ----------- */
+
+struct scan_job {
+	struct work w;
+	struct core *c;
+	uint64_t id;
+	unsigned int gen;
+	bool kill;
+	bool first; /* the fence's own search, which FENCE_FIRED waits for */
+	bool census; /* only the VM uuids, for the record */
+	struct devset devs;
+	char *patterns[STORAGE_VICTIMS_MAX];
+	unsigned int npatterns;
+	pid_t self;
+	struct msg_scan_done *done; /* the report, filled as it goes */
+};
+
+struct msg_victim {
+	struct msg m;
+	uint64_t id;
+	unsigned int gen;
+	struct victim v;
+	int kill_err;
+	uint64_t killed_ns;
+	bool named; /* only the VM uuid of an earlier one */
+};
+
+struct msg_scan_done {
+	struct msg m;
+	uint64_t id;
+	unsigned int gen;
+	bool first;
+	bool census;
+	struct scan_report report;
+	int found; /* victims found, or -errno */
+	/* census: the VMs seen (with a uuid: vms_named of them) */
+	struct census_vm *vms;
+	unsigned int nvms, vms_named;
+};
+
+static void scan_job_free(struct scan_job *j)
+{
+	for (unsigned int i = 0; i < j->npatterns; i++)
+		free(j->patterns[i]);
+	free(j);
+}
+
+static void on_victim(struct msg *m, void *ctx);
+static void on_scan_done(struct msg *m, void *ctx);
+
+/* Worker, census: a VM on the storage, remembered by pid. */
+static void census_found(struct victim *v, void *arg)
+{
+	struct scan_job *j = arg;
+	struct msg_scan_done *d = j->done;
+
+	if (d->nvms < CENSUS_VMS_MAX)
+		d->vms[d->nvms++] = (struct census_vm){ .pid = v->pid };
+	victims_release(v, 1);
+}
+
+static void census_named(pid_t pid, const char *vm_uuid, void *arg)
+{
+	struct msg_scan_done *d = ((struct scan_job *)arg)->done;
+
+	for (unsigned int i = 0; i < d->nvms; i++) {
+		if (d->vms[i].pid != pid)
+			continue;
+		snprintf(d->vms[i].uuid, sizeof(d->vms[i].uuid), "%s", vm_uuid);
+		d->vms_named++;
+	}
+}
+
+/* Worker: a victim known; it is killed here and now, then reported. */
+static void scan_found(struct victim *v, void *arg)
+{
+	struct scan_job *j = arg;
+	struct msg_victim *mv = calloc(1, sizeof(*mv));
+	int err = 0;
+
+	if (j->kill)
+		err = victim_kill(v);
+	if (!mv) {
+		victims_release(v, 1);
+		return;
+	}
+	mv->id = j->id;
+	mv->gen = j->gen;
+	mv->v = *v;
+	mv->kill_err = err;
+	mv->killed_ns = loop_now_ns();
+	chan_send(&j->c->in, &mv->m, on_victim);
+}
+
+static void scan_named(pid_t pid, const char *vm_uuid, void *arg)
+{
+	struct scan_job *j = arg;
+	struct msg_victim *mv = calloc(1, sizeof(*mv));
+
+	if (!mv)
+		return;
+	mv->id = j->id;
+	mv->gen = j->gen;
+	mv->named = true;
+	mv->v.pid = pid;
+	mv->v.pidfd = -1;
+	snprintf(mv->v.vm_uuid, sizeof(mv->v.vm_uuid), "%s", vm_uuid);
+	chan_send(&j->c->in, &mv->m, on_victim);
+}
+
+static void scan_run(struct work *w)
+{
+	struct scan_job *j = container_of(w, struct scan_job, w);
+	struct victim_filter filter = {
+		.patterns = j->patterns,
+		.npatterns = j->npatterns,
+		.self = j->self,
+	};
+	struct victim_scan_stats st = { 0 };
+	struct msg_scan_done *d = calloc(1, sizeof(*d));
+	int ret;
+
+	if (d && j->census)
+		d->vms = calloc(CENSUS_VMS_MAX, sizeof(*d->vms));
+	if (!d || (j->census && !d->vms)) {
+		/* The core hears nothing: a search it waits for ends at kill_grace. */
+		pr_err("out of memory: a victim search did not run");
+		if (d)
+			free(d->vms);
+		free(d);
+		scan_job_free(j);
+		return;
+	}
+	j->done = d;
+	if (j->census)
+		ret = victims_scan_each(&j->devs, &filter, "/proc",
+					census_found, census_named, j, &st);
+	else
+		ret = victims_scan_each(&j->devs, &filter, "/proc", scan_found,
+					scan_named, j, &st);
+	d->id = j->id;
+	d->gen = j->gen;
+	d->first = j->first;
+	d->census = j->census;
+	d->found = ret;
+	d->report = (struct scan_report){
+		.examined = st.examined,
+		.skipped = st.skipped,
+		.last_err = ret < 0 ? ret : st.last_err,
+		.last_pid = st.last_pid,
+		.complete = ret >= 0 && st.complete,
+	};
+	chan_send(&j->c->in, &d->m, on_scan_done);
+	scan_job_free(j);
+}
+
+static struct scan_job *scan_job_new(struct fencer *f)
+{
+	struct scan_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->c = f->c;
+	j->id = f->id;
+	j->gen = f->gen;
+	j->devs = f->cfg.devs;
+	j->self = getpid();
+	/* The parameters may change while the job runs: its own copy. */
+	for (unsigned int i = 0; i < params(f)->nvictims; i++) {
+		j->patterns[i] = strdup(params(f)->victims[i]);
+		if (!j->patterns[i]) {
+			scan_job_free(j);
+			return NULL;
+		}
+		j->npatterns++;
+	}
+	return j;
+}
+
+/* A victim search in a worker; false when none could be started. */
+static bool scan_start(struct fencer *f, bool first)
+{
+	struct scan_job *j;
+
+	if (f->scans >= FENCER_SCANS_MAX)
+		return false;
+	j = scan_job_new(f);
+	if (!j) {
+		pr_err("%s: out of memory: no victim search", f->cfg.p.uuid);
+		return false;
+	}
+	j->kill = params(f)->strategy != FENCE_PERMISSIVE;
+	j->first = first;
+	f->scans++;
+	pool_submit(&f->c->pool, &j->w, scan_run);
+	return true;
+}
+
+/* The VMs on the storage, for the record, at most every VM_CENSUS_MS. */
+static void census_start(struct fencer *f, uint64_t now)
+{
+	struct scan_job *j;
+
+	if (f->census_busy ||
+	    (f->vms_ns && now - f->vms_ns < ms_ns(VM_CENSUS_MS)))
+		return;
+	j = scan_job_new(f);
+	if (!j)
+		return;
+	j->census = true;
+	f->vms_ns = now;
+	f->census_busy = true;
+	pool_submit(&f->c->pool, &j->w, scan_run);
+}
+
+struct hook_job {
+	struct work w;
+	char *path;
+	char *env[8];
+	char what[96];
+};
+
+static void hook_job_free(struct hook_job *h)
+{
+	free(h->path);
+	for (unsigned int i = 0; h->env[i]; i++)
+		free(h->env[i]);
+	free(h);
+}
+
+/*
+ * Worker: runs the fence hook with the default scheduling policy and
+ * signal mask, stdin from /dev/null, killed when FENCE_HOOK_DEADLINE_MS
+ * passes. A hook on a hung file system blocks only this worker.
+ */
+static void hook_run(struct work *w)
+{
+	struct hook_job *h = container_of(w, struct hook_job, w);
+	char *const argv[] = { h->path, NULL };
+	struct sched_param sp = { 0 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, dflt;
+	struct pollfd pfd;
+	int status, ret, pidfd;
+	pid_t pid;
+
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dflt);
+	posix_spawnattr_setschedpolicy(&attr, SCHED_OTHER);
+	posix_spawnattr_setschedparam(&attr, &sp);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+						POSIX_SPAWN_SETSIGDEF |
+						POSIX_SPAWN_SETSCHEDULER);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	ret = posix_spawn(&pid, h->path, &fa, &attr, argv, h->env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (ret) {
+		pr_err("%s: cannot start: %s", h->what, strerror(ret));
+		goto out;
+	}
+	pr_info("%s: started, pid %d", h->what, pid);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	if (pidfd < 0 || poll(&pfd, 1, FENCE_HOOK_DEADLINE_MS) == 0) {
+		pr_warn("%s: still running after %d ms; killed", h->what,
+			FENCE_HOOK_DEADLINE_MS);
+		kill(pid, SIGKILL);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	/* A hook in D state keeps this worker, and no one else. */
+	if (waitpid(pid, &status, 0) != pid)
+		pr_warn("%s: waitpid: %s", h->what, strerror(errno));
+	else if (WIFEXITED(status) && !WEXITSTATUS(status))
+		pr_info("%s: done", h->what);
+	else if (WIFEXITED(status))
+		pr_warn("%s: exit status %d", h->what, WEXITSTATUS(status));
+	else
+		pr_warn("%s: killed by %s", h->what,
+			strsignal(WTERMSIG(status)));
+out:
+	hook_job_free(h);
+}
+
+static void run_hook(struct fencer *f)
+{
+	struct hook_job *h;
+	char *victims = NULL;
+	size_t len = 0;
+	FILE *m;
+	int n = 0;
+
+	if (!f->cfg.hook)
+		return;
+	h = calloc(1, sizeof(*h));
+	m = open_memstream(&victims, &len);
+	if (!h || !m) {
+		if (m)
+			fclose(m);
+		free(h);
+		pr_err("%s: out of memory: fence hook not run", f->cfg.p.uuid);
+		return;
+	}
+	fputs("IOFENCE_VICTIMS=", m);
+	for (unsigned int i = 0; i < f->nvictims; i++)
+		fprintf(m, "%s%d:%s:%s", i ? " " : "", f->victims[i]->v.pid,
+			f->victims[i]->v.exe, f->victims[i]->v.vm_uuid);
+	if (fclose(m))
+		victims = NULL;
+	h->env[n++] = victims;
+	if (asprintf(&h->env[n++], "IOFENCE_STORAGE=%s", f->cfg.p.uuid) < 0 ||
+	    asprintf(&h->env[n++], "IOFENCE_HOST=%s", f->cfg.host_uuid) < 0 ||
+	    asprintf(&h->env[n++], "IOFENCE_STRATEGY=%s",
+		     fence_strategy_name(f->cfg.p.strategy)) < 0 ||
+	    asprintf(&h->env[n++], "IOFENCE_REASON=%s", f->reason) < 0 ||
+	    !(h->env[n++] = strdup(
+		      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")) ||
+	    !victims || !(h->path = strdup(f->cfg.hook))) {
+		h->env[n - 1] = NULL;
+		hook_job_free(h);
+		pr_err("%s: out of memory: fence hook not run", f->cfg.p.uuid);
+		return;
+	}
+	snprintf(h->what, sizeof(h->what), "fence hook %s for %s", h->path,
+		 f->cfg.p.uuid);
+	pool_submit(&f->c->pool, &h->w, hook_run);
 }
 
 /* --- the fence ------------------------------------------------------------ */
@@ -507,125 +951,180 @@ static void victim_gone(struct loop_op *op, int res, unsigned int flags)
 	if (res > 0 && (res & POLLIN) && !fv->died_ns) {
 		fv->died_ns = loop_now_ns();
 		f->victims_alive--;
+		f->victims_changed = true;
 	}
-	if (settle(f) || f->d->loop.stopping || !f->s)
+	if (settle(f) || loop_of(f)->stopping || f->stopping)
 		return;
 	step(f);
 }
 
 static void watch(struct fencer *f, struct fence_victim *fv)
 {
-	struct io_uring_sqe *sqe = loop_sqe(&f->d->loop, &fv->poll);
+	struct io_uring_sqe *sqe = loop_sqe(loop_of(f), &fv->poll);
 
 	io_uring_prep_poll_add(sqe, fv->v.pidfd, POLLIN);
 	f->pending++;
 	f->victims_alive++;
 }
 
-static bool known(const struct fencer *f, pid_t pid)
+static struct fence_victim *known(const struct fencer *f, pid_t pid)
 {
 	for (unsigned int i = 0; i < f->nvictims; i++)
 		if (f->victims[i]->v.pid == pid && !f->victims[i]->died_ns)
-			return true;
-	return false;
+			return f->victims[i];
+	return NULL;
 }
 
 /*
- * Finds the storage's victims and, unless the strategy is permissive,
- * kills each through its pidfd. Returns how many new ones were found.
+ * A victim is killed before its command line is read (that takes its
+ * mmap lock, and it is dying): its name comes from the last census.
  */
-static unsigned int kill_victims(struct fencer *f, uint64_t now)
+static void census_name(const struct fencer *f, struct fence_victim *fv)
 {
-	struct victim found[FENCE_VICTIMS_MAX];
-	bool spare = params(f)->strategy == FENCE_PERMISSIVE;
-	unsigned int added = 0;
-	int n;
-
-	n = victims_scan(&f->devs, &f->filter, "/proc", found,
-			 FENCE_VICTIMS_MAX);
-	if (n < 0) {
-		pr_err("%s: cannot look for victims: %s", f->s->p.uuid,
-		       strerror(-n));
-		return 0;
-	}
-	if (n > FENCE_VICTIMS_MAX) {
-		f->victims_omitted += n - FENCE_VICTIMS_MAX;
-		n = FENCE_VICTIMS_MAX;
-	}
-	for (int i = 0; i < n; i++) {
-		struct fence_victim *fv, **grown;
-
-		if (known(f, found[i].pid)) {
-			if (!spare)
-				victim_kill(&found[i]);
-			victims_release(&found[i], 1);
-			continue;
-		}
-		fv = calloc(1, sizeof(*fv));
-		grown = fv ? realloc(f->victims,
-				     (f->nvictims + 1) * sizeof(*grown)) :
-			     NULL;
-		if (!grown) {
-			/* The kill matters more than remembering it. */
-			if (!spare)
-				victim_kill(&found[i]);
-			victims_release(&found[i], 1);
-			free(fv);
-			f->victims_omitted++;
-			continue;
-		}
-		f->victims = grown;
-		*fv = (struct fence_victim){ .f = f, .v = found[i] };
-		fv->poll.cb = victim_gone;
-		f->victims[f->nvictims++] = fv;
-		added++;
-		if (spare)
-			continue;
-		fv->kill_err = victim_kill(&fv->v);
-		fv->killed_ns = now;
-		if (!fv->kill_err || fv->kill_err == -ESRCH)
-			watch(f, fv);
-	}
-	return added;
+	for (unsigned int i = 0; i < f->nvms; i++)
+		if (f->vms[i].pid == fv->v.pid)
+			memcpy(fv->v.vm_uuid, f->vms[i].uuid,
+			       sizeof(fv->v.vm_uuid));
 }
 
-static void run_hook(struct fencer *f)
+/* A victim the search found (and, strategy permitting, killed). */
+static void add_victim(struct fencer *f, struct msg_victim *mv)
 {
-	const char *path = f->s->p.fence_hook ? f->s->p.fence_hook :
-						f->d->cfg.fence_hook;
-	char storage[96], host[96], strategy[48], reason[128], *victims = NULL;
-	size_t len = 0;
-	FILE *m;
+	struct fence_victim *fv, **grown;
 
-	if (!path)
+	fv = known(f, mv->v.pid);
+	if (fv) {
+		victims_release(&mv->v, 1);
 		return;
-	m = open_memstream(&victims, &len);
-	if (!m)
+	}
+	if (f->nvictims >= FENCE_VICTIMS_MAX) {
+		f->victims_omitted++;
+		victims_release(&mv->v, 1);
 		return;
-	fputs("IOFENCE_VICTIMS=", m);
-	for (unsigned int i = 0; i < f->nvictims; i++)
-		fprintf(m, "%s%d:%s:%s", i ? " " : "", f->victims[i]->v.pid,
-			f->victims[i]->v.exe, f->victims[i]->v.vm_uuid);
-	if (fclose(m))
+	}
+	fv = calloc(1, sizeof(*fv));
+	grown = fv ? realloc(f->victims, (f->nvictims + 1) * sizeof(*grown)) :
+		     NULL;
+	if (!grown) {
+		/* It was killed already; only its record is lost. */
+		free(fv);
+		f->victims_omitted++;
+		victims_release(&mv->v, 1);
 		return;
-	snprintf(storage, sizeof(storage), "IOFENCE_STORAGE=%s", f->s->p.uuid);
-	snprintf(host, sizeof(host), "IOFENCE_HOST=%s", f->s->host_uuid);
-	snprintf(strategy, sizeof(strategy), "IOFENCE_STRATEGY=%s",
-		 fence_strategy_name(f->s->p.strategy));
-	snprintf(reason, sizeof(reason), "IOFENCE_REASON=%s", f->reason);
-	fence_hook_run(
-		&f->hook, path,
-		(const char *const[]){
-			storage, host, strategy, reason, victims,
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			NULL });
-	free(victims);
+	}
+	f->victims = grown;
+	*fv = (struct fence_victim){ .f = f, .v = mv->v };
+	fv->poll.cb = victim_gone;
+	fv->kill_err = mv->kill_err;
+	fv->killed_ns = mv->killed_ns;
+	/* The fence's own search has the fence's grace; later ones their own. */
+	fv->grace_from = f->fired ? mv->killed_ns : f->fenced_ns;
+	if (!fv->v.vm_uuid[0])
+		census_name(f, fv);
+	f->victims[f->nvictims++] = fv;
+	f->victims_changed = true;
+	if (params(f)->strategy != FENCE_PERMISSIVE &&
+	    (!fv->kill_err || fv->kill_err == -ESRCH))
+		watch(f, fv);
+}
+
+static void on_victim(struct msg *m, void *ctx)
+{
+	struct msg_victim *mv = container_of(m, struct msg_victim, m);
+	struct fencer *f = fencer_find(ctx, mv->id);
+
+	if (!f || f->state != HB_FENCED || mv->gen != f->gen) {
+		/* Killed for a fence that is over: nothing more to watch. */
+		victims_release(&mv->v, 1);
+	} else if (mv->named) {
+		for (unsigned int i = 0; i < f->nvictims; i++)
+			if (f->victims[i]->v.pid == mv->v.pid && mv->v.vm_uuid[0])
+				memcpy(f->victims[i]->v.vm_uuid, mv->v.vm_uuid,
+				       sizeof(mv->v.vm_uuid));
+		f->victims_changed = true;
+	} else {
+		add_victim(f, mv);
+		step(f);
+	}
+	free(mv);
+}
+
+static void fence_fired(struct fencer *f, uint64_t now)
+{
+	const struct storage_params *p = params(f);
+	uint64_t deadline = fence_deadline_ms(f);
+
+	f->fired = true;
+	f->first_new = f->nvictims;
+	pr_crit("%s: storage lost: fenced (%s), %u victims%s", p->uuid,
+		fence_strategy_name(p->strategy), f->nvictims,
+		f->scan.complete ? "" : ", victim search not finished");
+	report(f, "FENCE_FIRED",
+	       json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i,s:o}", "strategy",
+			 fence_strategy_name(p->strategy), "reason", f->reason,
+			 "since_ok_ms", (json_int_t)ns_ms(f->fenced_ns - f->t_ok_ns),
+			 "late_by_us",
+			 (json_int_t)(f->fenced_ns - f->contract_ns) / 1000,
+			 "fence_deadline_ms", (json_int_t)deadline,
+			 "deadline_left_ms",
+			 (json_int_t)(deadline ?
+					      ns_ms(at(f, deadline) - now) :
+					      0),
+			 "victims", victims_json(f, 0), "victims_omitted",
+			 f->victims_omitted, "scan", scan_report_json(&f->scan)));
+	run_hook(f);
+}
+
+static void on_scan_done(struct msg *m, void *ctx)
+{
+	struct msg_scan_done *d = container_of(m, struct msg_scan_done, m);
+	struct fencer *f = fencer_find(ctx, d->id);
+
+	if (!f)
+		goto out;
+	if (d->census) {
+		f->census_busy = false;
+		if (d->found < 0) {
+			pr_warn("%s: cannot list its VMs: %s", f->cfg.p.uuid,
+				strerror(-d->found));
+		} else {
+			/* The VMs past what a census keeps still count. */
+			f->vms_found = d->vms_named + (d->found - d->nvms);
+			f->nvms = d->nvms;
+			memcpy(f->vms, d->vms, f->nvms * sizeof(*f->vms));
+		}
+		goto out;
+	}
+	f->scans--;
+	if (d->gen != f->gen || f->state != HB_FENCED)
+		goto out;
+	f->scan = d->report;
+	if (d->report.skipped)
+		pr_warn("%s: victim search skipped %u processes it could not read (last: pid %d, %s)",
+			f->cfg.p.uuid, d->report.skipped, d->report.last_pid,
+			strerror(-d->report.last_err));
+	if (d->found < 0)
+		pr_err("%s: cannot look for victims: %s", f->cfg.p.uuid,
+		       strerror(-d->found));
+	if (!f->fired) {
+		fence_fired(f, loop_now_ns());
+	} else if (f->nvictims > f->first_new) {
+		unsigned int first = f->first_new;
+
+		f->first_new = f->nvictims;
+		report(f, "FENCE_KILLED",
+		       json_pack("{s:o,s:o}", "victims", victims_json(f, first),
+				 "scan", scan_report_json(&f->scan)));
+	}
+	step(f);
+out:
+	free(d->vms);
+	free(d);
 }
 
 static void fence(struct fencer *f, uint64_t now)
 {
 	const struct storage_params *p = params(f);
-	uint64_t deadline = fence_deadline_ms(f);
 	struct timespec rt;
 
 	f->state = HB_FENCED;
@@ -633,56 +1132,42 @@ static void fence(struct fencer *f, uint64_t now)
 	f->fenced_ns = now;
 	f->contract_ns = at(f, timeline_timeout_ms(p));
 	f->rekill_ns = now + ms_ns(p->interval_ms);
+	f->fired = f->completed = f->escalated = false;
+	f->scan = (struct scan_report){ 0 };
 	clock_gettime(CLOCK_REALTIME, &rt);
 	f->fenced_real_s = rt.tv_sec;
 	snprintf(f->reason, sizeof(f->reason),
 		 "no heartbeat succeeded for %u ms (%s)", p->timeout_ms,
 		 f->last_error ? write_error(f->last_error) : "no write done");
-	kill_victims(f, now);
+	if (!scan_start(f, true))
+		fence_fired(f, now);
 	/* Nothing to wait for: no FENCE_COMPLETED, there is no kill. */
 	if (p->strategy == FENCE_PERMISSIVE)
 		f->completed = true;
-	pr_crit("%s: storage lost: fence (%s), %u victims", p->uuid,
-		fence_strategy_name(p->strategy), f->nvictims);
-	fencer_event(
-		f, "FENCE_FIRED",
-		json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i}", "strategy",
-			  fence_strategy_name(p->strategy), "reason", f->reason,
-			  "since_ok_ms", (json_int_t)ns_ms(now - f->t_ok_ns),
-			  "late_by_us",
-			  (json_int_t)(now - f->contract_ns) / 1000,
-			  "fence_deadline_ms", (json_int_t)deadline,
-			  "deadline_left_ms",
-			  (json_int_t)(deadline ? ns_ms(at(f, deadline) - now) :
-						  0),
-			  "victims", victims_json(f, 0), "victims_omitted",
-			  f->victims_omitted));
-	run_hook(f);
 }
 
 /* Every victim died, or kill_grace is over. */
 static void fence_settled(struct fencer *f, uint64_t now)
 {
 	const struct storage_params *p = params(f);
-	bool all_dead = !f->victims_alive;
+	bool all_dead = !f->victims_alive && f->scan.complete;
 
 	f->completed = true;
-	fencer_event(f, "FENCE_COMPLETED",
-		     json_pack("{s:b,s:I,s:o}", "all_dead", all_dead,
-			       "elapsed_ms",
-			       (json_int_t)ns_ms(now - f->fenced_ns), "victims",
-			       victims_json(f, 0)));
+	report(f, "FENCE_COMPLETED",
+	       json_pack("{s:b,s:I,s:o,s:o}", "all_dead", all_dead,
+			 "elapsed_ms", (json_int_t)ns_ms(now - f->fenced_ns),
+			 "victims", victims_json(f, 0), "scan",
+			 scan_report_json(&f->scan)));
 	if (all_dead || p->strategy != FENCE_FORCE)
 		return;
 	f->escalated = true;
-	fencer_event(f, "FENCE_ESCALATED",
-		     json_pack("{s:i,s:s,s:I}", "alive", f->victims_alive,
-			       "watchdog",
-			       f->d->wd.fd >= 0 ? "petting stopped" :
-						  "none: reporting and killing",
-			       "reset_within_ms",
-			       (json_int_t)f->d->wd.timeout_ms));
-	daemon_watchdog_update(f->d);
+	report(f, "FENCE_ESCALATED",
+	       json_pack("{s:i,s:b,s:s,s:I}", "alive", f->victims_alive,
+			 "search_complete", f->scan.complete, "watchdog",
+			 f->c->wd.fd >= 0 ? "petting stopped" :
+					    "none: reporting and killing",
+			 "reset_within_ms", (json_int_t)f->c->wd.timeout_ms));
+	core_watchdog_update(f->c);
 }
 
 /* --- the state machine ---------------------------------------------------- */
@@ -696,45 +1181,46 @@ static void step(struct fencer *f)
 {
 	const struct storage_params *p = params(f);
 	uint64_t now = loop_now_ns(), wake = 0;
+	uint64_t grace_end;
+	bool changed = false;
 
 	if (f->state != HB_FENCED && now >= at(f, timeline_timeout_ms(p))) {
 		fence(f, now);
 		f->next_ns = now;
+		changed = true;
 	}
 	if (f->state == HB_HEALTHY && now >= late_at(f)) {
 		f->state = HB_LATE;
 		f->next_ns = now; /* the extra attempt, at once */
-		fencer_event(
-			f, "HEARTBEAT_LATE",
-			json_pack("{s:I,s:I,s:s?}", "since_ok_ms",
-				  (json_int_t)ns_ms(now - f->t_ok_ns),
-				  "fence_in_ms",
-				  (json_int_t)ns_ms(
-					  at(f, timeline_timeout_ms(p)) - now),
-				  "error",
-				  f->last_error ? write_error(f->last_error) :
-						  "write still in flight"));
+		report(f, "HEARTBEAT_LATE",
+		       json_pack("{s:I,s:I,s:s}", "since_ok_ms",
+				 (json_int_t)ns_ms(now - f->t_ok_ns),
+				 "fence_in_ms",
+				 (json_int_t)ns_ms(
+					 at(f, timeline_timeout_ms(p)) - now),
+				 "error",
+				 f->last_error ? write_error(f->last_error) :
+						 "write still in flight"));
 	}
-	if (f->state == HB_FENCED && !f->completed &&
-	    (!f->victims_alive ||
-	     now >= f->fenced_ns + ms_ns(p->kill_grace_ms)))
+	grace_end = f->fenced_ns + ms_ns(p->kill_grace_ms);
+	if (f->state == HB_FENCED && !f->fired && now >= grace_end)
+		fence_fired(f, now); /* the search did not finish in time */
+	if (f->state == HB_FENCED && f->fired && !f->completed &&
+	    ((!f->victims_alive && f->scan.complete) || now >= grace_end))
 		fence_settled(f, now);
 	/*
 	 * Fenced: whatever started on the lost storage meanwhile goes, at
 	 * every interval, whether or not a write is stuck.
 	 */
-	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE &&
-	    now >= f->rekill_ns) {
-		unsigned int first = f->nvictims;
-
+	if (f->state == HB_FENCED && f->fired &&
+	    p->strategy != FENCE_PERMISSIVE && now >= f->rekill_ns) {
 		f->rekill_ns = now + ms_ns(p->interval_ms);
-		if (kill_victims(f, now))
-			fencer_event(f, "FENCE_KILLED",
-				     json_pack("{s:o}", "victims",
-					       victims_json(f, first)));
+		scan_start(f, false);
 	}
-	if (!f->writing && now >= f->next_ns)
+	if (!f->writing && now >= f->next_ns) {
 		write_start(f, now);
+		changed = true;
+	}
 
 	if (!f->writing)
 		wake = min_ns(wake, f->next_ns);
@@ -745,120 +1231,120 @@ static void step(struct fencer *f)
 	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE)
 		wake = min_ns(wake, f->rekill_ns);
 	if (f->state == HB_FENCED && !f->completed)
-		wake = min_ns(wake, f->fenced_ns + ms_ns(p->kill_grace_ms));
+		wake = min_ns(wake, grace_end);
 	if (wake)
 		timer_at(f, wake < now ? now : wake);
+	if (changed || f->dirty || f->victims_changed)
+		report(f, NULL, NULL);
 }
 
-/* --- the interface -------------------------------------------------------- */
+/* --- the control plane's messages ----------------------------------------- */
 
-static void attach(struct fencer *f, struct storage *s)
+static void take_cfg(struct fencer *f, struct fencer_cfg *cfg)
 {
-	f->s = s;
-	s->hb = f;
-	f->filter = (struct victim_filter){
-		.patterns = s->p.victims,
-		.npatterns = s->p.nvictims,
-		.self = getpid(),
-	};
-	f->devs.n = 0;
-	if (s->p.type == STORAGE_FILE)
-		devset_add(&f->devs, s->fs_dev);
-	if (s->dev)
-		devset_add_stack(&f->devs, s->dev, "/sys");
+	if (f->cfg.fd >= 0 && f->cfg.fd != cfg->fd)
+		loop_close(loop_of(f), f->cfg.fd);
+	fencer_cfg_release(&f->cfg);
+	f->cfg = *cfg;
+	/* The record may have moved: the sequence never goes back. */
+	if (cfg->seq_floor > f->seq)
+		f->seq = cfg->seq_floor;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fd = -1;
 	f->vms_ns = 0;
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = dup(s->record_fd);
-	f->size = s->record_size;
-	f->offset = s->record_offset;
 }
 
 /* Re-armed at start-up: a fence outlives the restart. */
-static void restore(struct fencer *f, json_t *fence)
+static void restore(struct fencer *f, const struct fence_restore *r)
 {
-	const char *reason =
-		json_string_value(json_object_get(fence, "reason"));
-
-	if (!json_is_object(fence))
-		return;
 	/*
 	 * Still fenced after a restart. The victims of then are not known
 	 * any more; new ones are killed at every interval.
 	 */
 	f->state = HB_FENCED;
 	f->failing = true;
-	f->completed = true;
+	f->fired = f->completed = true;
+	f->scan.complete = true;
 	f->fenced_ns = f->contract_ns = loop_now_ns();
-	f->fenced_real_s =
-		json_integer_value(json_object_get(fence, "fenced_at"));
-	f->escalated = json_is_true(json_object_get(fence, "escalated"));
+	f->rekill_ns = f->fenced_ns;
+	f->fenced_real_s = r->fenced_real_s;
+	f->escalated = r->escalated;
 	snprintf(f->reason, sizeof(f->reason), "%s",
-		 reason ? reason : "fenced before a restart");
-	pr_warn("%s: still fenced (%s)%s", f->s->p.uuid, f->reason,
+		 r->reason[0] ? r->reason : "fenced before a restart");
+	pr_warn("%s: still fenced (%s)%s", f->cfg.p.uuid, f->reason,
 		f->escalated ? "; escalated: the watchdog is not petted" : "");
-	daemon_watchdog_update(f->d);
+	core_watchdog_update(f->c);
 }
 
-int fencer_start(struct daemon *d, struct storage *s, json_t *fence)
+void fencer_on_start(struct msg *m, void *ctx)
 {
+	struct msg_fencer_start *s = container_of(m, struct msg_fencer_start, m);
+	struct core *c = ctx;
 	struct fencer *f = calloc(1, sizeof(*f));
 	uint64_t now = loop_now_ns();
 
-	if (!f)
-		return -ENOMEM;
-	f->fd = -1;
-	f->vms = calloc(RECORD_VMS_MAX, sizeof(*f->vms));
-	if (!f->vms ||
+	if (f)
+		f->vms = calloc(CENSUS_VMS_MAX, sizeof(*f->vms));
+	if (!f || !f->vms ||
 	    posix_memalign(&f->buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
-		free(f->vms);
+		/* The control plane sees no snapshot; never silent here. */
+		pr_crit("%s: out of memory: no heartbeats for it", s->cfg.p.uuid);
+		if (f)
+			free(f->vms);
 		free(f);
-		return -ENOMEM;
+		loop_close(&c->loop, s->cfg.fd);
+		fencer_cfg_release(&s->cfg);
+		free(s);
+		return;
 	}
-	f->d = d;
+	f->c = c;
+	f->id = s->id;
+	f->idx = s->idx;
+	f->cfg.fd = -1;
 	f->timer.cb = timer_done;
 	timed_op_init(&f->io, io_done, io_late);
 	f->io.idle = io_idle;
 	f->ioprio = IOPRIO_PRIO_VALUE(IOPRIO_CLASS_RT, 0);
-	attach(f, s);
-	if (f->fd < 0) {
-		int ret = -errno;
-
-		s->hb = NULL;
-		fencer_free(f);
-		return ret;
-	}
-	f->seq = s->next_seq ? s->next_seq : 1;
+	f->seq = 1;
+	list_add_tail(&f->link, &c->fencers);
+	c->nfencers++;
+	take_cfg(f, &s->cfg);
 	/* On this boot the record on the storage says when it last succeeded. */
-	f->t_ok_ns = s->t_ok_ns && s->t_ok_ns <= now ? s->t_ok_ns : now;
-	fence_hook_init(&f->hook, &d->loop);
-	if (fence)
-		restore(f, fence);
+	f->t_ok_ns = f->cfg.t_ok_ns && f->cfg.t_ok_ns <= now ? f->cfg.t_ok_ns :
+							       now;
+	f->next_ns = now;
+	if (s->restore.fenced)
+		restore(f, &s->restore);
+	free(s);
 	step(f);
-	return 0;
 }
 
-void fencer_move(struct storage *from, struct storage *to)
+void fencer_on_update(struct msg *m, void *ctx)
 {
-	struct fencer *f = from->hb;
+	struct msg_fencer_update *u =
+		container_of(m, struct msg_fencer_update, m);
+	struct fencer *f = fencer_find(ctx, u->id);
 
-	from->hb = NULL;
-	if (!f)
+	if (!f) {
+		loop_close(&((struct core *)ctx)->loop, u->cfg.fd);
+		fencer_cfg_release(&u->cfg);
+		free(u);
 		return;
-	/* The record may have moved: the sequence never goes back. */
-	if (to->next_seq > f->seq)
-		f->seq = to->next_seq;
-	attach(f, to);
+	}
+	f->idx = u->idx;
+	take_cfg(f, &u->cfg);
+	free(u);
 	step(f);
+	report(f, NULL, NULL);
 }
 
 /*
- * The clean-shutdown record, encoded now (the storage may be gone when
- * it is written) and sent once no heartbeat is in the kernel any more.
+ * The clean-shutdown record, encoded now and sent once no heartbeat is in
+ * the kernel any more.
  */
 static void final_record(struct fencer *f)
 {
-	if (f->final != FINAL_NONE || f->fd < 0)
+	if (f->final != FINAL_NONE || f->cfg.fd < 0)
 		return;
 	if (posix_memalign(&f->final_buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
 		f->final_buf = NULL;
@@ -873,107 +1359,138 @@ static void final_record(struct fencer *f)
 		final_submit(f);
 }
 
-void fencer_shutdown(struct fencer *f)
+static void retire(struct fencer *f)
 {
 	timer_cancel(f);
 	final_record(f);
-}
-
-void fencer_stop(struct fencer *f)
-{
-	struct daemon *d = f->d;
-
-	if (!d->loop.stopping) {
-		fencer_shutdown(f);
-		release_victims(f);
-	}
-	f->s->hb = NULL;
-	f->s = NULL;
-	if (d->loop.stopping) {
-		/* The loop is gone: what is still in the kernel is abandoned. */
-		fencer_free(f);
-		return;
-	}
+	release_victims(f);
+	f->stopping = true;
 	settle(f);
-	daemon_watchdog_update(d);
 }
 
-bool fencer_writing(const struct fencer *f)
+void fencer_on_stop(struct msg *m, void *ctx)
 {
-	return f->writing;
+	struct msg_fencer_stop *s = container_of(m, struct msg_fencer_stop, m);
+	struct core *c = ctx;
+	struct fencer *f = fencer_find(c, s->id);
+
+	free(s);
+	if (!f)
+		return;
+	retire(f);
+	core_watchdog_update(c);
 }
 
-bool fencer_holds_watchdog(const struct fencer *f)
-{
-	return f->escalated;
-}
-
-json_t *fencer_state_json(const struct fencer *f)
-{
-	if (f->state != HB_FENCED)
-		return NULL;
-	return json_pack("{s:I,s:s,s:b}", "fenced_at",
-			 (json_int_t)f->fenced_real_s, "reason", f->reason,
-			 "escalated", f->escalated);
-}
-
-int fencer_unfence(struct fencer *f, uid_t uid, char *err, size_t len)
+static int unfence(struct fencer *f, uid_t uid, char *err, size_t len)
 {
 	uint64_t now = loop_now_ns();
 
 	if (f->state != HB_FENCED) {
-		snprintf(err, len, "storage %s is not fenced", f->s->p.uuid);
+		snprintf(err, len, "storage %s is not fenced", f->cfg.p.uuid);
 		return -EINVAL;
 	}
 	if (f->failing || now >= late_at(f)) {
 		snprintf(
 			err, len,
 			"storage %s is still lost (no heartbeat succeeded for %lld ms); it stays fenced",
-			f->s->p.uuid, (long long)ns_ms(now - f->t_ok_ns));
+			f->cfg.p.uuid, (long long)ns_ms(now - f->t_ok_ns));
 		return -EAGAIN;
 	}
 	release_victims(f);
+	f->gen++;
 	f->state = HB_HEALTHY;
-	f->completed = f->escalated = false;
+	f->fired = f->completed = f->escalated = false;
 	f->reason[0] = '\0';
-	fencer_event(f, "STORAGE_UNFENCED",
-		     json_pack("{s:i}", "uid", (int)uid));
-	daemon_watchdog_update(f->d);
+	f->scan = (struct scan_report){ 0 };
+	report(f, "STORAGE_UNFENCED", json_pack("{s:i}", "uid", (int)uid));
+	core_watchdog_update(f->c);
 	step(f);
 	return 0;
 }
 
-json_t *fencer_status_json(const struct fencer *f)
+void fencer_on_unfence(struct msg *m, void *ctx)
 {
-	const struct storage_params *p = params(f);
-	uint64_t now = loop_now_ns();
-	json_t *o = json_pack(
-		"{s:s,s:I,s:I,s:b,s:b,s:i,s:b,s:I,s:I,s:I,s:s?,s:{s:I,s:I}}",
-		"state", hb_state_names[f->state], "seq",
-		(json_int_t)f->seq - 1, "since_ok_ms",
-		(json_int_t)ns_ms(now - f->t_ok_ns), "in_flight", f->writing,
-		"direct", f->s->record_direct, "record_size", f->size,
-		"rt_ioprio", f->ioprio != 0, "writes_ok",
-		(json_int_t)f->writes_ok, "writes_failed",
-		(json_int_t)f->writes_failed, "writes_timed_out",
-		(json_int_t)f->writes_timed_out, "last_error",
-		f->last_error ? write_error(f->last_error) : NULL, "latency_us",
-		"last", (json_int_t)(f->last_latency_ns / 1000), "max",
-		(json_int_t)(f->max_latency_ns / 1000));
+	struct msg_unfence *u = container_of(m, struct msg_unfence, m);
+	struct msg_unfence_done *r = calloc(1, sizeof(*r));
+	struct fencer *f = fencer_find(ctx, u->id);
 
-	if (f->state != HB_FENCED) {
-		json_object_set_new(
-			o, "fence_in_ms",
-			json_integer(
-				ns_ms(at(f, timeline_timeout_ms(p)) - now)));
-		return o;
+	if (!r) {
+		/* The caller's request stays unanswered: say so, at least. */
+		pr_err("out of memory: unfence not answered");
+		json_decref(u->req_id);
+		free(u);
+		return;
 	}
-	json_object_set_new(o, "fence",
-			    json_pack("{s:I,s:s,s:b,s:b,s:b,s:o}", "fenced_at",
-				      (json_int_t)f->fenced_real_s, "reason",
-				      f->reason, "completed", f->completed,
-				      "escalated", f->escalated, "restored",
-				      !f->failing, "victims",
-				      victims_json(f, 0)));
-	return o;
+	r->conn_id = u->conn_id;
+	r->req_id = u->req_id;
+	if (!f) {
+		r->ret = -ENOENT;
+		snprintf(r->err, sizeof(r->err), "no such storage is armed");
+	} else {
+		snprintf(r->uuid, sizeof(r->uuid), "%s", f->cfg.p.uuid);
+		r->ret = unfence(f, u->uid, r->err, sizeof(r->err));
+	}
+	free(u);
+	core_report(ctx, &r->m, ((struct core *)ctx)->ops->unfence_done);
+}
+
+/* --- all fencers ---------------------------------------------------------- */
+
+#define for_each_fencer(c, f, pos)                                         \
+	for ((pos) = (c)->fencers.next;                                    \
+	     (pos) != &(c)->fencers &&                                     \
+	     ((f) = list_entry((pos), struct fencer, link), true);         \
+	     (pos) = (pos)->next)
+
+void fencers_shutdown(struct core *c)
+{
+	struct list_head *pos, *next;
+
+	for (pos = c->fencers.next; pos != &c->fencers; pos = next) {
+		struct fencer *f = list_entry(pos, struct fencer, link);
+
+		next = pos->next;
+		timer_cancel(f);
+		final_record(f);
+	}
+}
+
+bool fencers_writing(const struct core *c)
+{
+	const struct list_head *pos;
+	struct fencer *f;
+
+	for_each_fencer(c, f, pos)
+		if (f->writing)
+			return true;
+	return false;
+}
+
+void fencers_free(struct core *c)
+{
+	while (!list_empty(&c->fencers))
+		fencer_free(list_entry(c->fencers.next, struct fencer, link));
+}
+
+bool fencers_hold_watchdog(const struct core *c)
+{
+	const struct list_head *pos;
+	struct fencer *f;
+
+	for_each_fencer(c, f, pos)
+		if (!f->stopping && f->escalated)
+			return true;
+	return false;
+}
+
+uint32_t fencers_min_interval_ms(const struct core *c)
+{
+	const struct list_head *pos;
+	struct fencer *f;
+	uint32_t min = 0;
+
+	for_each_fencer(c, f, pos)
+		if (!f->stopping && (!min || f->cfg.p.interval_ms < min))
+			min = f->cfg.p.interval_ms;
+	return min;
 }

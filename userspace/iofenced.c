@@ -17,12 +17,6 @@
 #include "log.h"
 #include "sd_notify.h"
 
-struct watchdog_timer {
-	struct loop_op op;
-	struct __kernel_timespec every;
-	struct loop *loop;
-};
-
 static void sig_arm(struct daemon *d)
 {
 	struct io_uring_sqe *sqe = loop_sqe(&d->loop, &d->sig_op);
@@ -73,42 +67,17 @@ static int signals_open(struct daemon *d)
 	return 0;
 }
 
-static void watchdog_arm(struct watchdog_timer *w)
-{
-	struct io_uring_sqe *sqe = loop_sqe(w->loop, &w->op);
-
-	io_uring_prep_timeout(sqe, &w->every, 0, 0);
-}
-
-/* Pets systemd's watchdog at half its period, from the loop itself. */
-static void watchdog_done(struct loop_op *op, int res, unsigned int flags)
-{
-	struct watchdog_timer *w = container_of(op, struct watchdog_timer, op);
-
-	if (w->loop->stopping)
-		return;
-	sd_notify_send("WATCHDOG=1");
-	watchdog_arm(w);
-}
-
 /*
- * Memory pressure and CPU load must not make the loop miss a deadline:
- * its memory stays resident and it runs above ordinary work. Where the
- * limits forbid either, say so and go on: a fence a little late is
- * better than none.
+ * Memory pressure must not make the core miss a deadline: its memory
+ * stays resident. Where the limits forbid it, say so and go on: a fence
+ * a little late is better than none. (The core thread alone runs at
+ * real-time priority, core.c; the control plane stays an ordinary one.)
  */
-static void harden(const struct config *cfg)
+static void harden(void)
 {
-	struct sched_param sp = { .sched_priority = cfg->rt_priority };
-
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		pr_warn("mlockall: %s; memory pressure may delay a fence (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)",
 			strerror(errno));
-	if (!cfg->rt_priority)
-		pr_info("real-time scheduling off (--rt-priority 0)");
-	else if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp))
-		pr_warn("SCHED_FIFO priority %d: %s; CPU load may delay a fence",
-			cfg->rt_priority, strerror(errno));
 }
 
 /*
@@ -139,9 +108,7 @@ static int detach(int *ready_fd)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
-	struct watchdog_timer wd = { .op.cb = watchdog_done, .loop = &d.loop };
 	int ready_fd = -1;
-	uint64_t wd_ms;
 	int ret;
 
 	ret = config_load(&d.cfg, argc, argv);
@@ -154,7 +121,7 @@ int main(int argc, char **argv)
 		config_free(&d.cfg);
 		return EXIT_FAILURE;
 	}
-	harden(&d.cfg);
+	harden();
 	ret = daemon_open(&d, ready_fd);
 	if (ret)
 		return EXIT_FAILURE;
@@ -164,12 +131,8 @@ int main(int argc, char **argv)
 		daemon_close(&d);
 		return EXIT_FAILURE;
 	}
-	wd_ms = sd_watchdog_ms();
-	if (wd_ms) {
-		wd.every.tv_sec = wd_ms / 2 / 1000;
-		wd.every.tv_nsec = (wd_ms / 2 % 1000) * 1000000;
-		watchdog_arm(&wd);
-	}
+	/* Told from the control plane's pulse, while both sides progress. */
+	d.sd_watchdog_ms = sd_watchdog_ms();
 	ret = loop_run(&d.loop);
 	if (!ret)
 		ret = d.exit_code;

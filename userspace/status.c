@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "fencer.h"
+#include "lag.h"
 #include "timeline.h"
 
 /* The block evidence the BPF tracker holds for the storage's device. */
@@ -34,7 +35,7 @@ static json_t *timeline_json(struct daemon *d, const struct storage *s)
 		"{s:I,s:I,s:I,s:I}", "late_ms", (json_int_t)timeline_late_ms(p),
 		"fence_ms", (json_int_t)timeline_timeout_ms(p), "escalate_ms",
 		(json_int_t)timeline_escalate_ms(p), "fence_deadline_ms",
-		(json_int_t)timeline_fence_deadline_ms(p, d->wd.timeout_ms));
+		(json_int_t)timeline_fence_deadline_ms(p, d->core.wd.timeout_ms));
 }
 
 static json_t *storage_json(struct daemon *d, const struct storage *s)
@@ -51,13 +52,32 @@ static json_t *storage_json(struct daemon *d, const struct storage *s)
 			 io_json(d, s));
 }
 
-static json_t *watchdog_json(const struct watchdog *w)
+/* The device is the core's; what it does with it, the core reports. */
+static json_t *watchdog_json(const struct daemon *d)
 {
+	const struct watchdog *w = &d->core.wd;
+
 	if (w->fd < 0)
 		return json_null();
 	return json_pack("{s:s,s:i,s:b,s:I}", "path", w->path, "timeout_ms",
-			 w->timeout_ms, "petting", !w->holding, "pets",
-			 (json_int_t)w->pets);
+			 w->timeout_ms, "petting", !d->core_last.wd_holding,
+			 "pets", (json_int_t)d->core_last.wd_pets);
+}
+
+/* How late each side runs, and the core's workers. */
+static json_t *lag_json(const struct daemon *d)
+{
+	struct lag_summary control;
+	const struct msg_core_report *r = &d->core_last;
+
+	lag_summarize(&d->lag, loop_now_ns(), &control);
+	return json_pack("{s:o,s:o,s:{s:I,s:I,s:I},s:I}", "core",
+			 lag_summary_json(&r->lag), "control",
+			 lag_summary_json(&control), "workers", "started",
+			 (json_int_t)r->workers, "busy",
+			 (json_int_t)r->workers_busy, "stuck",
+			 (json_int_t)r->workers_stuck, "core_report_age_ms",
+			 (json_int_t)(loop_now_ms() - d->core_seen_ms));
 }
 
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
@@ -71,7 +91,7 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
 		json_pack(
-			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:I,s:I,s:o,s:O}",
+			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:o,s:I,s:I,s:o,s:O}",
 			"host_state", host_state_name(d->host_state),
 			"uptime_ms",
 			(json_int_t)(loop_now_ms() - d->start_mono_ms),
@@ -83,7 +103,8 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			"max", (json_int_t)d->handler_ns_max, "bpf", "active",
 			d->tracker.active, "pin_dir",
 			d->tracker.active ? d->tracker.pin_dir : NULL,
-			"watchdog", watchdog_json(&d->wd), "connections",
+			"watchdog", watchdog_json(d), "lag", lag_json(d),
+			"connections",
 			(json_int_t)d->ctl.nconns, "last_seq",
 			(json_int_t)journal_last_seq(&d->journal), "storages",
 			list, "unarmed", d->unarmed),

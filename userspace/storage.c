@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "fencer.h"
+#include "loop.h"
 #include "storage.h"
 
 static const char *const type_names[] = {
@@ -93,16 +94,32 @@ unsigned int storage_host_count(struct storage_table *t, const char *host)
 	return n;
 }
 
+/* Only the control plane's thread frees storages. */
+static struct loop *closer;
+
+void storage_set_closer(struct loop *l)
+{
+	closer = l;
+}
+
+static void close_fd(int fd)
+{
+	if (fd < 0)
+		return;
+	if (closer)
+		loop_close(closer, fd);
+	else
+		close(fd);
+}
+
 void storage_free(struct storage *s)
 {
 	if (!s)
 		return;
 	if (s->hb)
 		fencer_stop(s->hb);
-	if (s->target_fd >= 0)
-		close(s->target_fd);
-	if (s->record_fd >= 0)
-		close(s->record_fd);
+	close_fd(s->target_fd);
+	close_fd(s->record_fd);
 	storage_params_free(&s->p);
 	free(s->host_uuid);
 	free(s);

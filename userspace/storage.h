@@ -52,7 +52,8 @@ struct storage_params {
 	char *fence_hook; /* NULL: none */
 };
 
-struct fencer;
+struct fencer_link;
+struct loop;
 
 struct storage {
 	struct storage_params p;
@@ -68,7 +69,7 @@ struct storage {
 	bool record_mine; /* staging: it held this host's record of it */
 	bool record_unread; /* staging: re-arming could not read it */
 	uint64_t t_ok_ns; /* staging: that record's time, this boot; or 0 */
-	struct fencer *hb; /* heartbeats and fencing, once committed */
+	struct fencer_link *hb; /* its fencer in the core, once committed */
 	uint32_t idx;
 	bool reconnect; /* armed by a host reconnect */
 	uint64_t flight; /* the setup that armed or last updated it */
@@ -110,8 +111,13 @@ void storage_remove(struct storage_table *t, struct storage *s);
 unsigned int storage_dev_users(struct storage_table *t,
 			       const struct storage *s);
 unsigned int storage_host_count(struct storage_table *t, const char *host);
-/* Closes what the storage holds and frees it. */
+/*
+ * Closes what the storage holds (through @l's io-wq: a close on a dead
+ * storage blocks) and frees it. The loop is the control plane's, set
+ * once by storage_set_closer().
+ */
 void storage_free(struct storage *s);
+void storage_set_closer(struct loop *l);
 
 #define storage_for_each(t, i, s)               \
 	for ((i) = 0; (i) < STORAGE_MAX; (i)++) \

@@ -247,8 +247,11 @@ sc1() {
 	hb_=$(hb "$S" d1)
 	check "1: heartbeat is O_DIRECT at RT I/O priority, healthy, fence ahead" \
 		jtrue "$hb_" '.direct and .rt_ioprio and .state == "healthy" and .fence_in_ms > 0 and .fence_in_ms <= 1500'
-	check "1: the daemon runs SCHED_FIFO priority 10 (the default)" \
-		eval "chrt -p $PID_s1 | grep -q 'policy: SCHED_FIFO' && chrt -p $PID_s1 | grep -q 'priority: 10'"
+	core=$(grep -lx iofence-core /proc/"$PID_s1"/task/*/comm 2>/dev/null | cut -d/ -f5 | head -1)
+	check "1: the fencing core thread runs SCHED_FIFO priority 10 (the default)" \
+		eval "[ -n '$core' ] && chrt -p $core | grep -q 'policy: SCHED_FIFO' && chrt -p $core | grep -q 'priority: 10'"
+	check "1: the control plane (main thread) is an ordinary one" \
+		eval "chrt -p $PID_s1 | grep -q 'policy: SCHED_OTHER'"
 	r=$(rq "$S" '{"execute":"query-peer","arguments":{"storage":"d1","host":"h1","window_ms":600}}')
 	check "1: query-peer on a block storage needs the slot" grep -q '"error".*slot' <<<"$r"
 	r=$(rq "$S" '{"execute":"query-peer","arguments":{"storage":"d1","host":"h1","slot":0,"window_ms":600}}')

@@ -259,7 +259,7 @@ static bool contains(const char *haystack, const char *needle)
 }
 
 /* The fencer of an armed storage, for the tests that time a stop. */
-static struct fencer *fencer_of(const char *uuid)
+static struct fencer_link *fencer_of(const char *uuid)
 {
 	struct storage *s = storage_find(&h.d.storages, uuid);
 
@@ -435,7 +435,7 @@ Test(last_record, teardown_writes_clean_shutdown)
 Test(last_record, clean_stop_when_idle_writes_clean_shutdown)
 {
 	int fd = harness_connect(&h);
-	struct fencer *fc;
+	struct fencer_link *fc;
 	struct record r;
 	char path[192];
 	uint64_t seq, end;
@@ -467,7 +467,7 @@ Test(last_record, clean_stop_when_idle_writes_clean_shutdown)
 Test(last_record, clean_stop_during_a_write_writes_clean_shutdown)
 {
 	int fd = harness_connect(&h);
-	struct fencer *fc;
+	struct fencer_link *fc;
 	struct record r;
 	char path[192];
 	uint64_t seq, end;

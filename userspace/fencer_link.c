@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The control plane's side of the fencers: messages out, snapshots in. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "daemon.h"
+#include "fencer.h"
+#include "fencer_core.h"
+#include "log.h"
+#include "timeline.h"
+
+#define NS_PER_MS 1000000ull
+
+/* What the core needs of @s, all of it its own. */
+static int cfg_fill(struct daemon *d, const struct storage *s,
+		    struct fencer_cfg *cfg)
+{
+	const char *hook = s->p.fence_hook ? s->p.fence_hook : d->cfg.fence_hook;
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fd = -1;
+	ret = storage_params_copy(&cfg->p, &s->p);
+	if (!ret && hook && !(cfg->hook = strdup(hook)))
+		ret = -ENOMEM;
+	if (ret)
+		goto err;
+	snprintf(cfg->host_uuid, sizeof(cfg->host_uuid), "%s", s->host_uuid);
+	/* Its own duplicate: the core closes it, the storage's stays ours. */
+	cfg->fd = fcntl(s->record_fd, F_DUPFD_CLOEXEC, 0);
+	if (cfg->fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	cfg->size = s->record_size;
+	cfg->offset = s->record_offset;
+	cfg->direct = s->record_direct;
+	if (s->p.type == STORAGE_FILE)
+		devset_add(&cfg->devs, s->fs_dev);
+	/* sysfs only: the holders of the device, never the storage itself. */
+	if (s->dev && devset_add_stack(&cfg->devs, s->dev, "/sys"))
+		pr_warn("%s: more than %d devices stacked on it; victims on the rest are not found",
+			s->p.uuid, DEVSET_MAX);
+	cfg->seq_floor = s->next_seq;
+	cfg->t_ok_ns = s->t_ok_ns;
+	return 0;
+err:
+	fencer_cfg_release(cfg);
+	return ret;
+}
+
+static void restore_parse(json_t *fence, struct fence_restore *r)
+{
+	const char *reason = json_string_value(json_object_get(fence, "reason"));
+
+	memset(r, 0, sizeof(*r));
+	if (!json_is_object(fence))
+		return;
+	r->fenced = true;
+	r->escalated = json_is_true(json_object_get(fence, "escalated"));
+	r->fenced_real_s =
+		json_integer_value(json_object_get(fence, "fenced_at"));
+	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+}
+
+int fencer_start(struct daemon *d, struct storage *s, json_t *fence)
+{
+	struct msg_fencer_start *m = calloc(1, sizeof(*m));
+	struct fencer_link *f = calloc(1, sizeof(*f));
+	int ret = -ENOMEM;
+
+	if (!m || !f || (ret = cfg_fill(d, s, &m->cfg))) {
+		free(m);
+		free(f);
+		return ret;
+	}
+	f->d = d;
+	f->s = s;
+	f->id = ++d->next_fencer_id;
+	restore_parse(fence, &m->restore);
+	/* Until the core's first report: what it is starting from. */
+	f->snap.state = m->restore.fenced ? HB_FENCED : HB_HEALTHY;
+	f->snap.t_ok_ns = s->t_ok_ns ? s->t_ok_ns : loop_now_ns();
+	f->snap.fenced_real_s = m->restore.fenced_real_s;
+	f->snap.escalated = m->restore.escalated;
+	f->snap.completed = f->snap.failing = m->restore.fenced;
+	memcpy(f->snap.reason, m->restore.reason, sizeof(f->snap.reason));
+	f->snap.rt_ioprio = true;
+	s->hb = f;
+	m->id = f->id;
+	m->idx = s->idx;
+	core_send(&d->core, &m->m, fencer_on_start);
+	return 0;
+}
+
+void fencer_move(struct storage *from, struct storage *to)
+{
+	struct fencer_link *f = from->hb;
+	struct msg_fencer_update *m;
+
+	from->hb = NULL;
+	if (!f)
+		return;
+	to->hb = f;
+	f->s = to;
+	m = calloc(1, sizeof(*m));
+	if (!m || cfg_fill(f->d, to, &m->cfg)) {
+		/*
+		 * The core goes on with the old parameters and record fd,
+		 * which stay valid: only the update is lost, and said.
+		 */
+		pr_err("%s: out of memory: its fencer keeps its old parameters",
+		       to->p.uuid);
+		free(m);
+		return;
+	}
+	m->id = f->id;
+	m->idx = to->idx;
+	core_send(&f->d->core, &m->m, fencer_on_update);
+}
+
+void fencer_stop(struct fencer_link *f)
+{
+	struct msg_fencer_stop *m;
+
+	/* After the core ended there is nobody to tell. */
+	m = f->d->core.running ? calloc(1, sizeof(*m)) : NULL;
+	if (m) {
+		m->id = f->id;
+		core_send(&f->d->core, &m->m, fencer_on_stop);
+	} else if (f->d->core.running) {
+		pr_crit("%s: out of memory: its fencer cannot be told to stop",
+			f->s->p.uuid);
+	}
+	f->s->hb = NULL;
+	json_decref(f->victims);
+	free(f);
+}
+
+static struct fencer_link *link_find(struct daemon *d, uint32_t idx,
+				     uint64_t id)
+{
+	struct storage *s = idx < STORAGE_MAX ? d->storages.slot[idx] : NULL;
+	unsigned int i;
+
+	if (s && s->hb && s->hb->id == id)
+		return s->hb;
+	/* Moved meanwhile (an update rolled back): look everywhere. */
+	storage_for_each(&d->storages, i, s)
+		if (s->hb && s->hb->id == id)
+			return s->hb;
+	return NULL;
+}
+
+void fencer_on_report(struct msg *m, void *ctx)
+{
+	struct msg_fencer_report *r = container_of(m, struct msg_fencer_report, m);
+	struct daemon *d = ctx;
+	struct fencer_link *f = link_find(d, r->idx, r->id);
+
+	if (f) {
+		f->snap = r->snap;
+		f->have_snap = true;
+		if (r->victims) {
+			json_decref(f->victims);
+			f->victims = r->victims;
+			r->victims = NULL;
+		}
+	}
+	/* An event of a storage torn down since is still an event. */
+	if (r->event)
+		daemon_event(d, r->event, r->data);
+	else
+		json_decref(r->data);
+	json_decref(r->victims);
+	free(r);
+}
+
+void fencer_unfence(struct fencer_link *f, uid_t uid, uint64_t conn_id,
+		    json_t *req_id)
+{
+	struct msg_unfence *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		cmd_reply_later(f->d, conn_id,
+				proto_error(PROTO_GENERIC_ERROR, req_id,
+					    "out of memory"));
+		json_decref(req_id);
+		return;
+	}
+	m->id = f->id;
+	m->uid = uid;
+	m->conn_id = conn_id;
+	m->req_id = req_id;
+	core_send(&f->d->core, &m->m, fencer_on_unfence);
+}
+
+void fencer_on_unfence_done(struct msg *m, void *ctx)
+{
+	struct msg_unfence_done *r = container_of(m, struct msg_unfence_done, m);
+	struct daemon *d = ctx;
+	json_t *reply;
+
+	if (!r->ret)
+		reply = proto_return(json_pack("{s:s,s:s}", "uuid", r->uuid,
+					       "state", "healthy"),
+				     r->req_id);
+	else if (r->ret == -ENOENT)
+		reply = proto_error(PROTO_NOT_FOUND, r->req_id, "uuid: %s",
+				    r->err);
+	else
+		reply = proto_error(PROTO_GENERIC_ERROR, r->req_id, "uuid: %s",
+				    r->err);
+	cmd_reply_later(d, r->conn_id, reply);
+	json_decref(r->req_id);
+	free(r);
+}
+
+bool fencer_writing(const struct fencer_link *f)
+{
+	return f->snap.writing;
+}
+
+json_t *fencer_state_json(const struct fencer_link *f)
+{
+	if (f->snap.state != HB_FENCED)
+		return NULL;
+	return json_pack("{s:I,s:s,s:b}", "fenced_at",
+			 (json_int_t)f->snap.fenced_real_s, "reason",
+			 f->snap.reason, "escalated", f->snap.escalated);
+}
+
+/* strerror() calls ETIMEDOUT "Connection timed out", which misleads here. */
+static const char *write_error(int err)
+{
+	return err == ETIMEDOUT ? "write deadline passed" : strerror(err);
+}
+
+json_t *fencer_status_json(const struct fencer_link *f)
+{
+	const struct hb_snap *h = &f->snap;
+	const struct storage_params *p = &f->s->p;
+	int64_t now = (int64_t)loop_now_ns();
+	int64_t since_ok = now - (int64_t)h->t_ok_ns;
+	json_t *o = json_pack(
+		"{s:s,s:I,s:I,s:b,s:b,s:i,s:b,s:I,s:I,s:I,s:s?,s:{s:I,s:I},s:{s:I,s:I}}",
+		"state", hb_state_name(h->state), "seq", (json_int_t)h->seq,
+		"since_ok_ms", (json_int_t)(since_ok / (int64_t)NS_PER_MS),
+		"in_flight", h->writing, "direct", f->s->record_direct,
+		"record_size", f->s->record_size, "rt_ioprio", h->rt_ioprio,
+		"writes_ok", (json_int_t)h->writes_ok, "writes_failed",
+		(json_int_t)h->writes_failed, "writes_timed_out",
+		(json_int_t)h->writes_timed_out, "last_error",
+		h->last_error ? write_error(h->last_error) : NULL, "latency_us",
+		"last", (json_int_t)(h->last_latency_ns / 1000), "max",
+		(json_int_t)(h->max_latency_ns / 1000), "jitter_us", "last",
+		(json_int_t)(h->last_jitter_ns / 1000), "max",
+		(json_int_t)(h->max_jitter_ns / 1000));
+
+	if (h->state != HB_FENCED) {
+		json_object_set_new(
+			o, "fence_in_ms",
+			json_integer((int64_t)timeline_timeout_ms(p) -
+				     since_ok / (int64_t)NS_PER_MS));
+		return o;
+	}
+	json_object_set_new(
+		o, "fence",
+		json_pack("{s:I,s:s,s:b,s:b,s:b,s:o,s:o}", "fenced_at",
+			  (json_int_t)h->fenced_real_s, "reason", h->reason,
+			  "completed", h->completed, "escalated", h->escalated,
+			  "restored", !h->failing, "victims",
+			  f->victims ? json_incref(f->victims) : json_array(),
+			  "scan", scan_report_json(&h->scan)));
+	return o;
+}
