@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "logger.h"
 #include "sd_notify.h"
 
 static void sig_arm(struct daemon *d)
@@ -48,18 +49,25 @@ static void sig_done(struct loop_op *op, int res, unsigned int flags)
 	sig_arm(d);
 }
 
-static int signals_open(struct daemon *d)
+/*
+ * Blocked before any thread starts, so that every thread inherits the
+ * mask and SIGTERM reaches the signalfd only, never a default action.
+ */
+static int signals_block(sigset_t *mask)
 {
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, mask, NULL))
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
-	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	return 0;
+}
+
+static int signals_open(struct daemon *d, const sigset_t *mask)
+{
+	d->sigfd = signalfd(-1, mask, SFD_CLOEXEC);
 	if (d->sigfd < 0)
 		return -errno;
 	d->sig_op.cb = sig_done;
@@ -108,6 +116,7 @@ static int detach(int *ready_fd)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	sigset_t mask;
 	int ready_fd = -1;
 	int ret;
 
@@ -121,14 +130,22 @@ int main(int argc, char **argv)
 		config_free(&d.cfg);
 		return EXIT_FAILURE;
 	}
+	/* Threads are made after the fork too: none would survive it. */
+	if (logger_start())
+		pr_warn("no logger thread: log lines are written where they are made");
 	harden();
-	ret = daemon_open(&d, ready_fd);
-	if (ret)
+	ret = signals_block(&mask);
+	if (!ret)
+		ret = daemon_open(&d, ready_fd);
+	if (ret) {
+		logger_stop();
 		return EXIT_FAILURE;
-	ret = signals_open(&d);
+	}
+	ret = signals_open(&d, &mask);
 	if (ret) {
 		pr_err("signalfd: %s", strerror(-ret));
 		daemon_close(&d);
+		logger_stop();
 		return EXIT_FAILURE;
 	}
 	/* Told from the control plane's pulse, while both sides progress. */
@@ -137,5 +154,6 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = d.exit_code;
 	daemon_close(&d);
+	logger_stop();
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
 }
