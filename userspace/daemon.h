@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The daemon's state: everything the loop owns. */
+/*
+ * The control plane's state: everything its loop owns. The fencers and
+ * the watchdog are the core's (core.h); what the control plane knows of
+ * them is what the core last reported.
+ */
 #ifndef IOFENCE_DAEMON_H
 #define IOFENCE_DAEMON_H
 

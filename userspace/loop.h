@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The one io_uring loop that owns all of the daemon's state. Every
- * operation in flight is a struct loop_op embedded in its owner; the CQE's
- * user_data points back at it and its callback runs on completion.
+ * An io_uring event loop, one per thread that has one (the control plane,
+ * the fencing core): it owns its thread's state and nobody else touches
+ * its ring. Every operation in flight is a struct loop_op embedded in its
+ * owner; the CQE's user_data points back at it and its callback runs on
+ * completion.
  */
 #ifndef IOFENCE_LOOP_H
 #define IOFENCE_LOOP_H

@@ -2,7 +2,9 @@
 /*
  * A real daemon inside the test process: the same daemon_open() as
  * iofenced, its loop pumped by the test between requests, and clients on
- * its real socket. Single-threaded, so tests control every interleaving.
+ * its real socket. The control plane runs only when a test pumps it, so
+ * tests control its interleavings; the fencing core runs in its own
+ * thread, as in iofenced, and its reports wait for the next pump.
  */
 #ifndef IOFENCE_HARNESS_H
 #define IOFENCE_HARNESS_H

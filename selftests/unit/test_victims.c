@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/loop.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,7 +38,8 @@
 #define UUID "12345678-1234-1234-1234-123456789abc"
 #define UUID2 "ABCDEF01-2345-6789-ABCD-EF0123456789"
 #define PF_KTHREAD 0x00200000
-#define MAX_KIDS 16
+/* Holders of pids for the fake /proc trees take most of these. */
+#define MAX_KIDS 160
 
 static char *const qemu_pattern[] = { "qemu-system-*" };
 static char *const any_pattern[] = { "*" };
@@ -134,13 +138,18 @@ static struct {
 	char qemu[96]; /* sleep, named like qemu, not on the storage */
 	char bystander[96]; /* sleep under another name */
 	char qemu_sh[128]; /* sh named like qemu, for argument lists */
-	bool mounted;
+	char fake[96]; /* a tmpfs mounted here is a fake /proc */
+	bool mounted, fake_mounted;
 	dev_t store_dev;
 	struct devset set; /* the storage's st_dev alone */
 	pid_t kids[MAX_KIDS];
 	int loopfd;
 	int fds; /* open before the test */
+	bool caps_dropped;
+	struct __user_cap_data_struct caps[2]; /* before they were */
 } fx;
+
+static void restore_caps(void);
 
 static void setup(void)
 {
@@ -183,6 +192,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	restore_caps();
 	for (unsigned int i = 0; i < MAX_KIDS; i++) {
 		if (fx.kids[i] <= 0)
 			continue;
@@ -196,6 +206,8 @@ static void teardown(void)
 	}
 	if (fx.mounted)
 		umount2(fx.store, MNT_DETACH);
+	if (fx.fake_mounted)
+		umount2(fx.fake, MNT_DETACH);
 	if (fx.work[0])
 		rm_tree(fx.work);
 }
@@ -778,13 +790,14 @@ Test(victims, vm_uuids)
 	spawn(&(struct kid){ .exe = fx.qemu, .hold = fx.disk });
 
 	memset(uuids, 'x', sizeof(uuids));
-	n = victims_vm_uuids(&fx.set, &f, "/proc", uuids, ARRAY_SIZE(uuids));
+	n = victims_vm_uuids(&fx.set, &f, "/proc", uuids, ARRAY_SIZE(uuids),
+			     NULL);
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(uuids[0], UUID);
 	cr_assert_eq(uuids[1][0], 'x');
 
 	memset(uuids, 'x', sizeof(uuids));
-	n = victims_vm_uuids(&fx.set, &f, "/proc", uuids, 0);
+	n = victims_vm_uuids(&fx.set, &f, "/proc", uuids, 0, NULL);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(uuids[0][0], 'x');
 	expect_fds(0);
@@ -905,6 +918,7 @@ Test(victims, proc_unreadable)
 
 	join(missing, sizeof(missing), fx.work, "no-proc");
 	cr_assert_eq(victims_scan(&fx.set, &f, missing, v, 2), -ENOENT);
-	cr_assert_eq(victims_vm_uuids(&fx.set, &f, missing, uuids, 1), -ENOENT);
+	cr_assert_eq(victims_vm_uuids(&fx.set, &f, missing, uuids, 1, NULL),
+		     -ENOENT);
 	expect_fds(0);
 }
