@@ -202,8 +202,8 @@ static void *core_main(void *arg)
 	ret = loop_run(&c->loop);
 	if (ret)
 		pr_crit("fencing core: its loop failed: %s", strerror(-ret));
-	loop_quiesce(&c->loop, SHUTDOWN_QUIESCE_MS);
-	pool_exit(&c->pool, SHUTDOWN_QUIESCE_MS);
+	loop_quiesce(&c->loop, CANCEL_QUIESCE_MS);
+	pool_exit(&c->pool, CANCEL_QUIESCE_MS);
 	/* Messages still queued release what they carry. */
 	chan_drain(&c->in);
 	fencers_free(c);

@@ -387,7 +387,7 @@ void daemon_close(struct daemon *d)
 	 */
 	core_stop(&d->core);
 	chan_drain(&d->in);
-	loop_quiesce(&d->loop, SHUTDOWN_QUIESCE_MS);
+	loop_quiesce(&d->loop, CANCEL_QUIESCE_MS);
 	/* Ends the flights waiting on a write; queued ones then fail. */
 	persist_close(&d->persist);
 	ctl_server_close(&d->ctl);

@@ -25,7 +25,13 @@
 #define FENCE_HOOK_DEADLINE_MS 10000
 /* The VM list a heartbeat record carries is at most this old. */
 #define VM_CENSUS_MS 5000
-/* Cancelling what is in flight when the daemon stops. */
+/* The clean-shutdown records when the daemon stops. */
 #define SHUTDOWN_QUIESCE_MS 2000
+/*
+ * Then what is still in flight is cancelled, and waited for this long:
+ * what a cancel ends completes at once; what it cannot end is stuck on a
+ * dead storage, and waiting longer would not help.
+ */
+#define CANCEL_QUIESCE_MS 500
 
 #endif
