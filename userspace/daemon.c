@@ -12,6 +12,7 @@
 #include "deadlines.h"
 #include "fencer.h"
 #include "log.h"
+#include "record.h"
 #include "sd_notify.h"
 
 #define STATE_DOC_VERSION 1
@@ -351,6 +352,8 @@ int daemon_open(struct daemon *d, int ready_fd)
 	ret = persist_open(&d->persist, d, d->cfg.state_dir);
 	if (ret)
 		goto out_core;
+	/* Read here: the core never reads procfs, not even this. */
+	record_boot_id();
 	/* Heartbeats start with the first re-armed storage. */
 	ret = core_start(&d->core);
 	if (ret) {

@@ -117,6 +117,7 @@ struct fencer {
 	unsigned int gen; /* of the fence: bumped by unfence */
 	uint64_t fenced_ns;
 	uint64_t contract_ns; /* t_ok + T: when the fence was due */
+	uint64_t fence_t_ok_ns; /* t_ok then: writes may succeed meanwhile */
 	uint64_t rekill_ns; /* next look for new victims while fenced */
 	int64_t fenced_real_s;
 	char reason[FENCE_REASON_MAX];
@@ -1018,7 +1019,7 @@ static void add_victim(struct fencer *f, struct msg_victim *mv)
 	fv->kill_err = mv->kill_err;
 	fv->killed_ns = mv->killed_ns;
 	/* The fence's own search has the fence's grace; later ones their own. */
-	fv->grace_from = f->fired ? mv->killed_ns : f->fenced_ns;
+	fv->grace_from = f->fired ? mv->killed_ns : f->contract_ns;
 	if (!fv->v.vm_uuid[0])
 		census_name(f, fv);
 	f->victims[f->nvictims++] = fv;
@@ -1062,13 +1063,16 @@ static void fence_fired(struct fencer *f, uint64_t now)
 	report(f, "FENCE_FIRED",
 	       json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:i,s:o}", "strategy",
 			 fence_strategy_name(p->strategy), "reason", f->reason,
-			 "since_ok_ms", (json_int_t)ns_ms(f->fenced_ns - f->t_ok_ns),
+			 "since_ok_ms",
+			 (json_int_t)ns_ms(f->fenced_ns - f->fence_t_ok_ns),
 			 "late_by_us",
 			 (json_int_t)(f->fenced_ns - f->contract_ns) / 1000,
 			 "fence_deadline_ms", (json_int_t)deadline,
 			 "deadline_left_ms",
 			 (json_int_t)(deadline ?
-					      ns_ms(at(f, deadline) - now) :
+					      ns_ms((int64_t)(f->fence_t_ok_ns +
+							      ms_ns(deadline)) -
+						    (int64_t)now) :
 					      0),
 			 "victims", victims_json(f, 0), "victims_omitted",
 			 f->victims_omitted, "scan", scan_report_json(&f->scan)));
@@ -1131,6 +1135,7 @@ static void fence(struct fencer *f, uint64_t now)
 	f->failing = true;
 	f->fenced_ns = now;
 	f->contract_ns = at(f, timeline_timeout_ms(p));
+	f->fence_t_ok_ns = f->t_ok_ns;
 	f->rekill_ns = now + ms_ns(p->interval_ms);
 	f->fired = f->completed = f->escalated = false;
 	f->scan = (struct scan_report){ 0 };
@@ -1202,7 +1207,12 @@ static void step(struct fencer *f)
 				 f->last_error ? write_error(f->last_error) :
 						 "write still in flight"));
 	}
-	grace_end = f->fenced_ns + ms_ns(p->kill_grace_ms);
+	/*
+	 * The grace counts from the moment the contract names (t_ok + T,
+	 * so this is t_ok + timeline_escalate_ms()), not from when the fence
+	 * ran: a late core never moves the reset past T + G + W.
+	 */
+	grace_end = f->contract_ns + ms_ns(p->kill_grace_ms);
 	if (f->state == HB_FENCED && !f->fired && now >= grace_end)
 		fence_fired(f, now); /* the search did not finish in time */
 	if (f->state == HB_FENCED && f->fired && !f->completed &&

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -320,28 +321,34 @@ const char *record_state_name(enum record_state s)
  * The boot id cannot change while we run, so one read serves every record.
  * Not locked: the daemon is one thread.
  */
-const uint8_t *record_boot_id(void)
+static uint8_t boot_id[RECORD_VM_UUID_SIZE];
+
+/* Reads procfs: once, before the fencing core starts (see record.h). */
+static void boot_id_read(void)
 {
-	static uint8_t id[RECORD_VM_UUID_SIZE];
-	static bool done;
+	uint8_t *id = boot_id;
 	char text[UUID_TEXT_LEN + 2];
 	ssize_t n;
 	int fd;
 
-	if (done)
-		return id;
-	done = true;
 	fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return id;
+		return;
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (n < UUID_TEXT_LEN)
-		return id;
+		return;
 	text[n] = '\0';
 	if (text[UUID_TEXT_LEN] == '\n')
 		text[UUID_TEXT_LEN] = '\0';
 	/* Writes @id only when the whole text parses. */
 	record_uuid_parse(text, id);
-	return id;
+}
+
+const uint8_t *record_boot_id(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, boot_id_read);
+	return boot_id;
 }

@@ -95,7 +95,10 @@ int record_decode(const void *buf, size_t len, struct record *r);
 int record_uuid_parse(const char *s, uint8_t out[RECORD_VM_UUID_SIZE]);
 void record_uuid_format(const uint8_t in[RECORD_VM_UUID_SIZE], char out[37]);
 const char *record_state_name(enum record_state s);
-/* This boot's id, read once; zeros when unreadable. */
+/*
+ * This boot's id, read once (thread-safe; the daemon reads it before its
+ * fencing core starts); zeros when unreadable.
+ */
 const uint8_t *record_boot_id(void);
 
 #endif

@@ -29,7 +29,7 @@ enum storage_type {
 };
 
 enum fence_strategy {
-	FENCE_FORCE, /* kill victims, kernel write fence, escalate to reset */
+	FENCE_FORCE, /* kill victims, escalate to a watchdog reset */
 	FENCE_KILL_ONLY, /* kill victims, never reset the host */
 	FENCE_PERMISSIVE, /* report only */
 };

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The timeline contract of one storage (DESIGN.md, "The timeline
- * contract"), in one place: every figure the daemon acts on or publishes is
+ * The timeline contract of one storage (Documentation/design.md, "The
+ * timeline"), in one place: every figure the daemon acts on or publishes is
  * derived here from the storage's parameters by a named function.
  *
  * All times are in ms after t_ok, the start of the last heartbeat write
- * that succeeded (the record peers can see). DESIGN.md counts from its
- * completion; the start is earlier by the write's latency and is never
+ * that succeeded (the record peers can see). The starting design counted
+ * from its completion; the start is earlier by the write's latency and is never
  * later than the moment peers saw the record, even when the daemon sees
  * the completion late (CPU starvation, SIGSTOP): every deadline here is
  * at or before the one peers compute. With I = interval_ms,
