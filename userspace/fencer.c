@@ -324,7 +324,7 @@ static void census(struct fencer *f, uint64_t now)
 		return;
 	f->vms_ns = now;
 	n = victims_vm_uuids(&f->devs, &f->filter, "/proc", f->vms,
-			     RECORD_VMS_MAX);
+			     RECORD_VMS_MAX, NULL);
 	if (n < 0) {
 		pr_warn("%s: cannot list its VMs: %s", f->s->p.uuid,
 			strerror(-n));

@@ -240,7 +240,11 @@ static bool filter_matches(const struct victim_filter *f, const char *name)
 	return false;
 }
 
-static int is_kthread(int dirfd)
+/*
+ * Whether the process is a kernel thread, and its start time: with the
+ * pid, who it is, for a process looked at again without its fds.
+ */
+static int proc_stat(int dirfd, bool *kthread, unsigned long long *start)
 {
 	char buf[1024];
 	unsigned int flags;
@@ -252,9 +256,13 @@ static int is_kthread(int dirfd)
 		return (int)n;
 	/* comm may hold spaces and parentheses: the fields follow the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
+	if (!p || sscanf(p + 1,
+			 " %*c %*d %*d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u"
+			 " %*d %*d %*d %*d %*d %*d %llu",
+			 &flags, start) != 2)
 		return -EINVAL;
-	return !!(flags & PF_KTHREAD);
+	*kthread = flags & PF_KTHREAD;
+	return 0;
 }
 
 /*
@@ -286,16 +294,22 @@ static int link_devs(int dirfd, const char *path, dev_t *dev, dev_t *rdev)
 
 /*
  * Whether a link target is on @set. A target that cannot be stat'ed is
- * not known to be on it; the process itself vanishing is up to the
- * caller's next read of its /proc directory.
+ * not known to be on it: *err says so, unless it is gone (an fd closed
+ * since the listing; the process itself vanishing is up to the caller's
+ * next read of its /proc directory).
  */
 static const char *link_use(const struct devset *set, int dirfd,
-			    const char *path, const char *why)
+			    const char *path, const char *why, int *err)
 {
 	dev_t dev, rdev;
+	int ret;
 
-	if (link_devs(dirfd, path, &dev, &rdev))
+	ret = link_devs(dirfd, path, &dev, &rdev);
+	if (ret) {
+		if (!vanished(ret))
+			*err = ret;
 		return NULL;
+	}
 	if (devset_has(set, dev))
 		return why;
 	if (rdev && devset_has(set, rdev))
@@ -303,7 +317,8 @@ static const char *link_use(const struct devset *set, int dirfd,
 	return NULL;
 }
 
-static int fd_use(const struct devset *set, int dirfd, const char **why)
+static int fd_use(const struct devset *set, int dirfd, const char **why,
+		  int *err)
 {
 	DIRSCAN_BUF(dents, 2048);
 	struct dirscan d;
@@ -315,7 +330,7 @@ static int fd_use(const struct devset *set, int dirfd, const char **why)
 		return -errno;
 	dirscan_init(&d, fd, dents, sizeof(dents));
 	while ((name = dirscan_next(&d, &ret))) {
-		*why = link_use(set, fd, name, "fd");
+		*why = link_use(set, fd, name, "fd", err);
 		if (*why) {
 			ret = 1;
 			break;
@@ -423,26 +438,27 @@ static int maps_use(const struct devset *set, int dirfd)
 	return ret;
 }
 
-/* 1 with @why when the process uses @set, 0 when not, or -errno. */
-static int usage(const struct devset *set, int dirfd, const char **why)
+/*
+ * 1 with @why when an fd, the working directory or the executable of the
+ * process is on @set; 0 when none is, with *err set when one could not be
+ * read. None of these takes the process's mmap lock.
+ */
+static int links_use(const struct devset *set, int dirfd, const char **why,
+		     int *err)
 {
 	int ret;
 
-	/* Links first: reading maps takes the process's mmap lock. */
-	ret = fd_use(set, dirfd, why);
-	if (ret)
-		return ret;
-	*why = link_use(set, dirfd, "cwd", "cwd");
+	ret = fd_use(set, dirfd, why, err);
+	if (ret > 0)
+		return 1;
+	if (ret < 0 && !vanished(ret))
+		*err = ret;
+	*why = link_use(set, dirfd, "cwd", "cwd", err);
 	if (*why)
 		return 1;
 	/* The executable is a mapping known without the mmap lock. */
-	*why = link_use(set, dirfd, "exe", "mapping");
-	if (*why)
-		return 1;
-	ret = maps_use(set, dirfd);
-	if (ret > 0)
-		*why = "mapping";
-	return ret;
+	*why = link_use(set, dirfd, "exe", "mapping", err);
+	return *why ? 1 : 0;
 }
 
 /* What the heartbeat record can carry is what counts as a VM uuid. */
@@ -517,157 +533,462 @@ out:
 	return ret;
 }
 
-struct check {
-	bool want_pidfd;
-	bool want_uuid;
+/* A process opened for its checks. */
+struct proc {
+	int dirfd; /* its /proc directory */
+	int pidfd; /* -1 when not wanted */
+	unsigned long long start;
+	char exe[VICTIM_EXE_MAX];
 };
 
-/*
- * 1 and @v filled when process @name (@pid) is a victim, 0 when not or
- * gone, or -errno when its /proc entries cannot be read: a process that
- * cannot be looked at cannot be ruled out.
- */
-static int check_process(const struct devset *set,
-			 const struct victim_filter *f, int procfd,
-			 const char *name, pid_t pid, struct check how,
-			 struct victim *v)
+static void proc_close(struct proc *p)
 {
-	char link[32], path[PATH_MAX];
-	const char *exe, *why = NULL;
-	int dirfd, pidfd = -1, ret = 0;
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	if (p->dirfd >= 0)
+		close(p->dirfd);
+	p->pidfd = -1;
+	p->dirfd = -1;
+}
 
-	/*
-	 * Not a candidate when its name cannot be read, whatever the error:
-	 * else one process hidden from us (some sandboxes hide their init
-	 * even from root) would fail every scan.
-	 */
-	snprintf(link, sizeof(link), "%s/exe", name);
-	exe = exe_name(procfd, link, path, sizeof(path), &ret);
-	if (!exe)
-		return 0;
-	if (!filter_matches(f, exe))
-		return 0;
+/*
+ * What one scan keeps of a process past pass 1: a candidate for pass 2,
+ * or a victim to name in pass 3.
+ */
+struct kept {
+	pid_t pid;
+	int dirfd; /* -1 when not held: opened again by pid and start time */
+	int pidfd; /* likewise; -1 for a victim, whose pidfd was handed over */
+	int err; /* a check of pass 1 that failed: a skip unless maps prove use */
+	unsigned long long start;
+	enum { KEPT_CANDIDATE, KEPT_VICTIM, KEPT_DONE } state;
+};
 
-	dirfd = openat(procfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return vanished(-errno) ? 0 : -errno;
-	if (how.want_pidfd) {
-		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		if (pidfd < 0) {
+struct scan {
+	const struct devset *set;
+	const struct victim_filter *f;
+	int procfd;
+	bool want_pidfd;
+	bool census; /* an unnamed VM is missing from the record: a skip */
+	victim_found_fn found;
+	victim_named_fn named;
+	void *arg;
+	struct victim_scan_stats st;
+	struct kept *kept;
+	unsigned int nkept, cap;
+	unsigned int held; /* fds held by kept[] */
+	int nfound;
+};
+
+static void skip(struct scan *s, pid_t pid, int err)
+{
+	s->st.skipped++;
+	s->st.last_err = err;
+	s->st.last_pid = pid;
+}
+
+/*
+ * Opens process @pid (entry @name of /proc): its directory, then its
+ * pidfd when wanted, then reads its exe again through the directory.
+ * 1: a candidate, with the fds of @p open; 0: gone, no longer a match, or
+ * a kernel thread; -errno: its entries cannot be read.
+ */
+static int proc_open(const struct scan *s, const char *name, pid_t pid,
+		     bool want_pidfd, struct proc *p)
+{
+	char path[PATH_MAX];
+	const char *exe;
+	bool kthread = false;
+	int ret = 0;
+
+	p->pidfd = -1;
+	p->dirfd = openat(s->procfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (p->dirfd < 0) {
+		ret = -errno;
+		return vanished(ret) ? 0 : ret;
+	}
+	if (want_pidfd) {
+		p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (p->pidfd < 0) {
 			ret = -errno;
-			goto out;
+			goto fail;
 		}
 	}
 	/*
 	 * /proc/<pid> opened on a process answers only while that process
 	 * lives: reading its exe again after pidfd_open() proves the pid was
-	 * not recycled in between, so the pidfd, the checks and the name
-	 * below are all about one process.
+	 * not recycled in between, so the pidfd, the checks and the name are
+	 * all about one process.
 	 */
-	exe = exe_name(dirfd, "exe", path, sizeof(path), &ret);
+	exe = exe_name(p->dirfd, "exe", path, sizeof(path), &ret);
 	if (!exe)
-		goto out;
-	if (!filter_matches(f, exe))
-		goto out;
+		goto fail;
+	if (!filter_matches(s->f, exe))
+		goto fail;
+	snprintf(p->exe, sizeof(p->exe), "%s", exe);
 	/*
 	 * Kernel threads stop above, having no exe link; the flag is what
 	 * defines them, should that ever change.
 	 */
-	ret = is_kthread(dirfd);
+	ret = proc_stat(p->dirfd, &kthread, &p->start);
 	if (ret)
-		goto out_not;
-	ret = usage(set, dirfd, &why);
-	if (ret <= 0)
-		goto out;
-
-	v->pid = pid;
-	snprintf(v->exe, sizeof(v->exe), "%s", exe);
-	v->why = why;
-	v->vm_uuid[0] = '\0';
-	/* The uuid only names the VM: a victim without one is still one. */
-	if (how.want_uuid) {
-		ret = read_vm_uuid(dirfd, v->vm_uuid);
-		if (vanished(ret))
-			goto out;
-	}
-	v->pidfd = pidfd;
-	pidfd = -1;
-	ret = 1;
-	goto out;
-out_not:
-	if (ret > 0)
-		ret = 0;
-out:
-	if (pidfd >= 0)
-		close(pidfd);
-	close(dirfd);
+		goto fail;
+	if (kthread)
+		goto fail;
+	return 1;
+fail:
+	proc_close(p);
 	return vanished(ret) ? 0 : ret;
 }
 
-/* victims_scan() into @out, or victims_vm_uuids() into @uuids. */
-static int scan(const struct devset *set, const struct victim_filter *f,
-		const char *proc_root, struct victim *out, char (*uuids)[37],
-		unsigned int max)
+/*
+ * Opens a kept process again, without the fds it once had: it is the
+ * same process only if it started at the same time (the pidfd is opened
+ * first, so a pid recycled after the check is not that pidfd's either).
+ */
+static int proc_reopen(const struct scan *s, const struct kept *k,
+		       bool want_pidfd, struct proc *p)
+{
+	char name[16];
+	int ret;
+
+	snprintf(name, sizeof(name), "%d", k->pid);
+	ret = proc_open(s, name, k->pid, want_pidfd, p);
+	if (ret > 0 && p->start != k->start) {
+		proc_close(p);
+		ret = 0;
+	}
+	return ret;
+}
+
+/* A new entry of kept[], or NULL with *err set past the bound. */
+static struct kept *keep(struct scan *s, pid_t pid, int *err)
+{
+	struct kept *grown;
+	unsigned int cap;
+
+	if (s->nkept == s->cap) {
+		if (s->cap >= VICTIM_SCAN_KEEP) {
+			*err = -ENOSPC;
+			return NULL;
+		}
+		cap = s->cap ? s->cap * 2 : 64;
+		if (cap > VICTIM_SCAN_KEEP)
+			cap = VICTIM_SCAN_KEEP;
+		grown = realloc(s->kept, cap * sizeof(*grown));
+		if (!grown) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		s->kept = grown;
+		s->cap = cap;
+	}
+	s->kept[s->nkept] = (struct kept){
+		.pid = pid,
+		.dirfd = -1,
+		.pidfd = -1,
+		.state = KEPT_CANDIDATE,
+	};
+	return &s->kept[s->nkept++];
+}
+
+/* Holds the open fds of @p in @k while the budget allows; closes the rest. */
+static void keep_fds(struct scan *s, struct kept *k, struct proc *p)
+{
+	unsigned int need = (p->dirfd >= 0) + (p->pidfd >= 0);
+
+	k->start = p->start;
+	if (s->held + need <= VICTIM_SCAN_FDS) {
+		k->dirfd = p->dirfd;
+		k->pidfd = p->pidfd;
+		p->dirfd = -1;
+		p->pidfd = -1;
+		s->held += need;
+	}
+	proc_close(p);
+}
+
+static void kept_close(struct scan *s, struct kept *k)
+{
+	struct proc p = { .dirfd = k->dirfd, .pidfd = k->pidfd };
+
+	s->held -= (k->dirfd >= 0) + (k->pidfd >= 0);
+	k->dirfd = -1;
+	k->pidfd = -1;
+	proc_close(&p);
+}
+
+/*
+ * Reports a victim, handing its pidfd over, and keeps it for its name when
+ * pass 3 is to run (in @k, the candidate it was, or a new entry).
+ */
+static void report(struct scan *s, pid_t pid, struct proc *p, const char *why,
+		   struct kept *k)
+{
+	struct victim v = { .pid = pid, .pidfd = p->pidfd, .why = why };
+	int err = 0;
+
+	snprintf(v.exe, sizeof(v.exe), "%s", p->exe);
+	p->pidfd = -1;
+	s->nfound++;
+	s->found(&v, s->arg);
+	if (!s->named) {
+		proc_close(p);
+		if (k)
+			k->state = KEPT_DONE;
+		return;
+	}
+	if (!k)
+		k = keep(s, pid, &err);
+	if (!k) {
+		proc_close(p);
+		if (s->census)
+			skip(s, pid, err);
+		return;
+	}
+	k->state = KEPT_VICTIM;
+	keep_fds(s, k, p);
+}
+
+/* Pass 1 on process @name: by name, then by its fds, cwd and executable. */
+static void look(struct scan *s, const char *name, pid_t pid)
+{
+	char link[32], path[PATH_MAX];
+	const char *exe, *why = NULL;
+	struct kept *k;
+	struct proc p;
+	int ret, err = 0;
+
+	/*
+	 * Not a candidate when its name cannot be read, whatever the error:
+	 * else one process hidden from us (some sandboxes hide their init
+	 * even from root) would be a skip in every scan.
+	 */
+	snprintf(link, sizeof(link), "%s/exe", name);
+	exe = exe_name(s->procfd, link, path, sizeof(path), &ret);
+	if (!exe || !filter_matches(s->f, exe))
+		return;
+	s->st.examined++;
+	ret = proc_open(s, name, pid, s->want_pidfd, &p);
+	if (ret <= 0) {
+		if (ret)
+			skip(s, pid, ret);
+		return;
+	}
+	if (links_use(s->set, p.dirfd, &why, &err)) {
+		report(s, pid, &p, why, NULL);
+		return;
+	}
+	k = keep(s, pid, &ret);
+	if (!k) {
+		proc_close(&p);
+		skip(s, pid, ret);
+		return;
+	}
+	k->err = err;
+	keep_fds(s, k, &p);
+}
+
+/* The kept process, with its own fds or opened again. */
+static int kept_open(struct scan *s, struct kept *k, bool want_pidfd,
+		     struct proc *p)
+{
+	char path[PATH_MAX];
+	const char *exe;
+	int ret = 0;
+
+	if (k->dirfd < 0)
+		return proc_reopen(s, k, want_pidfd, p);
+	*p = (struct proc){ .dirfd = k->dirfd, .pidfd = k->pidfd };
+	s->held -= (k->dirfd >= 0) + (k->pidfd >= 0);
+	k->dirfd = -1;
+	k->pidfd = -1;
+	/* Still the program it was: it may have exec'd since. */
+	exe = exe_name(p->dirfd, "exe", path, sizeof(path), &ret);
+	if (!exe || !filter_matches(s->f, exe)) {
+		proc_close(p);
+		return vanished(ret) ? 0 : ret;
+	}
+	snprintf(p->exe, sizeof(p->exe), "%s", exe);
+	p->start = k->start;
+	return 1;
+}
+
+/* Pass 2 on a kept candidate: its maps, under its mmap lock. */
+static void look_maps(struct scan *s, struct kept *k)
+{
+	struct proc p;
+	int ret;
+
+	ret = kept_open(s, k, s->want_pidfd, &p);
+	if (ret > 0) {
+		ret = maps_use(s->set, p.dirfd);
+		if (ret > 0) {
+			report(s, k->pid, &p, "mapping", k);
+			return;
+		}
+		proc_close(&p);
+		/* Nothing proves it a victim, and not all could be read. */
+		if (!ret)
+			ret = k->err;
+	}
+	if (ret < 0 && !vanished(ret))
+		skip(s, k->pid, ret);
+	k->state = KEPT_DONE;
+}
+
+/* Pass 3 on a victim: its VM uuid, from its command line. */
+static void name_victim(struct scan *s, struct kept *k)
+{
+	char uuid[UUID_LEN + 1];
+	struct proc p;
+	int ret;
+
+	ret = kept_open(s, k, false, &p);
+	if (ret > 0) {
+		ret = read_vm_uuid(p.dirfd, uuid);
+		proc_close(&p);
+		if (!ret && uuid[0])
+			s->named(k->pid, uuid, s->arg);
+	}
+	/* The uuid only names the VM: a victim without one is still one. */
+	if (ret < 0 && !vanished(ret) && s->census)
+		skip(s, k->pid, ret);
+	k->state = KEPT_DONE;
+}
+
+static int scan(struct scan *s, const char *proc_root,
+		struct victim_scan_stats *st)
 {
 	DIRSCAN_BUF(dents, 8192);
 	struct dirscan d;
-	struct victim v;
 	const char *name;
 	pid_t me = getpid();
-	int procfd, found = 0, ret = 0;
+	int ret = 0;
 
-	procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (procfd < 0)
-		return -errno;
-	dirscan_init(&d, procfd, dents, sizeof(dents));
+	s->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->procfd < 0) {
+		ret = -errno;
+		if (st)
+			*st = s->st;
+		return ret;
+	}
+	dirscan_init(&d, s->procfd, dents, sizeof(dents));
 	while ((name = dirscan_next(&d, &ret))) {
-		unsigned int slot = (unsigned int)found;
-		struct check how = {
-			.want_pidfd = out && slot < max,
-			.want_uuid = uuids || slot < max,
-		};
 		char *end;
 		long pid;
 
 		pid = strtol(name, &end, 10);
 		if (*end || pid <= 1 || pid > INT_MAX || pid == me ||
-		    pid == f->self)
+		    pid == s->f->self)
 			continue;
-		ret = check_process(set, f, procfd, name, (pid_t)pid, how, &v);
-		if (ret < 0)
-			break;
-		if (!ret || (uuids && !v.vm_uuid[0]))
-			continue;
-		if (slot < max) {
-			if (out)
-				out[slot] = v;
-			else
-				memcpy(uuids[slot], v.vm_uuid, 37);
-		}
-		found++;
-		ret = 0;
+		look(s, name, (pid_t)pid);
 	}
-	close(procfd);
-	if (ret < 0) {
-		if (out)
-			victims_release(out, (unsigned int)found < max ?
-						     (unsigned int)found :
-						     max);
-		return ret;
-	}
-	return found;
+	/* What was listed before /proc failed is still looked at. */
+	s->st.complete = !ret;
+	for (unsigned int i = 0; i < s->nkept; i++)
+		if (s->kept[i].state == KEPT_CANDIDATE)
+			look_maps(s, &s->kept[i]);
+	for (unsigned int i = 0; i < s->nkept; i++)
+		if (s->kept[i].state == KEPT_VICTIM)
+			name_victim(s, &s->kept[i]);
+	for (unsigned int i = 0; i < s->nkept; i++)
+		kept_close(s, &s->kept[i]);
+	free(s->kept);
+	close(s->procfd);
+	if (st)
+		*st = s->st;
+	return s->nfound;
+}
+
+int victims_scan_each(const struct devset *set, const struct victim_filter *f,
+		      const char *proc_root, victim_found_fn found,
+		      victim_named_fn named, void *arg,
+		      struct victim_scan_stats *st)
+{
+	struct scan s = {
+		.set = set,
+		.f = f,
+		.want_pidfd = true,
+		.found = found,
+		.named = named,
+		.arg = arg,
+	};
+
+	return scan(&s, proc_root, st);
+}
+
+struct collect {
+	struct victim *out;
+	unsigned int max, n;
+};
+
+static void collect_found(struct victim *v, void *arg)
+{
+	struct collect *c = arg;
+
+	if (c->n < c->max)
+		c->out[c->n] = *v;
+	else if (v->pidfd >= 0)
+		close(v->pidfd);
+	c->n++;
+}
+
+static void collect_named(pid_t pid, const char *vm_uuid, void *arg)
+{
+	struct collect *c = arg;
+
+	for (unsigned int i = 0; i < c->n && i < c->max; i++)
+		if (c->out[i].pid == pid)
+			snprintf(c->out[i].vm_uuid, sizeof(c->out[i].vm_uuid),
+				 "%s", vm_uuid);
 }
 
 int victims_scan(const struct devset *set, const struct victim_filter *f,
 		 const char *proc_root, struct victim *out, unsigned int max)
 {
-	return scan(set, f, proc_root, out, NULL, max);
+	struct collect c = { .out = out, .max = max };
+
+	/* No command line is read for names nobody keeps. */
+	return victims_scan_each(set, f, proc_root, collect_found,
+				 max ? collect_named : NULL, &c, NULL);
+}
+
+struct census {
+	char (*uuids)[37];
+	unsigned int max, n;
+};
+
+static void census_found(struct victim *v, void *arg)
+{
+}
+
+static void census_named(pid_t pid, const char *vm_uuid, void *arg)
+{
+	struct census *c = arg;
+
+	if (c->n < c->max)
+		snprintf(c->uuids[c->n], sizeof(c->uuids[c->n]), "%s", vm_uuid);
+	c->n++;
 }
 
 int victims_vm_uuids(const struct devset *set, const struct victim_filter *f,
-		     const char *proc_root, char (*uuids)[37], unsigned int max)
+		     const char *proc_root, char (*uuids)[37], unsigned int max,
+		     struct victim_scan_stats *st)
 {
-	return scan(set, f, proc_root, NULL, uuids, max);
+	struct census c = { .uuids = uuids, .max = max };
+	struct scan s = {
+		.set = set,
+		.f = f,
+		.census = true,
+		.found = census_found,
+		.named = census_named,
+		.arg = &c,
+	};
+	int ret;
+
+	ret = scan(&s, proc_root, st);
+	return ret < 0 ? ret : (int)c.n;
 }
 
 int victim_kill(const struct victim *v)

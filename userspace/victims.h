@@ -14,13 +14,21 @@
  *
  * The scan must not hang on the lost storage it looks at: it reads only
  * procfs (fd links are statx'ed with AT_STATX_DONT_SYNC, which answers
- * from the inode cache on NFS and FUSE instead of asking the server) and
- * checks fds and the working directory before mappings (reading maps takes
- * the process's mmap lock).
+ * from the inode cache on NFS and FUSE instead of asking the server). It
+ * still may hang on a victim: reading maps or cmdline takes the process's
+ * mmap lock, which a thread in D state on the lost storage can hold. So
+ * it runs off the fencing thread, and in passes: what can be known
+ * without the mmap lock (fds, working directory, executable) is reported
+ * for every process before any maps or cmdline is read, and a kill can be
+ * sent the moment a victim is known.
  *
  * Each candidate's pidfd is opened before its /proc entries are read, so
  * the checks and the kill are about one process: a PID recycled after the
  * pidfd_open() is never signalled.
+ *
+ * A process whose entries cannot be read is skipped and counted, never
+ * the end of the scan: one unreadable process must not spare the others.
+ * A process that exits during the scan is neither.
  */
 #ifndef IOFENCE_VICTIMS_H
 #define IOFENCE_VICTIMS_H
@@ -60,12 +68,68 @@ struct victim_filter {
 	pid_t self; /* never a victim: the daemon */
 };
 
+struct victim_scan_stats {
+	/* candidate processes looked at (matched the filter by name) */
+	unsigned int examined;
+	/* processes whose /proc entries could not be read: skipped */
+	unsigned int skipped;
+	int last_err; /* negative errno of the last skip; 0 when none */
+	pid_t last_pid; /* the process of that skip */
+	/* the scan reached its end (false only if /proc itself failed mid-way) */
+	bool complete;
+};
+
 /*
- * Scans /proc (@proc_root: "/proc" or a test tree) for the victims of
- * @set, filling at most @max entries of @out, each with an open pidfd.
- * Returns how many were found (which may exceed @max: the rest are not
- * returned and hold no pidfd), or a negative errno when /proc cannot be
- * read. Processes that vanish during the scan are skipped.
+ * A victim, reported as soon as it is known to use the set: before the
+ * mappings or command line of any process are read. The callee takes
+ * v->pidfd (it must close it or keep it); v->vm_uuid is still "".
+ */
+typedef void (*victim_found_fn)(struct victim *v, void *arg);
+/* Later, the VM uuid of a victim reported by found(), when one was read. */
+typedef void (*victim_named_fn)(pid_t pid, const char *vm_uuid, void *arg);
+
+/*
+ * Pass 1: every process matching the filter by name gets its pidfd and
+ * its fds, cwd and executable checked (no mmap lock): found() for each
+ * match at once. Pass 2: the candidates not matched yet have their maps
+ * read: found() for each match. Pass 3: the command line of each victim
+ * found, for its VM uuid: named(). A process whose entries cannot be read
+ * is skipped and counted in @st, never the end of the scan. Returns the
+ * number of victims found, or a negative errno only when @proc_root
+ * itself cannot be opened.
+ *
+ * @named may be NULL: then pass 3 is skipped. @st may be NULL.
+ *
+ * A candidate whose fds, cwd or executable could not all be read in pass
+ * 1 is still looked at in pass 2: it is skipped only if its maps do not
+ * prove it a victim either. A victim whose command line cannot be read is
+ * reported unnamed, not skipped.
+ *
+ * Passes 2 and 3 may block on a process in D state holding its mmap lock;
+ * every victim the first pass can see has been reported by then. A victim
+ * killed from found() has most often exited before pass 3, its command
+ * line gone with its memory: the census (victims_vm_uuids()) read before
+ * the fence names it.
+ *
+ * Memory and fds are bounded: the first candidates and victims kept past
+ * pass 1 hold their pidfd and /proc directory open (VICTIM_SCAN_FDS fds
+ * in all); later ones keep their pid and start time and are opened again
+ * (pidfd first, then the start time checked through the new directory), so
+ * a recycled pid is never taken for them. Past VICTIM_SCAN_KEEP such
+ * processes, a candidate is skipped (-ENOSPC) and a victim goes unnamed.
+ */
+#define VICTIM_SCAN_FDS 128
+#define VICTIM_SCAN_KEEP 16384
+int victims_scan_each(const struct devset *set, const struct victim_filter *f,
+		      const char *proc_root, victim_found_fn found,
+		      victim_named_fn named, void *arg,
+		      struct victim_scan_stats *st);
+
+/*
+ * victims_scan_each() into @out: at most @max entries, each with an open
+ * pidfd and its VM uuid. Returns how many were found (which may exceed
+ * @max: the rest are not returned and hold no pidfd), or a negative errno
+ * when /proc cannot be opened. Processes that cannot be read are skipped.
  */
 int victims_scan(const struct devset *set, const struct victim_filter *f,
 		 const char *proc_root, struct victim *out, unsigned int max);
@@ -77,10 +141,13 @@ void victims_release(struct victim *v, unsigned int n);
  * The VM uuids of the processes matching @f that use @set, for the
  * heartbeat record: like victims_scan() but opens no pidfd. Writes at
  * most @max uuids of 37 bytes each into @uuids; returns the number of
- * VMs found (possibly more than @max) or a negative errno.
+ * VMs found (possibly more than @max), or a negative errno when /proc
+ * cannot be opened. Processes that cannot be read are skipped and counted
+ * in @st (may be NULL), here also a victim whose command line cannot be
+ * read: it is a VM the record may miss.
  */
 int victims_vm_uuids(const struct devset *set, const struct victim_filter *f,
-		     const char *proc_root, char (*uuids)[37],
-		     unsigned int max);
+		     const char *proc_root, char (*uuids)[37], unsigned int max,
+		     struct victim_scan_stats *st);
 
 #endif
