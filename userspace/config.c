@@ -16,6 +16,7 @@ enum {
 	OPT_SOCKET_GROUP,
 	OPT_CONTROL_GROUP,
 	OPT_MAX_CONNECTIONS,
+	OPT_IDLE_TIMEOUT,
 	OPT_WATCHDOG,
 	OPT_WATCHDOG_TIMEOUT,
 	OPT_FENCE_HOOK,
@@ -32,6 +33,7 @@ static const struct option long_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "no-bpf", no_argument, NULL, OPT_NO_BPF },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
 	{ "watchdog-timeout", required_argument, NULL, OPT_WATCHDOG_TIMEOUT },
 	{ "fence-hook", required_argument, NULL, OPT_FENCE_HOOK },
@@ -70,6 +72,10 @@ static void usage(FILE *out)
 		"                            otherwise detach once the socket is ready\n"
 		"      --no-bpf              run without the kernel tracker\n"
 		"      --max-connections N   control connections at once (default %d)\n"
+		"      --idle-timeout S      close a connection that sent no complete\n"
+		"                            request for S seconds while no reply is owed\n"
+		"                            to it; subscribers never time out\n"
+		"                            (default %d; 0: never)\n"
 		"      --watchdog PATH       watchdog device petted while every storage is\n"
 		"                            inside its contract (default " WATCHDOG_DEFAULT_PATH
 		",\n"
@@ -85,7 +91,8 @@ static void usage(FILE *out)
 		"  -v, --verbose             log debug messages\n"
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n",
-		IOFENCE_DEFAULT_MAX_CONNECTIONS, IOFENCE_DEFAULT_RT_PRIORITY);
+		IOFENCE_DEFAULT_MAX_CONNECTIONS, IOFENCE_DEFAULT_IDLE_TIMEOUT,
+		IOFENCE_DEFAULT_RT_PRIORITY);
 }
 
 static int set_str(char **dst, const char *val)
@@ -149,6 +156,8 @@ static int config_set(struct config *cfg, const char *name, const char *val,
 		ret = parse_bool(val, &cfg->verbose);
 	else if (!strcmp(name, "max_connections"))
 		ret = parse_int(val, 1, 4096, &cfg->max_connections);
+	else if (!strcmp(name, "idle_timeout"))
+		ret = parse_int(val, 0, 86400, &cfg->idle_timeout_s);
 	else if (!strcmp(name, "watchdog")) {
 		ret = set_str(&cfg->watchdog, val);
 		cfg->watchdog_required = true;
@@ -232,6 +241,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_connections = IOFENCE_DEFAULT_MAX_CONNECTIONS;
+	cfg->idle_timeout_s = IOFENCE_DEFAULT_IDLE_TIMEOUT;
 	cfg->rt_priority = IOFENCE_DEFAULT_RT_PRIORITY;
 	if (set_str(&cfg->config_path, IOFENCE_DEFAULT_CONFIG) ||
 	    set_str(&cfg->watchdog, WATCHDOG_DEFAULT_PATH) ||

@@ -9,6 +9,8 @@
 #define IOFENCE_DEFAULT_STATE_DIR "/var/lib/iofence"
 #define IOFENCE_DEFAULT_PIN_DIR "/sys/fs/bpf/iofence"
 #define IOFENCE_DEFAULT_MAX_CONNECTIONS 64
+/* Seconds a connection may sit without a request before it is closed. */
+#define IOFENCE_DEFAULT_IDLE_TIMEOUT 120
 /* Above ordinary work, below the kernel's own real-time threads. */
 #define IOFENCE_DEFAULT_RT_PRIORITY 10
 
@@ -23,6 +25,7 @@ struct config {
 	bool no_bpf;
 	bool verbose;
 	int max_connections;
+	int idle_timeout_s; /* 0: connections never time out */
 	char *watchdog; /* "none": no watchdog */
 	bool watchdog_required; /* configured: not opening it is an error */
 	int watchdog_timeout_s; /* 0: the device's own */

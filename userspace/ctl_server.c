@@ -394,6 +394,11 @@ int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
 	return ret;
 }
 
+void ctl_server_set_idle_timeout(struct ctl_server *s, unsigned int seconds)
+{
+	s->idle_timeout_ms = (uint64_t)seconds * 1000;
+}
+
 struct ctl_conn *ctl_server_find(struct ctl_server *s, uint64_t id)
 {
 	struct list_head *pos, *tmp;

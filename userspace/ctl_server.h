@@ -68,6 +68,7 @@ struct ctl_server {
 	ctl_dispatch_fn dispatch;
 	void *ctx;
 	json_t *greeting;
+	uint64_t idle_timeout_ms; /* 0: never */
 };
 
 /*
@@ -78,6 +79,11 @@ int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
 		    gid_t gid, unsigned int max_conns, json_t *greeting,
 		    ctl_dispatch_fn dispatch, void *ctx);
 void ctl_server_close(struct ctl_server *s);
+/*
+ * Closes connections that sent no complete request for @seconds while
+ * nothing is owed to them; subscribers are exempt. 0: never.
+ */
+void ctl_server_set_idle_timeout(struct ctl_server *s, unsigned int seconds);
 
 struct ctl_conn *ctl_server_find(struct ctl_server *s, uint64_t id);
 

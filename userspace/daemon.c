@@ -277,6 +277,7 @@ void daemon_started(struct daemon *d)
 		loop_stop(&d->loop);
 		return;
 	}
+	ctl_server_set_idle_timeout(&d->ctl, d->cfg.idle_timeout_s);
 	pr_info("ready on %s (state %s, %u storages armed)", d->cfg.socket_path,
 		d->cfg.state_dir, d->storages.count);
 	sd_notify_send("READY=1");

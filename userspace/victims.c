@@ -949,8 +949,9 @@ int victims_scan(const struct devset *set, const struct victim_filter *f,
 {
 	struct collect c = { .out = out, .max = max };
 
+	/* No command line is read for names nobody keeps. */
 	return victims_scan_each(set, f, proc_root, collect_found,
-				 collect_named, &c, NULL);
+				 max ? collect_named : NULL, &c, NULL);
 }
 
 struct census {

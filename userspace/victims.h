@@ -69,11 +69,14 @@ struct victim_filter {
 };
 
 struct victim_scan_stats {
-	unsigned int examined; /* candidate processes looked at (matched the filter by name) */
-	unsigned int skipped; /* processes whose /proc entries could not be read: skipped */
+	/* candidate processes looked at (matched the filter by name) */
+	unsigned int examined;
+	/* processes whose /proc entries could not be read: skipped */
+	unsigned int skipped;
 	int last_err; /* negative errno of the last skip; 0 when none */
 	pid_t last_pid; /* the process of that skip */
-	bool complete; /* the scan reached its end (false only if /proc itself failed mid-way) */
+	/* the scan reached its end (false only if /proc itself failed mid-way) */
+	bool complete;
 };
 
 /*
@@ -101,6 +104,12 @@ typedef void (*victim_named_fn)(pid_t pid, const char *vm_uuid, void *arg);
  * 1 is still looked at in pass 2: it is skipped only if its maps do not
  * prove it a victim either. A victim whose command line cannot be read is
  * reported unnamed, not skipped.
+ *
+ * Passes 2 and 3 may block on a process in D state holding its mmap lock;
+ * every victim the first pass can see has been reported by then. A victim
+ * killed from found() has most often exited before pass 3, its command
+ * line gone with its memory: the census (victims_vm_uuids()) read before
+ * the fence names it.
  *
  * Memory and fds are bounded: the first candidates and victims kept past
  * pass 1 hold their pidfd and /proc directory open (VICTIM_SCAN_FDS fds

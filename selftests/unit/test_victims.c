@@ -723,6 +723,21 @@ static unsigned int stat_flags(pid_t pid)
 	return flags;
 }
 
+struct collect {
+	struct victim *v;
+	unsigned int max, n;
+};
+
+static void collect(struct victim *v, void *arg)
+{
+	struct collect *c = arg;
+
+	if (c->n < c->max)
+		c->v[c->n++] = *v;
+	else
+		close(v->pidfd);
+}
+
 /*
  * Every process of the host uses the root file system: with "*", all
  * are victims but PID 1, this process and the kernel threads.
@@ -734,6 +749,7 @@ Test(victims, whole_host)
 	struct rlimit rl;
 	struct victim *v;
 	unsigned int max;
+	struct collect c;
 	struct stat st;
 	int n, counted;
 	pid_t d;
@@ -752,7 +768,14 @@ Test(victims, whole_host)
 	cr_assert_lt(fx.fds + max + 16, rl.rlim_cur);
 	v = calloc(max, sizeof(*v));
 	cr_assert_not_null(v);
-	n = victims_scan(&set, &f, "/proc", v, max);
+	/*
+	 * No command lines: one of another test's processes in D state,
+	 * holding its mmap lock, would hold this test too. Nor maps, but
+	 * of the few with no fd, cwd or executable on the root file system.
+	 */
+	c = (struct collect){ .v = v, .max = max };
+	n = victims_scan_each(&set, &f, "/proc", collect, NULL, &c, NULL);
+	cr_assert_eq((unsigned int)n, c.n);
 	cr_assert_gt(n, 1);
 	cr_assert_leq((unsigned int)n, max);
 	cr_assert_not_null(find(v, n, d));
@@ -909,6 +932,714 @@ Test(victims, filter_decides)
 	expect_fds(0);
 }
 
+/* ---------------------------------------------------------------- */
+/* Each victim at once, each unreadable process skipped             */
+
+/* What the callbacks of victims_scan_each() saw, in their order. */
+struct event {
+	char kind; /* 'f': found(), 'n': named() */
+	pid_t pid;
+	const char *why;
+	char uuid[37];
+	pid_t pidfd_pid; /* whom the pidfd handed over is about; 0: none */
+};
+
+struct events {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct event ev[64];
+	unsigned int n;
+	bool done; /* the scan of a scan_job returned */
+	/* Run in found(), as a fencing core's kill would be. */
+	void (*hook)(const struct victim *v, void *arg);
+	void *hook_arg;
+};
+
+#define EVENTS_INIT                              \
+	{                                        \
+		.mu = PTHREAD_MUTEX_INITIALIZER, \
+		.cv = PTHREAD_COND_INITIALIZER,  \
+	}
+
+/* The pid a pidfd refers to, from its fdinfo; 0 when it says none. */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	if (pidfd < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "\nPid:\t");
+	return p ? (pid_t)atoi(p + 6) : 0;
+}
+
+static void on_found(struct victim *v, void *arg)
+{
+	struct events *e = arg;
+	struct event ev = {
+		.kind = 'f',
+		.pid = v->pid,
+		.why = v->why,
+		.pidfd_pid = pidfd_pid(v->pidfd),
+	};
+
+	snprintf(ev.uuid, sizeof(ev.uuid), "%s", v->vm_uuid);
+	if (e->hook)
+		e->hook(v, e->hook_arg);
+	if (v->pidfd >= 0)
+		close(v->pidfd);
+	pthread_mutex_lock(&e->mu);
+	if (e->n < ARRAY_SIZE(e->ev))
+		e->ev[e->n++] = ev;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void on_named(pid_t pid, const char *vm_uuid, void *arg)
+{
+	struct events *e = arg;
+	struct event ev = { .kind = 'n', .pid = pid };
+
+	snprintf(ev.uuid, sizeof(ev.uuid), "%s", vm_uuid);
+	pthread_mutex_lock(&e->mu);
+	if (e->n < ARRAY_SIZE(e->ev))
+		e->ev[e->n++] = ev;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* The index of the event, or -1. The scan is over, or e->mu is held. */
+static int event_at(const struct events *e, char kind, pid_t pid)
+{
+	for (unsigned int i = 0; i < e->n; i++)
+		if (e->ev[i].kind == kind && e->ev[i].pid == pid)
+			return (int)i;
+	return -1;
+}
+
+static unsigned int events_of(const struct events *e, char kind)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < e->n; i++)
+		n += e->ev[i].kind == kind;
+	return n;
+}
+
+/* A victim found with the pidfd of its own process, not named yet. */
+static void expect_found(const struct events *e, pid_t pid, const char *why)
+{
+	int i = event_at(e, 'f', pid);
+
+	cr_assert_geq(i, 0, "pid %d (%s) not found", pid, why);
+	cr_assert_str_eq(e->ev[i].why, why, "pid %d: %s", pid, e->ev[i].why);
+	cr_assert_str_eq(e->ev[i].uuid, "", "pid %d", pid);
+	cr_assert_eq(e->ev[i].pidfd_pid, pid, "pid %d: pidfd of %d", pid,
+		     e->ev[i].pidfd_pid);
+}
+
+static void expect_named(const struct events *e, pid_t pid, const char *uuid)
+{
+	int i = event_at(e, 'n', pid);
+
+	cr_assert_geq(i, 0, "pid %d not named", pid);
+	cr_assert_str_eq(e->ev[i].uuid, uuid);
+	cr_assert_gt(i, event_at(e, 'f', pid), "pid %d named before found",
+		     pid);
+}
+
+static void expect_stats(const struct victim_scan_stats *st,
+			 unsigned int examined, unsigned int skipped)
+{
+	cr_assert_eq(st->examined, examined, "examined %u", st->examined);
+	cr_assert_eq(st->skipped, skipped, "skipped %u", st->skipped);
+	cr_assert(st->complete);
+	if (!skipped) {
+		cr_assert_eq(st->last_err, 0, "last_err %d", st->last_err);
+		cr_assert_eq(st->last_pid, 0);
+	}
+}
+
+static void fake_init(void)
+{
+	setup();
+	join(fx.fake, sizeof(fx.fake), fx.work, "proc");
+	cr_assert(!mkdir(fx.fake, 0755));
+	/* tmpfs lists a directory in creation order, or its reverse. */
+	cr_assert(!mount("tmpfs", fx.fake, "tmpfs", 0, "size=16m"),
+		  "mount tmpfs: %s", strerror(errno));
+	fx.fake_mounted = true;
+}
+
+TestSuite(victims_fake, .init = fake_init, .fini = teardown, .timeout = 60);
+
+/* A live pid for a fake /proc entry: pidfd_open() wants one. */
+static pid_t hold_pid(void)
+{
+	unsigned int slot;
+	pid_t pid;
+
+	for (slot = 0; slot < MAX_KIDS && fx.kids[slot]; slot++)
+		;
+	cr_assert_lt(slot, MAX_KIDS);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	fx.kids[slot] = pid;
+	return pid;
+}
+
+/* The pid of a process that has exited and been reaped. */
+static pid_t gone_pid(void)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (!pid)
+		_exit(0);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+struct fake {
+	pid_t pid;
+	const char *exe; /* where exe links; NULL: fx.qemu */
+	const char *fd; /* where fd/3 links, beside fd/0 on /dev/null */
+	const char *cwd; /* NULL: "/" */
+	bool maps_disk; /* maps fx.disk, beside the executable */
+	const char *const *argv; /* cmdline; NULL: QEMU alone */
+	unsigned int flags; /* of stat */
+	unsigned long long start; /* of stat; 0: 4242 */
+};
+
+static void fake_path(char *buf, size_t len, pid_t pid, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%d/%s", fx.fake, pid, name);
+
+	cr_assert(n > 0 && (size_t)n < len);
+}
+
+static void fake_stat(pid_t pid, unsigned int flags, unsigned long long start)
+{
+	char path[PATH_MAX], buf[256];
+
+	fake_path(path, sizeof(path), pid, "stat");
+	/* A comm with parentheses, as a process may name itself. */
+	snprintf(
+		buf, sizeof(buf),
+		"%d (qemu (x) 1) S 1 %d %d 0 -1 %u 10 0 0 0 5 3 0 0 20 0 1 0 %llu 1000 200\n",
+		pid, pid, pid, flags, start ? start : 4242);
+	write_file(path, buf);
+}
+
+static void maps_line(char *buf, size_t len, const char *path)
+{
+	struct stat st;
+	size_t n = strlen(buf);
+
+	cr_assert(!stat(path, &st));
+	snprintf(buf + n, len - n,
+		 "7f%06lx000-7f%06lx000 r--p 00000000 %02x:%02x %lu %s\n",
+		 (unsigned long)n, (unsigned long)n + 1, major(st.st_dev),
+		 minor(st.st_dev), (unsigned long)st.st_ino, path);
+}
+
+/* /proc/<pid> as procfs shows it, for what the scan reads. */
+static void fake_proc(const struct fake *p)
+{
+	static const char *const no_args[] = { QEMU, NULL };
+	char dir[PATH_MAX], path[PATH_MAX], maps[1024] = "";
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/%d", fx.fake, p->pid);
+	cr_assert(!mkdir(dir, 0755), "mkdir %s: %s", dir, strerror(errno));
+	fake_path(path, sizeof(path), p->pid, "exe");
+	cr_assert(!symlink(p->exe ? p->exe : fx.qemu, path));
+	fake_stat(p->pid, p->flags, p->start);
+	fake_path(path, sizeof(path), p->pid, "fd");
+	cr_assert(!mkdir(path, 0755));
+	fake_path(path, sizeof(path), p->pid, "fd/0");
+	cr_assert(!symlink("/dev/null", path));
+	if (p->fd) {
+		fake_path(path, sizeof(path), p->pid, "fd/3");
+		cr_assert(!symlink(p->fd, path));
+	}
+	fake_path(path, sizeof(path), p->pid, "cwd");
+	cr_assert(!symlink(p->cwd ? p->cwd : "/", path));
+	maps_line(maps, sizeof(maps), fx.qemu);
+	if (p->maps_disk)
+		maps_line(maps, sizeof(maps), fx.disk);
+	fake_path(path, sizeof(path), p->pid, "maps");
+	write_file(path, maps);
+	fake_path(path, sizeof(path), p->pid, "cmdline");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0);
+	for (const char *const *a = p->argv ? p->argv : no_args; *a; a++)
+		cr_assert_eq(write(fd, *a, strlen(*a) + 1),
+			     (ssize_t)strlen(*a) + 1);
+	close(fd);
+}
+
+/*
+ * The entry @name of fake process @pid becomes a FIFO nobody writes: its
+ * open() waits, as a read of a process whose mmap lock is held by a
+ * thread in D state does. Its path goes to @path.
+ */
+static void fake_hang(pid_t pid, const char *name, char *path, size_t len)
+{
+	fake_path(path, len, pid, name);
+	cr_assert(!unlink(path));
+	cr_assert(!mkfifo(path, 0644));
+}
+
+static void fake_chmod(pid_t pid, const char *name, mode_t mode)
+{
+	char path[PATH_MAX];
+
+	fake_path(path, sizeof(path), pid, name);
+	cr_assert(!chmod(path, mode));
+}
+
+/* Where fake process @pid comes in the listing of the fake /proc. */
+static int fake_pos(pid_t pid)
+{
+	char name[16];
+	struct dirent *de;
+	DIR *dir;
+	int i = 0, pos = -1;
+
+	snprintf(name, sizeof(name), "%d", pid);
+	dir = opendir(fx.fake);
+	cr_assert_not_null(dir);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (!strcmp(de->d_name, name))
+			pos = i;
+		i++;
+	}
+	closedir(dir);
+	cr_assert_geq(pos, 0);
+	return pos;
+}
+
+struct scan_job {
+	pthread_t thread;
+	struct victim_filter f;
+	struct events *e;
+	struct victim_scan_stats st;
+	int ret;
+};
+
+/* The scan as the daemon runs it: in a worker thread that may block. */
+static void *scan_thread(void *arg)
+{
+	struct scan_job *j = arg;
+
+	j->ret = victims_scan_each(&fx.set, &j->f, fx.fake, on_found, on_named,
+				   j->e, &j->st);
+	pthread_mutex_lock(&j->e->mu);
+	j->e->done = true;
+	pthread_cond_broadcast(&j->e->cv);
+	pthread_mutex_unlock(&j->e->mu);
+	return NULL;
+}
+
+/* Until found(@pid) or the end of the scan, at most @ms. */
+static bool wait_found(struct events *e, pid_t pid, int ms)
+{
+	struct timespec t;
+	bool seen;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->mu);
+	while (!(seen = event_at(e, 'f', pid) >= 0) && !e->done)
+		if (pthread_cond_timedwait(&e->cv, &e->mu, &t))
+			break;
+	pthread_mutex_unlock(&e->mu);
+	return seen;
+}
+
+/* Writers come and go on the hung FIFOs until the scan ends, at most @ms. */
+static bool release(struct events *e, char (*fifos)[PATH_MAX], unsigned int n,
+		    int ms)
+{
+	bool done = false;
+
+	for (int t = 0; t < ms && !done; t++) {
+		for (unsigned int i = 0; i < n; i++) {
+			int fd = open(fifos[i],
+				      O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+			if (fd >= 0)
+				close(fd);
+		}
+		usleep(1000);
+		pthread_mutex_lock(&e->mu);
+		done = e->done;
+		pthread_mutex_unlock(&e->mu);
+	}
+	return done;
+}
+
+/*
+ * The fencing core kills a victim when found() reports it: that must not
+ * wait for the maps of another process, which a thread in D state on the
+ * lost storage can hold for as long as the storage is gone. Two
+ * candidates whose maps hang are listed first and last, so that one comes
+ * before the victims whichever way the directory is listed.
+ */
+Test(victims_fake, found_before_any_maps_are_read)
+{
+	static const char *const vm[] = { QEMU,	   "-name", "vm1",
+					  "-uuid", UUID,    NULL };
+	struct events e = EVENTS_INIT;
+	struct scan_job j = { .f = filter(qemu_pattern, 1), .e = &e };
+	char fifos[2][PATH_MAX];
+	pid_t h1, a, v, m, h2;
+	bool early, held, released;
+	int first;
+
+	h1 = hold_pid();
+	a = hold_pid();
+	v = hold_pid();
+	m = hold_pid();
+	h2 = hold_pid();
+	fake_proc(&(struct fake){ .pid = h1 });
+	fake_hang(h1, "maps", fifos[0], sizeof(fifos[0]));
+	fake_proc(&(struct fake){ .pid = a, .fd = fx.disk, .argv = vm });
+	fake_proc(&(struct fake){ .pid = v, .cwd = fx.store });
+	fake_proc(&(struct fake){ .pid = m, .maps_disk = true });
+	fake_proc(&(struct fake){ .pid = h2 });
+	fake_hang(h2, "maps", fifos[1], sizeof(fifos[1]));
+	first = fake_pos(h1) < fake_pos(h2) ? fake_pos(h1) : fake_pos(h2);
+	cr_assert(first < fake_pos(a) && first < fake_pos(v) &&
+		  first < fake_pos(m));
+
+	cr_assert(!pthread_create(&j.thread, NULL, scan_thread, &j));
+	early = wait_found(&e, a, 10000) && wait_found(&e, v, 10000);
+	pthread_mutex_lock(&e.mu);
+	/* Blocked on the first hung candidate, before m's maps. */
+	held = !e.done && event_at(&e, 'f', m) < 0 && !events_of(&e, 'n');
+	pthread_mutex_unlock(&e.mu);
+	/* The storage comes back: the hung reads end. */
+	released = release(&e, fifos, 2, 20000);
+	cr_assert(released, "the scan did not end after the release");
+	cr_assert(!pthread_join(j.thread, NULL));
+	cr_assert(early, "found() waited for another candidate's maps");
+	cr_assert(held, "the scan did not wait on the hung maps");
+
+	cr_assert_eq(j.ret, 3, "found %d", j.ret);
+	cr_assert_eq(events_of(&e, 'f'), 3);
+	expect_found(&e, a, "fd");
+	expect_found(&e, v, "cwd");
+	expect_found(&e, m, "mapping");
+	cr_assert_eq(event_at(&e, 'f', h1), -1);
+	cr_assert_eq(event_at(&e, 'f', h2), -1);
+	/* Only a's command line names a VM. */
+	cr_assert_eq(events_of(&e, 'n'), 1);
+	expect_named(&e, a, UUID);
+	cr_assert_gt(event_at(&e, 'n', a), event_at(&e, 'f', m));
+	expect_stats(&j.st, 5, 0);
+	expect_fds(0);
+}
+
+/* Root reads mode-000 files only through these two capabilities. */
+static void drop_dac(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+
+	cr_assert(!syscall(SYS_capget, &h, fx.caps), "capget: %s",
+		  strerror(errno));
+	memcpy(d, fx.caps, sizeof(d));
+	d[0].effective &=
+		~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+	cr_assert(!syscall(SYS_capset, &h, d), "capset: %s", strerror(errno));
+	fx.caps_dropped = true;
+}
+
+static void restore_caps(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+
+	if (!fx.caps_dropped)
+		return;
+	syscall(SYS_capset, &h, fx.caps);
+	fx.caps_dropped = false;
+}
+
+/*
+ * One process that cannot be read must not spare the others: it is
+ * skipped and counted, and the scan goes on. A process seen to use the
+ * storage is a victim even when another of its entries cannot be read.
+ */
+Test(victims_fake, unreadable_skipped_and_counted)
+{
+	static const char *const vm1[] = { QEMU, "-uuid", UUID, NULL };
+	static const char *const vm2[] = { QEMU, "-uuid", UUID2, NULL };
+	struct victim_filter f = filter(qemu_pattern, 1);
+	struct events e = EVENTS_INIT, e2 = EVENTS_INIT;
+	pid_t u1, u2, u3, u4, u5, a, g, k, nb, x;
+	struct victim_scan_stats st;
+	char path[PATH_MAX], uuids[4][37];
+	int n;
+
+	u1 = hold_pid(); /* fd/ unreadable, nothing else on the storage */
+	u2 = hold_pid(); /* fd/ unreadable, cwd on the storage */
+	u3 = hold_pid(); /* stat unreadable, an fd on the storage */
+	u4 = hold_pid(); /* maps unreadable */
+	u5 = hold_pid(); /* fd/ unreadable, a mapping on the storage */
+	a = hold_pid(); /* an fd on the storage */
+	g = gone_pid(); /* exited before its pidfd could be opened */
+	k = hold_pid(); /* a kernel thread */
+	nb = hold_pid(); /* another program */
+	x = hold_pid(); /* the filter's self */
+	fake_proc(&(struct fake){ .pid = u1 });
+	fake_chmod(u1, "fd", 0);
+	fake_proc(&(struct fake){ .pid = u2, .cwd = fx.store, .argv = vm2 });
+	fake_chmod(u2, "fd", 0);
+	fake_chmod(u2, "cmdline", 0);
+	fake_proc(&(struct fake){ .pid = u3, .fd = fx.disk });
+	fake_chmod(u3, "stat", 0);
+	fake_proc(&(struct fake){ .pid = u4 });
+	fake_chmod(u4, "maps", 0);
+	fake_proc(&(struct fake){ .pid = u5, .maps_disk = true });
+	fake_chmod(u5, "fd", 0);
+	fake_proc(&(struct fake){ .pid = a, .fd = fx.disk, .argv = vm1 });
+	fake_proc(&(struct fake){ .pid = g, .fd = fx.disk });
+	fake_proc(
+		&(struct fake){ .pid = k, .fd = fx.disk, .flags = PF_KTHREAD });
+	fake_proc(&(struct fake){
+		.pid = nb, .exe = fx.bystander, .fd = fx.disk });
+	fake_proc(&(struct fake){ .pid = x, .fd = fx.disk });
+	fake_proc(&(struct fake){ .pid = 1, .fd = fx.disk });
+	fake_proc(&(struct fake){ .pid = getpid(), .fd = fx.disk });
+	f.self = x;
+
+	drop_dac();
+	fake_path(path, sizeof(path), u1, "fd");
+	cr_assert_eq(open(path, O_RDONLY | O_DIRECTORY), -1);
+	cr_assert_eq(errno, EACCES, "%s", strerror(errno));
+
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, on_named, &e,
+			      &st);
+	cr_assert_eq(n, 3, "found %d", n);
+	cr_assert_eq(events_of(&e, 'f'), 3);
+	expect_found(&e, u2, "cwd");
+	expect_found(&e, u5, "mapping");
+	expect_found(&e, a, "fd");
+	/* u2's command line cannot be read: unnamed, yet no skip. */
+	cr_assert_eq(events_of(&e, 'n'), 1);
+	expect_named(&e, a, UUID);
+	/* u1..u5, a, g and k; never nb (by name), x, 1 nor this process. */
+	expect_stats(&st, 8, 3);
+	cr_assert_eq(st.last_err, -EACCES, "%d", st.last_err);
+	cr_assert(st.last_pid == u1 || st.last_pid == u3 || st.last_pid == u4,
+		  "last_pid %d", st.last_pid);
+	expect_fds(0);
+
+	/* The census skips them too, and a VM it cannot name. */
+	memset(&st, 0xa5, sizeof(st));
+	memset(uuids, 'x', sizeof(uuids));
+	n = victims_vm_uuids(&fx.set, &f, fx.fake, uuids, ARRAY_SIZE(uuids),
+			     &st);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(uuids[0], UUID);
+	cr_assert_eq(uuids[1][0], 'x');
+	expect_stats(&st, 8, 4);
+	cr_assert_eq(st.last_err, -EACCES);
+	expect_fds(0);
+
+	/* Readable again but for u4's maps: one skip, and u3 is a victim. */
+	fake_chmod(u1, "fd", 0755);
+	fake_chmod(u3, "stat", 0644);
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, NULL, &e2, &st);
+	cr_assert_eq(n, 4, "found %d", n);
+	expect_found(&e2, u2, "cwd");
+	expect_found(&e2, u3, "fd");
+	expect_found(&e2, u5, "mapping");
+	expect_found(&e2, a, "fd");
+	cr_assert_eq(events_of(&e2, 'n'), 0);
+	expect_stats(&st, 8, 1);
+	cr_assert_eq(st.last_err, -EACCES);
+	cr_assert_eq(st.last_pid, u4);
+	restore_caps();
+	expect_fds(0);
+}
+
+struct restart {
+	pid_t m; /* whose found() starts the others anew */
+	pid_t r[2];
+};
+
+/* r[0] and r[1] die and new processes get their pids: a new start time. */
+static void restart_others(const struct victim *v, void *arg)
+{
+	const struct restart *r = arg;
+
+	if (v->pid != r->m)
+		return;
+	for (unsigned int i = 0; i < ARRAY_SIZE(r->r); i++)
+		fake_stat(r->r[i], 0, 9999);
+}
+
+/* The highest fd open: RLIMIT_NOFILE bounds fd numbers. */
+static int highest_fd(void)
+{
+	struct dirent *de;
+	DIR *dir;
+	int n = -1;
+
+	dir = opendir("/proc/self/fd");
+	cr_assert_not_null(dir);
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.' && atoi(de->d_name) > n)
+			n = atoi(de->d_name);
+	closedir(dir);
+	return n;
+}
+
+/*
+ * More candidates than the scan holds fds for: the first ones keep theirs
+ * into pass 2, the others are opened again there, and found again only if
+ * their pid still is the process of pass 1 (its start time). With the
+ * process's fd limit at what the scan may hold, nothing is skipped.
+ */
+Test(victims_fake, candidates_past_the_fd_budget)
+{
+	struct restart r = { .m = 0 };
+	struct events e = EVENTS_INIT;
+	struct victim_filter f = filter(qemu_pattern, 1);
+	const unsigned int fill = VICTIM_SCAN_FDS / 2;
+	struct victim_scan_stats st;
+	struct rlimit rl, tight;
+	pid_t before, after;
+	int n;
+
+	for (unsigned int i = 0; i < fill; i++)
+		fake_proc(&(struct fake){ .pid = hold_pid() });
+	r.r[0] = hold_pid();
+	r.m = hold_pid();
+	r.r[1] = hold_pid();
+	fake_proc(&(struct fake){ .pid = r.r[0], .maps_disk = true });
+	fake_proc(&(struct fake){ .pid = r.m, .maps_disk = true });
+	fake_proc(&(struct fake){ .pid = r.r[1], .maps_disk = true });
+	for (unsigned int i = 0; i < fill; i++)
+		fake_proc(&(struct fake){ .pid = hold_pid() });
+	/* The one listed before m is looked at before its pid changes hands. */
+	before = fake_pos(r.r[0]) < fake_pos(r.m) ? r.r[0] : r.r[1];
+	after = before == r.r[0] ? r.r[1] : r.r[0];
+	cr_assert_gt(fake_pos(after), fake_pos(r.m));
+	cr_assert_geq(fake_pos(before), (int)fill);
+
+	e.hook = restart_others;
+	e.hook_arg = &r;
+	cr_assert(!getrlimit(RLIMIT_NOFILE, &rl));
+	tight = rl;
+	tight.rlim_cur = (rlim_t)highest_fd() + 1 + VICTIM_SCAN_FDS + 16;
+	cr_assert_lt(tight.rlim_cur, (rlim_t)(2 * fill + 3) * 2);
+	cr_assert(!setrlimit(RLIMIT_NOFILE, &tight));
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, on_named, &e,
+			      &st);
+	cr_assert(!setrlimit(RLIMIT_NOFILE, &rl));
+	cr_assert_eq(n, 2, "found %d", n);
+	expect_found(&e, r.m, "mapping");
+	expect_found(&e, before, "mapping");
+	/* Another process now: neither a victim nor a skip. */
+	cr_assert_eq(event_at(&e, 'f', after), -1);
+	expect_stats(&st, 2 * fill + 3, 0);
+	expect_fds(0);
+}
+
+static void kill_other(const struct victim *v, void *arg)
+{
+	pid_t *b = arg;
+
+	if (*b <= 0)
+		return;
+	kill(*b, SIGKILL);
+	waitpid(*b, NULL, 0);
+	forget_kid(*b);
+	*b = 0;
+}
+
+/*
+ * On real processes: found() first, named() later for a qemu with a
+ * -uuid, and a candidate that exits during the scan (killed and reaped
+ * when the first victim is found, as a fencing core would) is no skip.
+ */
+Test(victims, found_then_named)
+{
+	static const char *const sh_args[] = { "-c", "read x", "-uuid", UUID,
+					       NULL };
+	struct victim_filter f = filter(qemu_pattern, 1);
+	struct events e = EVENTS_INIT;
+	struct victim_scan_stats st;
+	pid_t a, b, h;
+	int n;
+
+	/* First, so that its lower pid is listed before the victims'. */
+	b = spawn(&(struct kid){ .exe = fx.qemu });
+	a = spawn(&(struct kid){ .exe = fx.qemu, .hold = fx.disk });
+	h = spawn(&(struct kid){ .exe = fx.qemu_sh,
+				 .args = sh_args,
+				 .hold = fx.disk,
+				 .stdin_pipe = true });
+	e.hook = kill_other;
+	e.hook_arg = &b;
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, "/proc", on_found, on_named, &e,
+			      &st);
+	cr_assert_eq(n, 2, "found %d", n);
+	cr_assert_eq(b, 0);
+	expect_found(&e, a, "fd");
+	expect_found(&e, h, "fd");
+	cr_assert_eq(events_of(&e, 'n'), 1);
+	expect_named(&e, h, UUID);
+	/* Other qemu processes of the host may be looked at too. */
+	cr_assert_geq(st.examined, 2);
+	cr_assert_eq(st.skipped, 0, "skipped %u (%d: %d)", st.skipped,
+		     st.last_pid, st.last_err);
+	cr_assert(st.complete);
+	expect_fds(0);
+
+	/* Without named(), no command line is read. */
+	memset(&e, 0, sizeof(e));
+	n = victims_scan_each(&fx.set, &f, "/proc", on_found, NULL, &e, NULL);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(events_of(&e, 'n'), 0);
+	expect_fds(0);
+}
+
 Test(victims, proc_unreadable)
 {
 	struct victim_filter f = filter(qemu_pattern, 1);
@@ -916,8 +1647,19 @@ Test(victims, proc_unreadable)
 	char uuids[1][37];
 	char missing[128];
 
+	struct victim_scan_stats st;
+	struct events e = EVENTS_INIT;
+
 	join(missing, sizeof(missing), fx.work, "no-proc");
 	cr_assert_eq(victims_scan(&fx.set, &f, missing, v, 2), -ENOENT);
+	memset(&st, 0xa5, sizeof(st));
+	cr_assert_eq(victims_scan_each(&fx.set, &f, missing, on_found, on_named,
+				       &e, &st),
+		     -ENOENT);
+	cr_assert_eq(e.n, 0);
+	cr_assert_eq(st.examined, 0);
+	cr_assert_eq(st.skipped, 0);
+	cr_assert_not(st.complete);
 	cr_assert_eq(victims_vm_uuids(&fx.set, &f, missing, uuids, 1, NULL),
 		     -ENOENT);
 	expect_fds(0);
