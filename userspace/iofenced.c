@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "instance_lock.h"
 #include "log.h"
 #include "sd_notify.h"
 
@@ -139,6 +140,7 @@ static int detach(int *ready_fd)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	struct instance_lock lk;
 	struct watchdog_timer wd = { .op.cb = watchdog_done, .loop = &d.loop };
 	int ready_fd = -1;
 	uint64_t wd_ms;
@@ -148,20 +150,29 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 	log_init("iofenced", d.cfg.verbose ? LOG_DEBUG : LOG_INFO);
+	/* Before anything touches the state, the socket or the pins. */
+	if (instance_lock(&d.cfg, &lk)) {
+		config_free(&d.cfg);
+		return EXIT_FAILURE;
+	}
 	/* The ring must be made after the fork: rings are not shared. */
 	if (!d.cfg.foreground && (ret = detach(&ready_fd))) {
 		pr_err("cannot detach: %s", strerror(-ret));
 		config_free(&d.cfg);
+		instance_unlock(&lk);
 		return EXIT_FAILURE;
 	}
 	harden(&d.cfg);
 	ret = daemon_open(&d, ready_fd);
-	if (ret)
+	if (ret) {
+		instance_unlock(&lk);
 		return EXIT_FAILURE;
+	}
 	ret = signals_open(&d);
 	if (ret) {
 		pr_err("signalfd: %s", strerror(-ret));
 		daemon_close(&d);
+		instance_unlock(&lk);
 		return EXIT_FAILURE;
 	}
 	wd_ms = sd_watchdog_ms();
@@ -174,5 +185,6 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = d.exit_code;
 	daemon_close(&d);
+	instance_unlock(&lk);
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
 }
