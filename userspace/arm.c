@@ -21,6 +21,7 @@ enum arm_step {
 	FILE_MKDIR,
 	FILE_OPEN_RECORD,
 	FILE_OPEN_RECORD_BUFFERED,
+	FILE_STATX_RECORD,
 	FILE_READ_RECORD,
 	FILE_STATX,
 	BLOCK_OPEN,
@@ -35,6 +36,7 @@ static const char *const step_names[] = {
 	[FILE_MKDIR] = "create " ARM_RECORD_DIR,
 	[FILE_OPEN_RECORD] = "open heartbeat record",
 	[FILE_OPEN_RECORD_BUFFERED] = "open heartbeat record",
+	[FILE_STATX_RECORD] = "statx heartbeat record",
 	[FILE_READ_RECORD] = "read heartbeat record",
 	[FILE_STATX] = "statx target",
 	[BLOCK_OPEN] = "open device",
@@ -46,8 +48,9 @@ static const char *const step_names[] = {
 static const enum arm_step next_step[] = {
 	[FILE_OPEN_TARGET] = FILE_MKDIR,
 	[FILE_MKDIR] = FILE_OPEN_RECORD,
-	[FILE_OPEN_RECORD] = FILE_READ_RECORD,
-	[FILE_OPEN_RECORD_BUFFERED] = FILE_READ_RECORD,
+	[FILE_OPEN_RECORD] = FILE_STATX_RECORD,
+	[FILE_OPEN_RECORD_BUFFERED] = FILE_STATX_RECORD,
+	[FILE_STATX_RECORD] = FILE_READ_RECORD,
 	[FILE_READ_RECORD] = FILE_STATX,
 	[FILE_STATX] = ARM_DONE,
 	[BLOCK_OPEN] = BLOCK_STATX,
@@ -179,6 +182,15 @@ static void step_done(struct timed_op *t, int res)
 		arm_next(a);
 		return;
 	}
+	if (a->step == FILE_STATX_RECORD && res < 0 && a->read_may_fail) {
+		/* Re-arming a lost storage: armed, to be fenced, unchecked. */
+		pr_warn("%s: %s %s: %s; not checked against the other storages",
+			s->p.uuid, step_names[a->step], s->p.target,
+			res == -ETIMEDOUT ? "deadline passed" : strerror(-res));
+		a->step = next_step[a->step];
+		arm_next(a);
+		return;
+	}
 	if (a->step == FILE_READ_RECORD || a->step == BLOCK_READ_SLOT)
 		res = read_done(a, res);
 	if (res < 0 && !(a->step == FILE_MKDIR && res == -EEXIST)) {
@@ -198,6 +210,12 @@ static void step_done(struct timed_op *t, int res)
 	case BLOCK_OPEN:
 	case FILE_OPEN_RECORD_BUFFERED:
 		s->record_fd = res;
+		break;
+	case FILE_STATX_RECORD:
+		/* Its identity: no two storages may write the same record. */
+		s->record_dev =
+			makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
+		s->record_ino = a->stx.stx_ino;
 		break;
 	case FILE_STATX:
 		s->fs_dev = makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
@@ -286,6 +304,15 @@ static void arm_next(struct arm_op *a)
 		break;
 	case FILE_OPEN_RECORD_BUFFERED:
 		prep_open_record(a, sqe, 0);
+		break;
+	case FILE_STATX_RECORD:
+		/*
+		 * The cached identity is the identity: an NFS client need
+		 * not ask a server that may be gone.
+		 */
+		io_uring_prep_statx(sqe, s->record_fd, "",
+				    AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+				    STATX_INO, &a->stx);
 		break;
 	case FILE_READ_RECORD:
 	case BLOCK_READ_SLOT:

@@ -11,6 +11,8 @@
  *          open <target>/.iofence/<host> (created 0644, never through a
  *          symlink, never outside the target; O_DIRECT|O_DSYNC, or
  *          O_DSYNC alone where the file system refuses O_DIRECT)
+ *          statx the record, from the cache: its identity (st_dev,
+ *          st_ino), so that setup refuses two storages on one record
  *          read the record there
  *          statx <target>: its device, for the tracker and the victims
  *   block: open <target> (a block device, O_DIRECT|O_DSYNC)
