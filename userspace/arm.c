@@ -202,7 +202,7 @@ static void step_done(struct timed_op *t, int res)
 		s->target_fd = res;
 		break;
 	case BLOCK_REOPEN:
-		close(s->record_fd);
+		loop_close(a->loop, s->record_fd);
 		/* fall through */
 	case FILE_OPEN_RECORD:
 		s->record_direct = true;
@@ -249,7 +249,7 @@ static void step_late(struct timed_op *t, int res)
 	    (a->step == FILE_OPEN_TARGET || a->step == FILE_OPEN_RECORD ||
 	     a->step == FILE_OPEN_RECORD_BUFFERED || a->step == BLOCK_OPEN ||
 	     a->step == BLOCK_REOPEN))
-		close(res);
+		loop_close(a->loop, res);
 }
 
 static void step_idle(struct timed_op *t)
@@ -332,13 +332,13 @@ static void arm_next(struct arm_op *a)
 			.flags = O_WRONLY | O_CLOEXEC,
 			.resolve = RESOLVE_NO_MAGICLINKS,
 		};
-		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
 		/*
 		 * io_uring's inline try opens with O_NONBLOCK, which means
-		 * something else to some devices (no media, FIFO): always
-		 * open them with the plain blocking semantics, in io-wq.
+		 * something else to some devices (no media, FIFO): the
+		 * IOSQE_ASYNC below opens them with the plain blocking
+		 * semantics, in io-wq.
 		 */
-		sqe->flags |= IOSQE_ASYNC;
+		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
 		break;
 	case BLOCK_STATX:
 		io_uring_prep_statx(sqe, s->record_fd, "", AT_EMPTY_PATH,
@@ -357,6 +357,13 @@ static void arm_next(struct arm_op *a)
 				     0);
 		break;
 	}
+	/*
+	 * Never tried inline: io_uring would issue a read, an open or an
+	 * O_DIRECT I/O on a hung file system from io_uring_enter() itself
+	 * and block the loop there. In io-wq, a hung storage holds a worker
+	 * and the deadline still fires.
+	 */
+	sqe->flags |= IOSQE_ASYNC;
 	timed_op_submit(a->loop, &a->op, timeout);
 }
 

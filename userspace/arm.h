@@ -20,6 +20,9 @@
  *          size, and the slot must lie inside the device
  *          read the slot
  *
+ * Every step runs in io-wq (IOSQE_ASYNC), never inline in the loop's
+ * io_uring_enter(), and an fd nobody wants any more is closed there too.
+ *
  * The record found decides where the sequence goes on and, on this boot,
  * when the last heartbeat succeeded (a restarted daemon keeps the deadline
  * peers computed). A slot holding another host's live record, or bytes
