@@ -95,8 +95,9 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)OUT=$(OUT) selftests/run.sh
 
+# scripts/demo.sh runs the daemon, its client and the FUSE fault injector.
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/faultfs
 	$(Q)OUT=$(OUT) scripts/demo.sh
 
 bench: deps

@@ -21,6 +21,7 @@ enum arm_step {
 	FILE_MKDIR,
 	FILE_OPEN_RECORD,
 	FILE_OPEN_RECORD_BUFFERED,
+	FILE_STATX_RECORD,
 	FILE_READ_RECORD,
 	FILE_STATX,
 	BLOCK_OPEN,
@@ -35,6 +36,7 @@ static const char *const step_names[] = {
 	[FILE_MKDIR] = "create " ARM_RECORD_DIR,
 	[FILE_OPEN_RECORD] = "open heartbeat record",
 	[FILE_OPEN_RECORD_BUFFERED] = "open heartbeat record",
+	[FILE_STATX_RECORD] = "statx heartbeat record",
 	[FILE_READ_RECORD] = "read heartbeat record",
 	[FILE_STATX] = "statx target",
 	[BLOCK_OPEN] = "open device",
@@ -46,8 +48,9 @@ static const char *const step_names[] = {
 static const enum arm_step next_step[] = {
 	[FILE_OPEN_TARGET] = FILE_MKDIR,
 	[FILE_MKDIR] = FILE_OPEN_RECORD,
-	[FILE_OPEN_RECORD] = FILE_READ_RECORD,
-	[FILE_OPEN_RECORD_BUFFERED] = FILE_READ_RECORD,
+	[FILE_OPEN_RECORD] = FILE_STATX_RECORD,
+	[FILE_OPEN_RECORD_BUFFERED] = FILE_STATX_RECORD,
+	[FILE_STATX_RECORD] = FILE_READ_RECORD,
 	[FILE_READ_RECORD] = FILE_STATX,
 	[FILE_STATX] = ARM_DONE,
 	[BLOCK_OPEN] = BLOCK_STATX,
@@ -179,6 +182,15 @@ static void step_done(struct timed_op *t, int res)
 		arm_next(a);
 		return;
 	}
+	if (a->step == FILE_STATX_RECORD && res < 0 && a->read_may_fail) {
+		/* Re-arming a lost storage: armed, to be fenced, unchecked. */
+		pr_warn("%s: %s %s: %s; not checked against the other storages",
+			s->p.uuid, step_names[a->step], s->p.target,
+			res == -ETIMEDOUT ? "deadline passed" : strerror(-res));
+		a->step = next_step[a->step];
+		arm_next(a);
+		return;
+	}
 	if (a->step == FILE_READ_RECORD || a->step == BLOCK_READ_SLOT)
 		res = read_done(a, res);
 	if (res < 0 && !(a->step == FILE_MKDIR && res == -EEXIST)) {
@@ -190,7 +202,7 @@ static void step_done(struct timed_op *t, int res)
 		s->target_fd = res;
 		break;
 	case BLOCK_REOPEN:
-		close(s->record_fd);
+		loop_close(a->loop, s->record_fd);
 		/* fall through */
 	case FILE_OPEN_RECORD:
 		s->record_direct = true;
@@ -198,6 +210,12 @@ static void step_done(struct timed_op *t, int res)
 	case BLOCK_OPEN:
 	case FILE_OPEN_RECORD_BUFFERED:
 		s->record_fd = res;
+		break;
+	case FILE_STATX_RECORD:
+		/* Its identity: no two storages may write the same record. */
+		s->record_dev =
+			makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
+		s->record_ino = a->stx.stx_ino;
 		break;
 	case FILE_STATX:
 		s->fs_dev = makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
@@ -231,7 +249,7 @@ static void step_late(struct timed_op *t, int res)
 	    (a->step == FILE_OPEN_TARGET || a->step == FILE_OPEN_RECORD ||
 	     a->step == FILE_OPEN_RECORD_BUFFERED || a->step == BLOCK_OPEN ||
 	     a->step == BLOCK_REOPEN))
-		close(res);
+		loop_close(a->loop, res);
 }
 
 static void step_idle(struct timed_op *t)
@@ -287,6 +305,15 @@ static void arm_next(struct arm_op *a)
 	case FILE_OPEN_RECORD_BUFFERED:
 		prep_open_record(a, sqe, 0);
 		break;
+	case FILE_STATX_RECORD:
+		/*
+		 * The cached identity is the identity: an NFS client need
+		 * not ask a server that may be gone.
+		 */
+		io_uring_prep_statx(sqe, s->record_fd, "",
+				    AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+				    STATX_INO, &a->stx);
+		break;
 	case FILE_READ_RECORD:
 	case BLOCK_READ_SLOT:
 		io_uring_prep_read(sqe, s->record_fd, a->buf, s->record_size,
@@ -305,13 +332,13 @@ static void arm_next(struct arm_op *a)
 			.flags = O_WRONLY | O_CLOEXEC,
 			.resolve = RESOLVE_NO_MAGICLINKS,
 		};
-		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
 		/*
 		 * io_uring's inline try opens with O_NONBLOCK, which means
-		 * something else to some devices (no media, FIFO): always
-		 * open them with the plain blocking semantics, in io-wq.
+		 * something else to some devices (no media, FIFO): the
+		 * IOSQE_ASYNC below opens them with the plain blocking
+		 * semantics, in io-wq.
 		 */
-		sqe->flags |= IOSQE_ASYNC;
+		io_uring_prep_openat2(sqe, AT_FDCWD, s->p.target, &a->how);
 		break;
 	case BLOCK_STATX:
 		io_uring_prep_statx(sqe, s->record_fd, "", AT_EMPTY_PATH,
@@ -330,6 +357,13 @@ static void arm_next(struct arm_op *a)
 				     0);
 		break;
 	}
+	/*
+	 * Never tried inline: io_uring would issue a read, an open or an
+	 * O_DIRECT I/O on a hung file system from io_uring_enter() itself
+	 * and block the loop there. In io-wq, a hung storage holds a worker
+	 * and the deadline still fires.
+	 */
+	sqe->flags |= IOSQE_ASYNC;
 	timed_op_submit(a->loop, &a->op, timeout);
 }
 

@@ -11,12 +11,17 @@
  *          open <target>/.iofence/<host> (created 0644, never through a
  *          symlink, never outside the target; O_DIRECT|O_DSYNC, or
  *          O_DSYNC alone where the file system refuses O_DIRECT)
+ *          statx the record, from the cache: its identity (st_dev,
+ *          st_ino), so that setup refuses two storages on one record
  *          read the record there
  *          statx <target>: its device, for the tracker and the victims
  *   block: open <target> (a block device, O_DIRECT|O_DSYNC)
  *          statx: must be a block device; its number; its logical block
  *          size, and the slot must lie inside the device
  *          read the slot
+ *
+ * Every step runs in io-wq (IOSQE_ASYNC), never inline in the loop's
+ * io_uring_enter(), and an fd nobody wants any more is closed there too.
  *
  * The record found decides where the sequence goes on and, on this boot,
  * when the last heartbeat succeeded (a restarted daemon keeps the deadline

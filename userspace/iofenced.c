@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "instance_lock.h"
 #include "log.h"
 #include "logger.h"
 #include "sd_notify.h"
@@ -116,6 +117,7 @@ static int detach(int *ready_fd)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	struct instance_lock lk;
 	sigset_t mask;
 	int ready_fd = -1;
 	int ret;
@@ -124,10 +126,16 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 	log_init("iofenced", d.cfg.verbose ? LOG_DEBUG : LOG_INFO);
+	/* Before anything touches the state, the socket or the pins. */
+	if (instance_lock(&d.cfg, &lk)) {
+		config_free(&d.cfg);
+		return EXIT_FAILURE;
+	}
 	/* The ring must be made after the fork: rings are not shared. */
 	if (!d.cfg.foreground && (ret = detach(&ready_fd))) {
 		pr_err("cannot detach: %s", strerror(-ret));
 		config_free(&d.cfg);
+		instance_unlock(&lk);
 		return EXIT_FAILURE;
 	}
 	/* Threads are made after the fork too: none would survive it. */
@@ -137,16 +145,13 @@ int main(int argc, char **argv)
 	ret = signals_block(&mask);
 	if (!ret)
 		ret = daemon_open(&d, ready_fd);
-	if (ret) {
-		logger_stop();
-		return EXIT_FAILURE;
-	}
+	if (ret)
+		goto out;
 	ret = signals_open(&d, &mask);
 	if (ret) {
 		pr_err("signalfd: %s", strerror(-ret));
 		daemon_close(&d);
-		logger_stop();
-		return EXIT_FAILURE;
+		goto out;
 	}
 	/* Told from the control plane's pulse, while both sides progress. */
 	d.sd_watchdog_ms = sd_watchdog_ms();
@@ -154,6 +159,13 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = d.exit_code;
 	daemon_close(&d);
+out:
+	/*
+	 * Released by hand: a thread stuck on a dead storage can keep this
+	 * process in the kernel after it returns, and must not keep a new
+	 * daemon out.
+	 */
+	instance_unlock(&lk);
 	logger_stop();
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
 }

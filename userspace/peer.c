@@ -66,14 +66,15 @@ struct peer_query {
 
 static void peer_next(struct peer_query *q);
 
+/* Its fds are on the storage: closed in io-wq (a FLUSH may hang there). */
 static void peer_free(struct peer_query *q)
 {
+	struct loop *l = &q->d->loop;
+
 	list_del(&q->link);
 	json_decref(q->id);
-	if (q->fd >= 0)
-		close(q->fd);
-	if (q->dirfd >= 0)
-		close(q->dirfd);
+	loop_close(l, q->fd);
+	loop_close(l, q->dirfd);
 	free(q->buf);
 	free(q);
 }
@@ -168,7 +169,7 @@ static void observed(struct peer_query *q, int err)
 	if (!err && strcmp(q->obs[i].host_uuid, q->host))
 		q->err[i] = -EXDEV;
 	if (q->type == STORAGE_FILE && q->fd >= 0) {
-		close(q->fd);
+		loop_close(&q->d->loop, q->fd);
 		q->fd = -1;
 	}
 	if (i == 0 && !q->err[0] && !q->window_given)
@@ -221,7 +222,7 @@ static void op_late(struct timed_op *t, int res)
 	    (q->step == PEER_OPEN || q->step == PEER_OPEN_BUFFERED ||
 	     q->step == PEER_DONE || q->step == PEER_WAIT) &&
 	    q->type == STORAGE_FILE && res != q->fd)
-		close(res);
+		loop_close(&q->d->loop, res);
 }
 
 static void op_idle(struct timed_op *t)
@@ -266,6 +267,8 @@ static void peer_next(struct peer_query *q)
 		};
 		io_uring_prep_openat2(sqe, q->dirfd, q->path, &q->how);
 	}
+	/* The storage may hang: in io-wq, never inline in the loop. */
+	sqe->flags |= IOSQE_ASYNC;
 	timed_op_submit(l, &q->op, PEER_READ_DEADLINE_MS);
 }
 
@@ -357,4 +360,6 @@ void peer_queries_free(struct daemon *d)
 {
 	while (!list_empty(&d->peers))
 		peer_free(list_entry(d->peers.next, struct peer_query, link));
+	/* The loop runs no more: its closes go out now. */
+	io_uring_submit(&d->loop.ring);
 }

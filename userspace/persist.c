@@ -52,7 +52,7 @@ static void write_end(struct persister *p, int err)
 		pr_err("state: %s in %s: %s", stage_names[p->stage],
 		       p->d->cfg.state_dir, strerror(-err));
 	if (p->tmpfd >= 0) {
-		close(p->tmpfd);
+		loop_close(&p->d->loop, p->tmpfd);
 		p->tmpfd = -1;
 	}
 	free(p->buf);
@@ -97,6 +97,11 @@ static void stage_next(struct persister *p)
 		io_uring_prep_fsync(sqe, p->dirfd, 0);
 		break;
 	}
+	/*
+	 * A local disk can stall too (a full queue, a dying device): in
+	 * io-wq, never inline in the loop.
+	 */
+	sqe->flags |= IOSQE_ASYNC;
 	timed_op_submit(&p->d->loop, &p->op, PERSIST_STEP_DEADLINE_MS);
 }
 
@@ -140,7 +145,7 @@ static void stage_late(struct timed_op *t, int res)
 
 	/* A late open: the fd belongs to nobody now. */
 	if (p->stage == ST_OPEN && res >= 0)
-		close(res);
+		loop_close(&p->d->loop, res);
 }
 
 static void write_start(struct persister *p)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -165,9 +166,104 @@ static void unstage(struct flight *f)
 	}
 }
 
+/*
+ * One record, one storage: two storages writing the same heartbeat
+ * record overwrite each other's heartbeats, and a peer reading it sees
+ * neither. For files that is the same file (a bind mount or a second
+ * path to one folder, with the same host), for block devices the same
+ * device with overlapping bytes, whatever the hosts.
+ */
+static bool same_record(const struct storage *a, const struct storage *b)
+{
+	if (a->p.type != b->p.type)
+		return false;
+	if (a->p.type == STORAGE_FILE)
+		return a->record_ino && a->record_ino == b->record_ino &&
+		       a->record_dev == b->record_dev;
+	return a->dev && a->dev == b->dev &&
+	       a->record_offset < b->record_offset + b->record_size &&
+	       b->record_offset < a->record_offset + a->record_size;
+}
+
+static void describe_same(const struct storage *a, const struct storage *b,
+			  char *buf, size_t len)
+{
+	if (a->p.type == STORAGE_FILE)
+		snprintf(buf, len,
+			 "%s/" ARM_RECORD_DIR "/%s and %s/" ARM_RECORD_DIR
+			 "/%s are one file (device %u:%u, inode %llu), and a heartbeat record belongs to one storage only",
+			 a->p.target, a->host_uuid, b->p.target, b->host_uuid,
+			 major(a->record_dev), minor(a->record_dev),
+			 (unsigned long long)a->record_ino);
+	else
+		snprintf(buf, len,
+			 "slot %u of %s and slot %u of %s are the same bytes of block device %u:%u (offset %llu), and a heartbeat record belongs to one storage only",
+			 a->p.slot, a->p.target, b->p.slot, b->p.target,
+			 major(a->dev), minor(a->dev),
+			 (unsigned long long)a->record_offset);
+}
+
+/*
+ * Another storage that would write the record of storages[@i], staged,
+ * or NULL: one staged before it, or one armed that this flight does not
+ * replace (@replaced, by table index).
+ */
+static const struct storage *record_taken(struct flight *f, unsigned int i,
+					  const bool *replaced)
+{
+	const struct storage *s = f->items[i].staged;
+	struct storage *o;
+	unsigned int k;
+
+	for (k = 0; k < i; k++)
+		if (f->items[k].staged && same_record(s, f->items[k].staged))
+			return f->items[k].staged;
+	storage_for_each(&f->d->storages, k, o)
+		if (!replaced[k] && same_record(s, o))
+			return o;
+	return NULL;
+}
+
+/*
+ * Before anything is put in place: a refusal changes nothing. Re-arming
+ * at start-up leaves the storage out, kept in the state file, as any
+ * other storage that fails to re-arm.
+ */
+static void check_records(struct flight *f)
+{
+	bool replaced[STORAGE_MAX] = { false };
+	const struct storage *o;
+	char why[512];
+
+	for (unsigned int i = 0; i < f->n; i++)
+		if (f->items[i].staged && f->items[i].prev)
+			replaced[f->items[i].prev->idx] = true;
+	for (unsigned int i = 0; i < f->n && !f->err[0]; i++) {
+		struct item *it = &f->items[i];
+
+		if (!it->staged || !(o = record_taken(f, i, replaced)))
+			continue;
+		describe_same(it->staged, o, why, sizeof(why));
+		if (f->rearm) {
+			pr_err("re-arm %s: same heartbeat record as storage %s (host %s): %s; left unarmed",
+			       it->p.uuid, o->p.uuid, o->host_uuid, why);
+			storage_free(it->staged);
+			it->staged = NULL;
+			it->plan = PLAN_FAILED;
+			continue;
+		}
+		flight_fail(
+			f, PROTO_INVALID_ARGUMENT,
+			"storages[%u]: same heartbeat record as storage %s (host %s): %s; nothing was changed",
+			i, o->p.uuid, o->host_uuid, why);
+	}
+}
+
 /* Every storage of the batch is staged, or failed to be. */
 static void staged_all(struct flight *f)
 {
+	if (!f->err[0])
+		check_records(f);
 	if (f->err[0]) {
 		unstage(f);
 		flight_finish(f);

@@ -64,6 +64,9 @@ struct storage {
 	int record_fd; /* where heartbeats go: record file or device */
 	uint32_t record_size; /* 512 or 4096: one O_DIRECT block */
 	uint64_t record_offset; /* of this host's record in record_fd */
+	/* file: the record file's st_dev and st_ino; 0: not known */
+	dev_t record_dev;
+	ino_t record_ino;
 	bool record_direct; /* opened O_DIRECT (false: the fs refused it) */
 	uint64_t next_seq; /* staging: after the record found there */
 	bool record_mine; /* staging: it held this host's record of it */

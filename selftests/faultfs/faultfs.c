@@ -5,10 +5,18 @@
  * The iofence tests need storage that can turn slow, hang or fail on demand
  * and recover again, without remounting and without touching the writer.
  * faultfs mirrors a backing directory and, per file, delays, blocks or fails
- * the data path (read, write, fsync, fallocate).  Modes are switched at run
- * time through a virtual control file in the mount root; see usage().
+ * the data path (read, write, fsync, fallocate), or blocks every operation
+ * on the file ("dead"), as a hard-mounted NFS server that went away does.
+ * Modes are switched at run time through a virtual control file in the mount
+ * root, or through a Unix socket outside the mount (--ctl-socket), which
+ * keeps working when the mount is wedged; see usage().
+ *
+ * -o sync_dio (or --sync-dio) withholds FUSE_CAP_ASYNC_DIO from the kernel,
+ * as libfuse2 servers do: every O_DIRECT request then blocks its submitter,
+ * aio and io_uring included, instead of being queued in the background.
  */
-#define FUSE_USE_VERSION 31
+/* 3.12: the loop config that carries max_threads. */
+#define FUSE_USE_VERSION 312
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,16 +24,23 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/fuse.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,11 +74,27 @@
  */
 #define DEFAULT_MAX_THREADS "-omax_threads=64"
 
+/*
+ * Held background requests (release, queued async direct I/O) count against
+ * the kernel's limit of background requests per connection, 12 by default;
+ * past it, the background requests of every other file queue behind them.
+ */
+#define MAX_BACKGROUND 64
+
+/*
+ * One control connection is a script in, a reply out.  A client that sends
+ * neither EOF nor a whole script in time is dropped, so that it cannot keep
+ * the control thread from the next one.
+ */
+#define CTL_REQ_MAX 65536
+#define CTL_IO_TIMEOUT_S 2
+
 enum fault_mode {
 	FAULT_HEALTHY,
 	FAULT_SLOW,
 	FAULT_HANG,
 	FAULT_EIO,
+	FAULT_DEAD,
 };
 
 static const char *const mode_names[] = {
@@ -71,6 +102,7 @@ static const char *const mode_names[] = {
 	[FAULT_SLOW] = "slow",
 	[FAULT_HANG] = "hang",
 	[FAULT_EIO] = "eio",
+	[FAULT_DEAD] = "dead",
 };
 
 /*
@@ -102,14 +134,19 @@ static struct {
 	unsigned int def_ms;
 	struct fault_file *files;
 	struct fault_file **tail;
+	/* Held requests that belong to no file entry: the root directory's. */
+	unsigned int anon_hung;
 	struct fuse *fuse;
 	int base_fd;
 	int page_cache;
+	int sync_dio;
+	int ctl_fd;
 	struct timespec started;
 } ff = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.tail = &ff.files,
 	.base_fd = -1,
+	.ctl_fd = -1,
 };
 
 static bool is_ctl(const char *path)
@@ -202,25 +239,53 @@ static bool stopping(void)
 	return ff.fuse && fuse_session_exited(fuse_get_session(ff.fuse));
 }
 
-/*
- * Gate for one data request: returns 0 when the request may go to the backing
- * file, -EIO when it must fail.  The mode is re-read after every wait, so a
- * hang released into "slow" or "eio" behaves as the new mode says.  *fp is
- * set for the accounting in fault_leave(); it is NULL only if out of memory.
- */
-static int fault_enter(const char *path, struct fault_file **fp)
+/* The file entry name a request's path is filed under; NULL for the root. */
+static const char *key_of(const char *path)
 {
+	if (!path)
+		return NULL;
+	while (*path == '/')
+		path++;
+	return *path ? path : NULL;
+}
+
+/*
+ * Gate for one request on up to two paths (a rename has two; path2 may be
+ * NULL): returns 0 when the request may go to the backing directory, -EIO
+ * when it must fail.  "dead" on any of its paths holds every request;
+ * the other modes apply to data requests (read, write, fsync, fallocate)
+ * only.  The modes are re-read after every wait, so a hang released into
+ * "slow" or "eio" behaves as the new mode says, and a dead file released
+ * into "hang" still hangs its data.  For data requests *fp is set for the
+ * accounting in fault_leave(); it is NULL only if out of memory.
+ */
+static int fault_gate(const char *path, const char *path2, bool data,
+		      struct fault_file **fp)
+{
+	const char *keys[2] = { key_of(path), key_of(path2) };
+	struct fault_file *f[2] = { NULL, NULL };
 	struct timespec start, now, until, poll;
-	struct fault_file *f;
+	int i, n = path2 ? 2 : 1, dead, ret = 0;
 	enum fault_mode mode;
-	int ret = 0;
+	unsigned int *hung;
 
 	pthread_mutex_lock(&ff.lock);
-	f = file_find(rel(path ? path : "/"), true);
-	*fp = f;
+	/*
+	 * Data requests always get an entry, for their counters; the others
+	 * only once held, so that a directory walk does not list every name.
+	 */
+	for (i = 0; i < n; i++)
+		if (keys[i])
+			f[i] = file_find(keys[i], data && i == 0);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		mode = eff_mode(f);
+		dead = -1;
+		for (i = 0; i < n && dead < 0; i++)
+			if (eff_mode(f[i]) == FAULT_DEAD)
+				dead = i;
+		mode = dead >= 0 ? FAULT_DEAD : eff_mode(f[0]);
+		if (!data && mode != FAULT_DEAD)
+			break;
 		if (mode == FAULT_HEALTHY)
 			break;
 		if (mode == FAULT_EIO || stopping()) {
@@ -229,17 +294,19 @@ static int fault_enter(const char *path, struct fault_file **fp)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		poll = ts_after_ms(&now, POLL_MS);
-		if (mode == FAULT_HANG) {
-			if (f)
-				f->hung++;
+		if (mode == FAULT_DEAD || mode == FAULT_HANG) {
+			i = dead >= 0 ? dead : 0;
+			if (!f[i] && keys[i])
+				f[i] = file_find(keys[i], true);
+			hung = f[i] ? &f[i]->hung : &ff.anon_hung;
+			(*hung)++;
 			pthread_cond_timedwait(&ff.changed, &ff.lock, &poll);
-			if (f)
-				f->hung--;
+			(*hung)--;
 			/* A delay that follows a hang counts from the release. */
 			clock_gettime(CLOCK_MONOTONIC, &start);
 			continue;
 		}
-		until = ts_after_ms(&start, eff_ms(f));
+		until = ts_after_ms(&start, eff_ms(f[0]));
 		if (ts_cmp(&now, &until) >= 0)
 			break;
 		pthread_cond_timedwait(&ff.changed, &ff.lock,
@@ -247,7 +314,20 @@ static int fault_enter(const char *path, struct fault_file **fp)
 								   &until);
 	}
 	pthread_mutex_unlock(&ff.lock);
+	if (fp)
+		*fp = f[0];
 	return ret;
+}
+
+static int fault_enter(const char *path, struct fault_file **fp)
+{
+	return fault_gate(path, NULL, true, fp);
+}
+
+/* Gate for a request outside the data path: only "dead" holds it. */
+static int fault_meta(const char *path)
+{
+	return fault_gate(path, NULL, false, NULL);
 }
 
 static void fault_leave(struct fault_file *f, int res)
@@ -267,7 +347,7 @@ static void fault_leave(struct fault_file *f, int res)
 static char *ctl_render(size_t *lenp)
 {
 	uint64_t served = 0, failed = 0;
-	unsigned int hung = 0;
+	unsigned int hung = ff.anon_hung;
 	struct fault_file *f;
 	char *text = NULL;
 	FILE *out;
@@ -397,12 +477,17 @@ static int ctl_command(char *line)
 	return 0;
 }
 
-static int ctl_write(const char *buf, size_t size)
+/*
+ * Runs a script of whole command lines, as one write() to the control file
+ * or one connection to the control socket carries; a final newline is
+ * optional.  Lines before a bad one stay applied.  With statusp, the state
+ * after the script is rendered there, under the same lock.
+ */
+static int ctl_apply(const char *buf, size_t size, char **statusp, size_t *lenp)
 {
 	char *text, *line, *nl;
 	int ret = 0;
 
-	/* Each write() carries whole commands; a final newline is optional. */
 	text = strndup(buf, size);
 	if (!text)
 		return -ENOMEM;
@@ -414,8 +499,20 @@ static int ctl_write(const char *buf, size_t size)
 		ret = ctl_command(line);
 	}
 	pthread_cond_broadcast(&ff.changed);
+	if (!ret && statusp) {
+		*statusp = ctl_render(lenp);
+		if (!*statusp)
+			ret = -ENOMEM;
+	}
 	pthread_mutex_unlock(&ff.lock);
 	free(text);
+	return ret;
+}
+
+static int ctl_write(const char *buf, size_t size)
+{
+	int ret = ctl_apply(buf, size, NULL, NULL);
+
 	return ret ? ret : (int)size;
 }
 
@@ -462,6 +559,261 @@ static void ctl_stat(struct stat *st)
 	st->st_ctim = ff.started;
 }
 
+/* ---- control socket ---- */
+
+/*
+ * The control file sits in the mount, and a wedged mount can make it
+ * unreachable: a create held in the root directory keeps the directory
+ * locked, and a lookup of the control file waits behind it.  The socket is
+ * outside the mount, and its thread takes nothing but ff.lock, which held
+ * requests release while they wait.
+ */
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void set_io_timeout(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/*
+ * A connection carries a script up to the client's EOF, as a write() to the
+ * control file does; the reply is "ok" and the status listing after it, or
+ * "error <reason>", each line ending in a newline.
+ */
+static void ctl_serve_one(int fd)
+{
+	char *req, *status = NULL, head[128];
+	size_t len = 0, slen = 0;
+	ssize_t n;
+	int ret = 0;
+
+	req = malloc(CTL_REQ_MAX);
+	if (!req)
+		return;
+	set_io_timeout(fd, CTL_IO_TIMEOUT_S);
+	for (;;) {
+		if (len == CTL_REQ_MAX) {
+			ret = -E2BIG;
+			break;
+		}
+		n = recv(fd, req + len, CTL_REQ_MAX - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (!ret)
+		ret = ctl_apply(req, len, &status, &slen);
+	if (ret) {
+		snprintf(head, sizeof(head), "error %s\n", strerror(-ret));
+		send_all(fd, head, strlen(head));
+	} else if (!send_all(fd, "ok\n", 3)) {
+		send_all(fd, status, slen);
+	}
+	free(status);
+	free(req);
+}
+
+static void *ctl_thread(void *arg)
+{
+	sigset_t all;
+	int fd;
+
+	(void)arg;
+	/* Signals are for libfuse's main thread, which ends the session. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		fd = accept4(ff.ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			/* Out of fds or memory: retry, without spinning. */
+			if (errno != EINTR && errno != ECONNABORTED)
+				usleep(POLL_MS * 1000);
+			continue;
+		}
+		ctl_serve_one(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int ctl_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+/*
+ * Binds the control socket, taking the path over from a faultfs that died
+ * without removing it, never from a live one or from a file that is not a
+ * socket.  *st identifies the socket, for the unlink at exit.
+ */
+static int ctl_listen(const char *path, struct stat *st)
+{
+	struct sockaddr_un sa;
+	struct stat old;
+	int fd, probe, ret;
+	mode_t mask;
+
+	ret = ctl_addr(path, &sa);
+	if (ret)
+		return ret;
+	if (lstat(path, &old) == 0) {
+		if (!S_ISSOCK(old.st_mode))
+			return -EEXIST;
+		probe = socket(AF_UNIX,
+			       SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (probe < 0)
+			return -errno;
+		ret = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) ?
+			      -errno :
+			      0;
+		close(probe);
+		/* A full backlog is a live server too. */
+		if (!ret || ret == -EAGAIN)
+			return -EADDRINUSE;
+		if (ret != -ECONNREFUSED)
+			return ret;
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Whoever may connect may release or break the storage. */
+	mask = umask(077);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+	umask(mask);
+	if (!ret && listen(fd, 16))
+		ret = -errno;
+	if (!ret && lstat(path, st))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* A later faultfs may have taken the path over since. */
+static void ctl_unlink(const char *path, const struct stat *mine)
+{
+	struct stat st;
+
+	if (!lstat(path, &st) && st.st_dev == mine->st_dev &&
+	    st.st_ino == mine->st_ino)
+		unlink(path);
+}
+
+/*
+ * faultfs --ctl <socket> [command...]: one round trip to a running faultfs.
+ * The words make one command line; without any, the status is printed.
+ */
+static int ctl_client(const char *path, int argc, char *argv[])
+{
+	char *cmd = NULL, *reply = NULL, buf[4096];
+	size_t cmd_len = 0, reply_len = 0;
+	struct sockaddr_un sa;
+	FILE *out;
+	ssize_t n;
+	int fd, i, ret;
+
+	ret = ctl_addr(path, &sa);
+	if (ret)
+		goto err;
+	out = open_memstream(&cmd, &cmd_len);
+	if (!out) {
+		ret = -errno;
+		goto err;
+	}
+	for (i = 0; i < argc; i++)
+		fprintf(out, "%s%s", i ? " " : "", argv[i]);
+	if (argc)
+		fputc('\n', out);
+	if (fclose(out)) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	set_io_timeout(fd, 10);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = -errno;
+		close(fd);
+		goto err;
+	}
+	ret = send_all(fd, cmd, cmd_len);
+	if (!ret && shutdown(fd, SHUT_WR))
+		ret = -errno;
+	out = ret ? NULL : open_memstream(&reply, &reply_len);
+	if (!ret && !out)
+		ret = -errno;
+	while (out) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (n <= 0)
+			break;
+		fwrite(buf, 1, (size_t)n, out);
+	}
+	if (out && fclose(out) && !ret)
+		ret = -ENOMEM;
+	close(fd);
+	if (ret)
+		goto err;
+	free(cmd);
+	if (reply_len >= 3 && strncmp(reply, "ok\n", 3) == 0) {
+		if (!argc)
+			fwrite(reply + 3, 1, reply_len - 3, stdout);
+		free(reply);
+		return fflush(stdout) ? 1 : 0;
+	}
+	if (reply_len > 6 && strncmp(reply, "error ", 6) == 0)
+		fprintf(stderr, "faultfs: %s: %.*s\n", path,
+			(int)strcspn(reply + 6, "\n"), reply + 6);
+	else
+		fprintf(stderr, "faultfs: %s: no reply\n", path);
+	free(reply);
+	return 1;
+err:
+	fprintf(stderr, "faultfs: %s: %s\n", path, strerror(-ret));
+	free(cmd);
+	free(reply);
+	return 1;
+}
+
 /* ---- pass-through operations ---- */
 
 /*
@@ -481,23 +833,47 @@ static bool own_new(uid_t *uid, gid_t *gid)
 
 static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
+	pthread_t thread;
+	int err;
+
 	cfg->use_ino = 1;
-	/* Tests may change the backing directory behind our back. */
+	/*
+	 * Tests may change the backing directory behind our back, and a dead
+	 * file must block every fresh lookup and stat: the kernel asks us
+	 * each time instead of answering from its caches.
+	 */
 	cfg->entry_timeout = 0;
 	cfg->attr_timeout = 0;
 	cfg->negative_timeout = 0;
+	if (ff.sync_dio)
+		conn->want &= ~FUSE_CAP_ASYNC_DIO;
+	conn->max_background = MAX_BACKGROUND;
 	ff.fuse = fuse_get_context()->fuse;
+	/* Here, not in main(): fuse_daemonize() may fork. */
+	if (ff.ctl_fd >= 0) {
+		err = pthread_create(&thread, NULL, ctl_thread, NULL);
+		if (err)
+			fprintf(stderr, "faultfs: control socket thread: %s\n",
+				strerror(err));
+		else
+			pthread_detach(thread);
+	}
 	return NULL;
 }
 
 static int ff_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
+	int res;
+
 	if (is_ctl(path) || ctl_of(fi)) {
 		ctl_stat(st);
 		return 0;
 	}
+	/* Lookups end here too: a dead name cannot even be found. */
+	res = fault_meta(path);
+	if (res)
+		return res;
 	/* The kernel sends a handle for regular files only. */
 	if (fi) {
 		if (fstat((int)fi->fh, st))
@@ -522,6 +898,9 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	(void)off;
 	(void)fi;
 	(void)flags;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	fd = openat(ff.base_fd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -558,9 +937,13 @@ static int ff_mkdir(const char *path, mode_t mode)
 {
 	uid_t uid;
 	gid_t gid;
+	int res;
 
 	if (is_ctl(path))
 		return -EEXIST;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	if (mkdirat(ff.base_fd, rel(path), mode))
 		return -errno;
 	if (own_new(&uid, &gid))
@@ -571,6 +954,10 @@ static int ff_mkdir(const char *path, mode_t mode)
 
 static int ff_rmdir(const char *path)
 {
+	int res = fault_meta(path);
+
+	if (res)
+		return res;
 	if (unlinkat(ff.base_fd, rel(path), AT_REMOVEDIR))
 		return -errno;
 	return 0;
@@ -578,8 +965,13 @@ static int ff_rmdir(const char *path)
 
 static int ff_unlink(const char *path)
 {
+	int res;
+
 	if (is_ctl(path))
 		return -EPERM;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	if (unlinkat(ff.base_fd, rel(path), 0))
 		return -errno;
 	return 0;
@@ -587,8 +979,13 @@ static int ff_unlink(const char *path)
 
 static int ff_rename(const char *from, const char *to, unsigned int flags)
 {
+	int res;
+
 	if (is_ctl(from) || is_ctl(to))
 		return -EPERM;
+	res = fault_gate(from, to, false, NULL);
+	if (res)
+		return res;
 	if (renameat2(ff.base_fd, rel(from), ff.base_fd, rel(to), flags))
 		return -errno;
 	return 0;
@@ -600,6 +997,9 @@ static int ff_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if (is_ctl(path) || ctl_of(fi))
 		return -EPERM;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	if (by_fd(path, fi))
 		res = fchmod((int)fi->fh, mode);
 	else
@@ -614,6 +1014,9 @@ static int ff_chown(const char *path, uid_t uid, gid_t gid,
 
 	if (is_ctl(path) || ctl_of(fi))
 		return -EPERM;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	if (by_fd(path, fi))
 		res = fchown((int)fi->fh, uid, gid);
 	else
@@ -629,6 +1032,9 @@ static int ff_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	/* "echo cmd > ctl" truncates first; that must not fail. */
 	if (is_ctl(path) || ctl_of(fi))
 		return 0;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	/* Only regular files truncate, so a handle here is a backing fd. */
 	if (fi)
 		return ftruncate((int)fi->fh, size) ? -errno : 0;
@@ -647,6 +1053,9 @@ static int ff_utimens(const char *path, const struct timespec tv[2],
 
 	if (is_ctl(path) || ctl_of(fi))
 		return 0;
+	res = fault_meta(path);
+	if (res)
+		return res;
 	if (by_fd(path, fi))
 		res = futimens((int)fi->fh, tv);
 	else
@@ -656,7 +1065,10 @@ static int ff_utimens(const char *path, const struct timespec tv[2],
 
 static int ff_statfs(const char *path, struct statvfs *sv)
 {
-	(void)path;
+	int res = fault_meta(path);
+
+	if (res)
+		return res;
 	return fstatvfs(ff.base_fd, sv) ? -errno : 0;
 }
 
@@ -692,6 +1104,9 @@ static int ff_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if (is_ctl(path))
 		return open_ctl(fi);
+	fd = fault_meta(path);
+	if (fd < 0)
+		return fd;
 	fd = openat(ff.base_fd, rel(path),
 		    (fi->flags & ~O_DIRECT) | O_CREAT | O_CLOEXEC, mode);
 	if (fd < 0)
@@ -709,6 +1124,9 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
 
 	if (is_ctl(path))
 		return open_ctl(fi);
+	fd = fault_meta(path);
+	if (fd < 0)
+		return fd;
 	fd = openat(ff.base_fd, rel(path), (fi->flags & ~O_DIRECT) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -721,13 +1139,78 @@ static int ff_release(const char *path, struct fuse_file_info *fi)
 {
 	struct ctl_handle *h = ctl_of(fi);
 
-	(void)path;
 	if (h) {
 		free(h->text);
 		free(h);
 		return 0;
 	}
+	/* The fd goes even when the wait ends in teardown. */
+	fault_meta(path);
 	close((int)fi->fh);
+	return 0;
+}
+
+/*
+ * close() waits for this.  Like close() on the backing file, a dup's close
+ * reports what a flush of it would, on a backing NFS mount for one.
+ */
+static int ff_flush(const char *path, struct fuse_file_info *fi)
+{
+	int fd, res;
+
+	if (ctl_of(fi))
+		return 0;
+	res = fault_meta(path);
+	if (res)
+		return res;
+	fd = dup((int)fi->fh);
+	if (fd < 0)
+		return -errno;
+	return close(fd) ? -errno : 0;
+}
+
+/* Directory handles stay libfuse's; these only let "dead" hold them. */
+static int ff_opendir(const char *path, struct fuse_file_info *fi)
+{
+	(void)fi;
+	return fault_meta(path);
+}
+
+static int ff_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)fi;
+	fault_meta(path);
+	return 0;
+}
+
+/* Without default_permissions the kernel asks for access(2) and chdir(2). */
+static int ff_access(const char *path, int mask)
+{
+	int res;
+
+	if (is_ctl(path))
+		return 0;
+	res = fault_meta(path);
+	if (res)
+		return res;
+	return faccessat(ff.base_fd, rel(path), mask, AT_EACCESS) ? -errno : 0;
+}
+
+static int ff_readlink(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int res;
+
+	if (size == 0)
+		return -EINVAL;
+	res = fault_meta(path);
+	if (res)
+		return res;
+	n = readlinkat(ff.base_fd, rel(path), buf, size - 1);
+	if (n < 0)
+		return -errno;
+	/* libfuse wants it NUL-terminated, truncated if need be. */
+	buf[n] = '\0';
 	return 0;
 }
 
@@ -832,17 +1315,148 @@ static const struct fuse_operations ff_ops = {
 	.create = ff_create,
 	.open = ff_open,
 	.release = ff_release,
+	.flush = ff_flush,
+	.opendir = ff_opendir,
+	.releasedir = ff_releasedir,
+	.access = ff_access,
+	.readlink = ff_readlink,
 	.read = ff_read,
 	.write = ff_write,
 	.fsync = ff_fsync,
 	.fallocate = ff_fallocate,
 };
 
+/* ---- session ---- */
+
+/*
+ * libfuse before 3.17.1 turns FUSE_CAP_PARALLEL_DIROPS on but leaves it out
+ * of its INIT reply, so the kernel serializes lookups and readdirs per
+ * directory: one held lookup of a dead name would hold the lookup of every
+ * other uncached name, and every listing, in its directory.  faultfs reads
+ * and writes the device itself to add the flag on the way out, when the
+ * kernel offered it.
+ */
+static _Atomic bool init_seen;
+static _Atomic uint64_t init_unique;
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	const struct fuse_in_header *in = buf;
+	const struct fuse_init_in *arg = (const void *)(in + 1);
+	ssize_t n = read(fd, buf, len);
+
+	(void)userdata;
+	if (n >= (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, flags) +
+			   sizeof(arg->flags)) &&
+	    in->opcode == FUSE_INIT && (arg->flags & FUSE_PARALLEL_DIROPS)) {
+		atomic_store(&init_unique, in->unique);
+		atomic_store(&init_seen, true);
+	}
+	return n;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fuse_out_header *out = iov[0].iov_base;
+	struct fuse_init_out *arg;
+
+	(void)userdata;
+	if (atomic_load(&init_seen) && count >= 2 &&
+	    iov[0].iov_len == sizeof(*out) && out->error == 0 &&
+	    out->unique == atomic_load(&init_unique) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) +
+				      sizeof(arg->flags)) {
+		arg = iov[1].iov_base;
+		arg->flags |= FUSE_PARALLEL_DIROPS;
+		atomic_store(&init_seen, false);
+	}
+	return writev(fd, iov, count);
+}
+
+/* fuse_main(), but on the device through io_read() and io_writev(). */
+static int run(struct fuse_args *args)
+{
+	static const struct fuse_custom_io io = {
+		.read = io_read,
+		.writev = io_writev,
+	};
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_cmdline_opts opts;
+	struct fuse_session *se;
+	struct fuse *fuse;
+	int ret;
+
+	if (fuse_parse_cmdline(args, &opts))
+		return 1;
+	if (opts.show_version) {
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out;
+	}
+	if (!opts.mountpoint) {
+		fprintf(stderr, "faultfs: no mountpoint\n");
+		ret = 2;
+		goto out;
+	}
+	fuse = fuse_new(args, &ff_ops, sizeof(ff_ops), NULL);
+	if (!fuse) {
+		ret = 3;
+		goto out;
+	}
+	if (fuse_mount(fuse, opts.mountpoint)) {
+		ret = 4;
+		goto out_destroy;
+	}
+	se = fuse_get_session(fuse);
+	if (fuse_session_custom_io(se, &io, fuse_session_fd(se))) {
+		ret = 4;
+		goto out_unmount;
+	}
+	if (fuse_daemonize(opts.foreground)) {
+		ret = 5;
+		goto out_unmount;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		ret = 6;
+		goto out_unmount;
+	}
+	if (opts.singlethread) {
+		ret = fuse_loop(fuse);
+	} else {
+		cfg = fuse_loop_cfg_create();
+		if (!cfg) {
+			ret = 7;
+			goto out_signals;
+		}
+		fuse_loop_cfg_set_clone_fd(cfg, (unsigned int)opts.clone_fd);
+		/* Unset, it is UINT_MAX, which libfuse would log as invalid. */
+		if (opts.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(cfg,
+						       opts.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
+		ret = fuse_loop_mt(fuse, cfg);
+	}
+	ret = ret ? 8 : 0;
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_unmount:
+	fuse_unmount(fuse);
+out_destroy:
+	fuse_destroy(fuse);
+out:
+	fuse_loop_cfg_destroy(cfg);
+	free(opts.mountpoint);
+	return ret;
+}
+
 /* ---- command line ---- */
 
 struct ff_opts {
 	const char *backing;
+	char *ctl_socket;
 	int page_cache;
+	int sync_dio;
 	int help;
 };
 
@@ -850,6 +1464,11 @@ enum { KEY_HELP };
 
 static const struct fuse_opt ff_optspec[] = {
 	{ "page_cache", offsetof(struct ff_opts, page_cache), 1 },
+	{ "sync_dio", offsetof(struct ff_opts, sync_dio), 1 },
+	{ "--sync-dio", offsetof(struct ff_opts, sync_dio), 1 },
+	{ "ctl_socket=%s", offsetof(struct ff_opts, ctl_socket), 0 },
+	/* Matches "--ctl-socket=PATH" too, with the '=' kept: see main(). */
+	{ "--ctl-socket %s", offsetof(struct ff_opts, ctl_socket), 0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_END,
@@ -857,25 +1476,47 @@ static const struct fuse_opt ff_optspec[] = {
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [-f] [-o options] <backing-dir> <mountpoint>\n"
+	printf("usage: %s [-f] [-o options] [--ctl-socket PATH] [--sync-dio]\n"
+	       "                 <backing-dir> <mountpoint>\n"
+	       "       %s --ctl PATH [command]\n"
 	       "\n"
 	       "Mirrors <backing-dir> at <mountpoint> and injects faults into\n"
-	       "read, write, fsync and fallocate of chosen files.  Control:\n"
-	       "write commands to <mountpoint>/" CTL_NAME ", one per line:\n"
+	       "chosen files.  Control: write commands to\n"
+	       "<mountpoint>/" CTL_NAME " or send them to the control socket,\n"
+	       "one per line:\n"
 	       "    healthy <file>      pass requests through\n"
-	       "    slow <ms> <file>    delay each request by <ms>\n"
-	       "    hang <file>         block requests until the mode changes\n"
-	       "    eio <file>          fail requests with EIO\n"
+	       "    slow <ms> <file>    delay each data request by <ms>\n"
+	       "    hang <file>         block data requests until the mode changes\n"
+	       "    eio <file>          fail data requests with EIO\n"
+	       "    dead <file>         block every request on <file>, lookup,\n"
+	       "                        stat, open, flush (close) and release\n"
+	       "                        included, until the mode changes\n"
 	       "    reset <file>        zero the counters\n"
-	       "<file> is relative to the mount root; \"*\" sets the default\n"
-	       "and drops all per-file modes.  Reading the control file lists\n"
-	       "mode, ms, served, failed and hung requests per file.\n"
+	       "Data requests are read, write, fsync and fallocate.  <file> is a\n"
+	       "path relative to the mount root; \"*\" sets the default, drops\n"
+	       "all per-file modes, and makes \"dead *\" hold every request on\n"
+	       "the mount, the root directory and statfs included.  Reading the\n"
+	       "control file lists mode, ms, served and failed data requests,\n"
+	       "and requests held now (hung) per file.\n"
 	       "\n"
 	       "faultfs options:\n"
 	       "    -o page_cache       use the page cache unless O_DIRECT\n"
 	       "                        (default: every open is direct_io)\n"
+	       "    -o sync_dio, --sync-dio\n"
+	       "                        do not offer asynchronous direct I/O\n"
+	       "                        (FUSE_CAP_ASYNC_DIO): every O_DIRECT\n"
+	       "                        request, aio and io_uring included,\n"
+	       "                        blocks its submitter while it is held\n"
+	       "    -o ctl_socket=PATH, --ctl-socket PATH\n"
+	       "                        also serve the control commands on a\n"
+	       "                        Unix socket outside the mount, which\n"
+	       "                        answers while the mount is wedged\n"
+	       "\n"
+	       "--ctl PATH [command]: send one command to the control socket at\n"
+	       "PATH; without a command, print the status listing.  Exits 0 if\n"
+	       "faultfs accepted it.\n"
 	       "\n",
-	       prog);
+	       prog, prog);
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -899,18 +1540,27 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct ff_opts o = { 0 };
+	char *ctl_path = NULL, *cwd, *sock;
 	pthread_condattr_t ca;
+	struct stat ctl_st;
 	int ret;
 
+	if (argc >= 2 && strcmp(argv[1], "--ctl") == 0) {
+		if (argc < 3) {
+			usage(argv[0]);
+			return 2;
+		}
+		return ctl_client(argv[2], argc - 3, argv + 3);
+	}
 	if (fuse_opt_parse(&args, &o, ff_optspec, opt_proc))
 		return 2;
 	if (o.help) {
 		usage(argv[0]);
-		/* An empty program name keeps libfuse from a second usage line. */
-		args.argv[0][0] = '\0';
-		ret = fuse_main(args.argc, args.argv, &ff_ops, NULL);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lib_help(&args);
 		fuse_opt_free_args(&args);
-		return ret;
+		return 0;
 	}
 	if (!o.backing) {
 		usage(argv[0]);
@@ -918,6 +1568,7 @@ int main(int argc, char *argv[])
 		return 2;
 	}
 	ff.page_cache = o.page_cache;
+	ff.sync_dio = o.sync_dio;
 	clock_gettime(CLOCK_REALTIME, &ff.started);
 	ff.base_fd = open(o.backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ff.base_fd < 0) {
@@ -925,6 +1576,26 @@ int main(int argc, char *argv[])
 			strerror(errno));
 		fuse_opt_free_args(&args);
 		return 1;
+	}
+	if (o.ctl_socket) {
+		sock = o.ctl_socket + (o.ctl_socket[0] == '=');
+		/* Absolute, for the unlink after daemonizing (chdir "/"). */
+		cwd = sock[0] == '/' ? NULL : getcwd(NULL, 0);
+		if (sock[0] == '/')
+			ctl_path = strdup(sock);
+		else if (!cwd || asprintf(&ctl_path, "%s/%s", cwd, sock) < 0)
+			ctl_path = NULL;
+		free(cwd);
+		ret = ctl_path ? ctl_listen(ctl_path, &ctl_st) : -ENOMEM;
+		if (ret < 0) {
+			fprintf(stderr, "faultfs: %s: %s\n", sock,
+				strerror(-ret));
+			free(ctl_path);
+			close(ff.base_fd);
+			fuse_opt_free_args(&args);
+			return 1;
+		}
+		ff.ctl_fd = ret;
 	}
 
 	pthread_condattr_init(&ca);
@@ -941,8 +1612,12 @@ int main(int argc, char *argv[])
 		fuse_opt_free_args(&args);
 		return 1;
 	}
-	ret = fuse_main(args.argc, args.argv, &ff_ops, NULL);
+	ret = run(&args);
 	fuse_opt_free_args(&args);
+	if (ctl_path)
+		ctl_unlink(ctl_path, &ctl_st);
+	free(ctl_path);
+	free(o.ctl_socket);
 	close(ff.base_fd);
 	return ret;
 }

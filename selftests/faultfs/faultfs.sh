@@ -5,37 +5,70 @@
 #
 #   faultfs_start <backing-dir> <mountpoint> [faultfs options...]
 #   faultfs_set <mountpoint> <mode> [ms] <file>   e.g. slow 50 disk.img
-#   faultfs_status <mountpoint>                  print the control file
+#   faultfs_status <mountpoint>                  print the status listing
 #   faultfs_field <mountpoint> <file> <field>    mode, ms, served, failed, hung
+#   faultfs_sock <mountpoint>                    print its control socket
 #   faultfs_mounted <mountpoint>
 #   faultfs_stop <mountpoint>
 #   faultfs_stop_all
 #
+# Modes: healthy, slow <ms>, hang, eio (data requests), dead (every request).
 # <file> is relative to the mount root, "*" means every file.  FAULTFS names
-# the binary (default build/faultfs), FAULTFS_LOG receives its output (default
-# /dev/null).  faultfs_start leaves the daemon's pid in FAULTFS_PID.
+# the binary (default $OUT/faultfs, OUT defaulting to build), FAULTFS_LOG
+# receives its output (default /dev/null).  faultfs_start leaves the daemon's
+# pid in FAULTFS_PID.
 #
-# Nothing here that may run while faultfs is wedged touches the mount without
-# a timeout: a stat of a FUSE mount whose daemon is stuck blocks forever.
+# Control goes through a Unix socket outside the mount (faultfs --ctl-socket),
+# so it works while the mount is wedged, from any shell: the socket's path is
+# derived from the mountpoint's, in FAULTFS_CTL_DIR.  A faultfs started
+# without these helpers has no socket; they fall back to its control file.
+# Give <mountpoint> as faultfs_start got it or as its real path.
+#
+# Nothing here that may run while faultfs is wedged touches the mount: a
+# process that waits on a FUSE request the daemon has taken cannot be killed,
+# not even by timeout(1), until the request is answered.
 
-: "${FAULTFS:=build/faultfs}"
+: "${FAULTFS:=${OUT:-build}/faultfs}"
 FAULTFS_CTL=.faultfs-ctl
+if [[ -z ${FAULTFS_CTL_DIR:-} ]]; then
+	if ((EUID == 0)) && [[ -d /run && -w /run ]]; then
+		FAULTFS_CTL_DIR=/run/faultfs
+	else
+		FAULTFS_CTL_DIR=${TMPDIR:-/tmp}/faultfs-$EUID
+	fi
+fi
 FAULTFS_PID=
 declare -gA FAULTFS_PIDS=()
 
-# The key under which faultfs_start filed a mountpoint.  Resolving symlinks
-# stats the path, so that is only tried, bounded, when the plain spelling
-# is not known.
+# The key under which faultfs_start filed a mountpoint: its real path.  A
+# spelling that is known, or in the mount table, is one already; otherwise
+# only the parent is resolved, which is outside the mount and cannot hang on
+# it (a stat of the mountpoint itself could).
 _faultfs_key()
 {
-	local lex
+	local lex parent
 
 	lex=$(realpath -m -s -- "$1")
-	if [[ -n ${FAULTFS_PIDS[$lex]+set} ]]; then
+	if [[ -n ${FAULTFS_PIDS[$lex]+set} ]] || faultfs_mounted "$lex"; then
 		echo "$lex"
-	else
-		timeout -k 1 2 readlink -f -- "$1" 2>/dev/null || echo "$lex"
+		return
 	fi
+	parent=$(timeout -k 1 2 readlink -f -- "${lex%/*}/" 2>/dev/null)
+	if [[ -n $parent ]]; then
+		echo "${parent%/}/${lex##*/}"
+	else
+		echo "$lex"
+	fi
+}
+
+faultfs_sock()
+{
+	local key sum
+
+	key=$(_faultfs_key "$1")
+	# A hash keeps the path short, under the 108 bytes of sun_path.
+	sum=$(printf '%s' "$key" | md5sum)
+	echo "$FAULTFS_CTL_DIR/${sum%% *}.sock"
 }
 
 # Reads the mount table instead of the mountpoint, which may hang.
@@ -55,16 +88,20 @@ faultfs_mounted()
 
 faultfs_start()
 {
-	local backing=$1 mnt=$2 pid i
+	local backing=$1 mnt=$2 pid sock i
 
 	shift 2
 	mkdir -p -- "$backing" "$mnt" || return 1
 	mnt=$(readlink -f -- "$mnt") || return 1
+	mkdir -p -- "$FAULTFS_CTL_DIR" && chmod 0700 -- "$FAULTFS_CTL_DIR" ||
+		return 1
+	sock=$(faultfs_sock "$mnt")
 	# -f keeps the process ours, so that its pid is the one to wait for.
-	"$FAULTFS" -f "$@" "$backing" "$mnt" </dev/null \
+	"$FAULTFS" -f --ctl-socket "$sock" "$@" "$backing" "$mnt" </dev/null \
 		>>"${FAULTFS_LOG:-/dev/null}" 2>&1 &
 	pid=$!
 	for ((i = 0; i < 100; i++)); do
+		# The socket is bound before the mount, so both are up now.
 		if faultfs_mounted "$mnt"; then
 			FAULTFS_PIDS[$mnt]=$pid
 			# shellcheck disable=SC2034 # for the callers
@@ -80,16 +117,35 @@ faultfs_start()
 	return 1
 }
 
+# _faultfs_ctl <mountpoint> [command]: send a command, or print the status.
+_faultfs_ctl()
+{
+	local mnt=$1 sock
+
+	shift
+	sock=$(faultfs_sock "$mnt")
+	if [[ -S $sock ]]; then
+		timeout -k 1 "${FAULTFS_CTL_TIMEOUT:-5}" \
+			"$FAULTFS" --ctl "$sock" "$@"
+	elif (($#)); then
+		# shellcheck disable=SC2016 # $1 and $2 are for the inner shell
+		timeout -k 1 "${FAULTFS_CTL_TIMEOUT:-5}" \
+			bash -c 'printf "%s\n" "$2" >"$1"' _ \
+			"$mnt/$FAULTFS_CTL" "$*"
+	else
+		timeout -k 1 "${FAULTFS_CTL_TIMEOUT:-5}" \
+			cat -- "$mnt/$FAULTFS_CTL"
+	fi
+}
+
 _faultfs_ctl_write()
 {
-	# shellcheck disable=SC2016 # $1 and $2 are for the inner shell
-	timeout -k 1 "${FAULTFS_CTL_TIMEOUT:-5}" \
-		bash -c 'printf "%s\n" "$2" >"$1"' _ "$1/$FAULTFS_CTL" "$2"
+	_faultfs_ctl "$1" "$2"
 }
 
 _faultfs_ctl_read()
 {
-	timeout -k 1 "${FAULTFS_CTL_TIMEOUT:-5}" cat -- "$1/$FAULTFS_CTL"
+	_faultfs_ctl "$1"
 }
 
 faultfs_set()
@@ -150,13 +206,15 @@ _faultfs_wait_gone()
 
 faultfs_stop()
 {
-	local mnt pid i
+	local mnt pid sock i
 
 	mnt=$(_faultfs_key "$1")
 	pid=${FAULTFS_PIDS[$mnt]:-}
+	sock=$(faultfs_sock "$mnt")
 	if faultfs_mounted "$mnt"; then
 		# Hung requests first: their callers sit in D state, keep the
-		# mount busy and would outlive the unmount.
+		# mount busy and would outlive the unmount.  Through the socket,
+		# this works on a dead mount too.
 		_faultfs_ctl_write "$mnt" "healthy *" 2>/dev/null
 		for ((i = 0; i < 20; i++)); do
 			timeout -k 1 5 fusermount3 -u "$mnt" 2>/dev/null &&
@@ -180,6 +238,8 @@ faultfs_stop()
 		fi
 		wait "$pid" 2>/dev/null
 		unset "FAULTFS_PIDS[$mnt]"
+		# faultfs removes it on exit, but not when it was killed.
+		_faultfs_running "$pid" || rm -f -- "$sock"
 	fi
 	! faultfs_mounted "$mnt"
 }

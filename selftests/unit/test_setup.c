@@ -9,7 +9,9 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -710,7 +712,16 @@ Test(limits, storages_per_request)
 	close(fd);
 }
 
-Test(limits, slow_consumer_is_dropped_not_waited_for)
+static json_int_t ctl_stat(const char *name)
+{
+	json_t *st = ctl_server_stats_json(&h.d.ctl);
+	json_int_t v = json_integer_value(json_object_get(st, name));
+
+	json_decref(st);
+	return v;
+}
+
+Test(limits, slow_consumer_is_paused_then_dropped_when_idle)
 {
 	int lazy = harness_connect(&h), fd = harness_connect(&h);
 	int sent = 0;
@@ -718,8 +729,8 @@ Test(limits, slow_consumer_is_dropped_not_waited_for)
 
 	/*
 	 * The lazy client asks and never reads: once its unread replies
-	 * pass the output limit the daemon lets it go, and everybody else
-	 * is served meanwhile.
+	 * pass the pause mark the daemon stops reading it, so it soon cannot
+	 * send any more, and everybody else is served meanwhile.
 	 */
 	for (int i = 0; i < 20000 && sent == i; i++) {
 		char req[] = "{\"execute\":\"query-commands\"}\n";
@@ -731,12 +742,23 @@ Test(limits, slow_consumer_is_dropped_not_waited_for)
 	}
 	for (int i = 0; i < 200; i++)
 		harness_pump(&h, 1);
+	cr_expect_lt(sent, 20000, "the lazy client is no longer read from");
 	r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
 	cr_expect_null(reply_class(r));
-	cr_expect_eq(json_integer_value(
-			     json_object_get(reply_ret(r), "connections")),
-		     1, "the lazy client was disconnected (sent %d)", sent);
 	json_decref(r);
+	cr_expect_eq(ctl_stat("paused"), 1);
+	cr_expect_eq(ctl_stat("connections"), 2);
+	/* Paused, it sends no request the daemon reads: it is idle. */
+	ctl_server_set_idle_timeout(&h.d.ctl, 1);
+	for (int i = 0; i < 30 && ctl_stat("connections") > 1; i++) {
+		r = harness_call(&h, fd, "{\"execute\":\"query-version\"}");
+		json_decref(r);
+		harness_pump(&h, 100);
+	}
+	cr_expect_eq(ctl_stat("connections"), 1,
+		     "the lazy client was let go (sent %d)", sent);
+	cr_expect_eq(ctl_stat("dropped_idle"), 1);
+	cr_expect_eq(ctl_stat("paused"), 0);
 	close(lazy);
 	close(fd);
 }
@@ -918,5 +940,251 @@ Test(persistence, failed_rearm_is_kept_and_retried)
 	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "unarmed")),
 		     0);
 	json_decref(r);
+	close(fd);
+}
+
+/*
+ * 11. One record, one storage: two storages that would write the same
+ * heartbeat record are refused, within a batch and against the armed.
+ */
+static char loopdev[64];
+static bool bound; /* m3 is a bind mount of m1 */
+
+static void stop_records(void)
+{
+	char cmd[128];
+
+	if (bound && umount2(m3, MNT_DETACH))
+		fprintf(stderr, "warning: umount %s: %s\n", m3,
+			strerror(errno));
+	bound = false;
+	harness_stop(&h);
+	if (loopdev[0]) {
+		snprintf(cmd, sizeof(cmd), "losetup -d %s", loopdev);
+		if (system(cmd))
+			fprintf(stderr, "warning: '%s' failed\n", cmd);
+		loopdev[0] = '\0';
+	}
+}
+
+TestSuite(one_record, .init = start, .fini = stop_records);
+
+/* m3 shows m1's folder: another path to the same records. */
+static void bind_m1_on_m3(void)
+{
+	if (mount(m1, m3, NULL, MS_BIND, NULL)) {
+		fprintf(stderr, "SKIP: bind mount: %s\n", strerror(errno));
+		cr_skip_test("SKIP: bind mount: %s", strerror(errno));
+	}
+	bound = true;
+}
+
+/* A loop device on a 1 MiB file of zeros: 256 slots. */
+static void loop_attach(void)
+{
+	char img[128], cmd[256], line[160] = "";
+	FILE *p;
+	int fd, st;
+
+	harness_path(&h, "disk.img", img, sizeof(img));
+	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "%s: %s", img, strerror(errno));
+	cr_assert_eq(ftruncate(fd, 1024 * 1024), 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s 2>&1", img);
+	p = popen(cmd, "r");
+	if (!p) {
+		fprintf(stderr, "SKIP: popen losetup: %s\n", strerror(errno));
+		cr_skip_test("SKIP: popen losetup: %s", strerror(errno));
+	}
+	if (!fgets(line, sizeof(line), p))
+		line[0] = '\0';
+	st = pclose(p);
+	line[strcspn(line, "\n")] = '\0';
+	if (st || strncmp(line, "/dev/", 5)) {
+		fprintf(stderr, "SKIP: losetup failed (%d): %s\n", st, line);
+		cr_skip_test("SKIP: losetup failed (%d): %s", st, line);
+	}
+	snprintf(loopdev, sizeof(loopdev), "%s", line);
+}
+
+/* The description of a refusal with InvalidArgument; fails on success. */
+static const char *refused(json_t *r)
+{
+	cr_assert_not_null(reply_class(r), "accepted, not refused");
+	cr_expect_str_eq(reply_class(r), "InvalidArgument", "%s",
+			 reply_desc(r));
+	return reply_desc(r);
+}
+
+static size_t armed_count(json_t *status_reply)
+{
+	return json_array_size(
+		json_object_get(reply_ret(status_reply), "storages"));
+}
+
+Test(one_record, same_target_and_host_in_one_batch_is_refused)
+{
+	int fd = harness_connect(&h);
+	json_t *r, *s;
+	char want[512];
+
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"c\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m2, m1, m1);
+	refused(r);
+	snprintf(want, sizeof(want),
+		 "storages[2]: same heartbeat record as storage b (host h): %s/.iofence/h and %s/.iofence/h are one file (device ",
+		 m1, m1);
+	cr_expect(!strncmp(reply_desc(r), want, strlen(want)), "%s",
+		  reply_desc(r));
+	cr_expect(strstr(reply_desc(r), "nothing was changed") != NULL, "%s",
+		  reply_desc(r));
+	json_decref(r);
+	s = status(fd);
+	cr_expect_eq(armed_count(s), 0, "nothing of the batch is armed");
+	json_decref(s);
+	close(fd);
+}
+
+Test(one_record, second_uuid_on_an_armed_record_is_refused)
+{
+	int fd = harness_connect(&h);
+	const char *want =
+		"storages[0]: same heartbeat record as storage a (host h): ";
+	json_t *before = arm_a(fd), *r, *after;
+
+	r = arm_file(fd, "b", m1);
+	refused(r);
+	cr_expect(!strncmp(reply_desc(r), want, strlen(want)), "%s",
+		  reply_desc(r));
+	json_decref(r);
+	after = status(fd);
+	cr_expect(json_equal(json_object_get(reply_ret(before), "storages"),
+			     json_object_get(reply_ret(after), "storages")),
+		  "the armed one is exactly as before");
+	json_decref(after);
+
+	/* Another path to the same folder is the same record. */
+	bind_m1_on_m3();
+	r = arm_file(fd, "b", m3);
+	refused(r);
+	cr_expect(strstr(reply_desc(r), "same heartbeat record as storage a") !=
+			  NULL,
+		  "%s", reply_desc(r));
+	json_decref(r);
+	after = status(fd);
+	cr_expect(json_equal(json_object_get(reply_ret(before), "storages"),
+			     json_object_get(reply_ret(after), "storages")));
+	json_decref(after);
+	json_decref(before);
+
+	/* Updated in place, the same storage keeps its own record. */
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\",\"interval_ms\":2000}]}}",
+		m3);
+	cr_expect_str_eq(result_of(r, 0), "updated", "%s", reply_desc(r));
+	json_decref(r);
+	close(fd);
+}
+
+Test(one_record, other_host_or_a_record_given_up_in_the_batch_is_fine)
+{
+	int fd = harness_connect(&h);
+	json_t *r;
+
+	json_decref(arm_a(fd));
+	/* Another host's record is another file on the same target. */
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h2\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"x\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1);
+	cr_expect_str_eq(result_of(r, 0), "armed", "%s", reply_desc(r));
+	json_decref(r);
+	/* a moves to m2 in the batch that gives its record to b. */
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1, m2);
+	cr_expect_str_eq(result_of(r, 0), "armed", "%s", reply_desc(r));
+	cr_expect_str_eq(result_of(r, 1), "updated", "%s", reply_desc(r));
+	json_decref(r);
+	close(fd);
+}
+
+Test(one_record, rearm_onto_an_armed_record_is_left_out)
+{
+	int fd = harness_connect(&h);
+	json_t *r;
+
+	json_decref(harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"}]}}",
+		m1, m3));
+	close(fd);
+	daemon_close(&h.d);
+	h.running = false;
+	/* While the daemon is down, b's target comes to show a's folder. */
+	bind_m1_on_m3();
+	harness_reopen(&h);
+	fd = harness_connect(&h);
+	r = status(fd);
+	cr_expect_not_null(find_storage(r, "a"));
+	cr_expect_null(find_storage(r, "b"), "b would overwrite a's record");
+	cr_expect_eq(json_array_size(json_object_get(reply_ret(r), "unarmed")),
+		     1, "b is kept in the state, not forgotten");
+	json_decref(r);
+	close(fd);
+}
+
+static json_t *arm_blocks(int fd, unsigned int slot0, unsigned int slot1)
+{
+	return harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"b0\",\"type\":\"block\",\"target\":\"%s\",\"slot\":%u},{\"uuid\":\"b1\",\"type\":\"block\",\"target\":\"%s\",\"slot\":%u}]}}",
+		loopdev, slot0, loopdev, slot1);
+}
+
+Test(one_record, same_block_slot_refused_other_slots_armed)
+{
+	int fd = harness_connect(&h);
+	json_t *r, *s;
+	char want[512];
+
+	loop_attach();
+	r = arm_blocks(fd, 3, 3);
+	refused(r);
+	snprintf(want, sizeof(want),
+		 "storages[1]: same heartbeat record as storage b0 (host h): slot 3 of %s and slot 3 of %s are the same bytes of block device ",
+		 loopdev, loopdev);
+	cr_expect(!strncmp(reply_desc(r), want, strlen(want)), "%s",
+		  reply_desc(r));
+	json_decref(r);
+	s = status(fd);
+	cr_expect_eq(armed_count(s), 0, "nothing of the batch is armed");
+	json_decref(s);
+
+	r = arm_blocks(fd, 3, 4);
+	cr_expect_null(reply_class(r), "%s", reply_desc(r));
+	cr_expect_str_eq(result_of(r, 0), "armed");
+	cr_expect_str_eq(result_of(r, 1), "armed");
+	json_decref(r);
+
+	/* Against the armed one: a third storage on slot 4 is refused. */
+	r = harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"b2\",\"type\":\"block\",\"target\":\"%s\",\"slot\":4}]}}",
+		loopdev);
+	refused(r);
+	cr_expect(strstr(reply_desc(r),
+			 "storages[0]: same heartbeat record as storage b1 (host h)") !=
+			  NULL,
+		  "%s", reply_desc(r));
+	json_decref(r);
+	s = status(fd);
+	cr_expect_eq(armed_count(s), 2);
+	json_decref(s);
 	close(fd);
 }

@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Nothing stalls the fencing (issue 8): storages whose FUSE mount stops
+# answering everything ("dead": lookup, getattr, open, flush, read,
+# write..., like a hard-mounted NFS server that went away), each next to a
+# healthy storage that must never notice, while a well-behaved client
+# keeps asking query-status.
+#   1 a file storage on a mount that dies (whole mount): one storage that
+#     dies right after its arming, its record cut short (its next write
+#     extends the file), one after many writes; then a setup on the dead mount, which fails by its deadline
+#     arming nothing. Once with faultfs as it is, once with synchronous
+#     direct I/O (every O_DIRECT write blocks its submitter, as with a
+#     libfuse2 server).
+#   2 teardown, update and SIGTERM of a daemon whose storages are dead; a
+#     new daemon on the same state while the old one still lingers on the
+#     hang; after the release, the old one gone and nothing left behind.
+# The heartbeat figures are short (interval 200 ms, timeout 1 s, kill
+# grace 500 ms). Hung requests leave their callers in D state: every
+# cleanup releases the hangs first, then kills, then unmounts.
+. "$(dirname "$0")/../lib.sh"
+need_root
+FAULTFS=${FAULTFS:-$OUT/faultfs}
+# shellcheck source=../faultfs/faultfs.sh
+. "$(dirname "$0")/../faultfs/faultfs.sh"
+
+for need in jq fusermount3; do
+	command -v "$need" >/dev/null || { skip "$need is missing"; exit 0; }
+done
+[ -c /dev/fuse ] || { skip "/dev/fuse is missing"; exit 0; }
+[ -x "$FAULTFS" ] || { not_ok "faultfs binary $FAULTFS (make tests)"; exit 1; }
+
+T=$(readlink -f "$T")
+mkdir -p "$T/bin" "$T/vm"
+if ! cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$T/bin/"; then
+	not_ok "copy $IOFENCED, $IOFENCECTL and $FAULTFS (make all tests)"
+	exit 1
+fi
+IOFENCED=$T/bin/${IOFENCED##*/}
+IOFENCECTL=$T/bin/${IOFENCECTL##*/}
+FAULTFS=$T/bin/${FAULTFS##*/}
+export FAULTFS_LOG=$T/faultfs.out
+# The dummy VMs: copies of sleep with a name of their own, which only
+# these storages' victim patterns match: no other daemon on the machine
+# kills them, and no fence of these storages reaches another test's VMs.
+cp /bin/sleep "$T/vm/qemu-iso-vm"
+QSLEEP=$T/vm/qemu-iso-vm
+
+IV=200 TMO=1000 GRACE=500 LATE=400
+SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=qemu-iso-*"
+# Victims are killed by T + kill grace, plus slack for a loaded machine.
+KILL_BOUND=$((TMO + GRACE + 2500))
+
+# The option that makes faultfs's O_DIRECT writes synchronous, if any.
+ffhelp=$("$FAULTFS" --help 2>&1)
+SYNC_DIO=()
+if grep -q -- '--sync-dio' <<<"$ffhelp"; then
+	SYNC_DIO=(--sync-dio)
+elif grep -q 'sync_dio' <<<"$ffhelp"; then
+	SYNC_DIO=(-o sync_dio)
+fi
+
+# ff_dead MNT FILE: FILE ("*": the whole mount) stops answering anything.
+# A faultfs without that mode fails the check, and hangs the data path
+# instead, so that the rest of the scenario still shows what it can.
+ff_dead() {
+	if faultfs_set "$1" dead "$2" 2>/dev/null; then
+		return 0
+	fi
+	not_ok "faultfs: mode dead on $2" "not supported; hanging its data path instead"
+	faultfs_set "$1" hang "$2"
+	return 1
+}
+
+record_size() { # backing dir of a storage, host: its record's size, or -
+	stat -c %s "$1/.iofence/$2" 2>/dev/null || echo -
+}
+
+# --- 1. a dead mount, before the first write and after many -----------------
+
+sc1() { # label [faultfs options...]
+	local L=$1 f0=$t_fail M HM HD S VA VB t_dead j rc out el r
+	shift
+	ff_mount M "r$L" "$@" || { not_ok "1$L: faultfs mounts"; return; }
+	if [ "$L" = s ]; then
+		# The healthy storage on a healthy mount of the same kind.
+		ff_mount HM "h$L" "$@" || { not_ok "1$L: healthy faultfs mounts"; return; }
+		HD=$HM/ok
+	else
+		HD=$T/ok$L
+	fi
+	mkdir -p "$HD" "$M/a" "$M/b" "$M/x"
+	truncate -s 1M "$M/a/vm.img" "$M/b/vm.img"
+	daemon_on "d$L" "d$L" --no-bpf || { not_ok "1$L: daemon starts"; return; }
+	local v="SOCK_d$L"
+	S=${!v}
+	arm_storages "$S" h1 "uuid=ok,type=file,target=$HD,$SPEC" "uuid=b,type=file,target=$M/b,$SPEC" ||
+		{ not_ok "1$L: healthy storage and b armed"; return; }
+	proc_spawn VB 'exec "$QSLEEP" 1000 3<>"$M/b/vm.img"'
+	proc_spawn VA 'exec "$QSLEEP" 1000 3<>"$M/a/vm.img"'
+	check "1$L: b writes many heartbeats" wait_until 10 hb_wrote "$S" b 10
+	qs_watch_start "$S" ok "$T/w1$L"
+	sleep 1
+
+	# a is armed and dies right after its first write, its record cut
+	# short behind the mount's back (and the kernel told so): its next
+	# write extends the file, which a FUSE server with asynchronous direct
+	# I/O still serves synchronously.
+	arm_storages "$S" h1 "uuid=a,type=file,target=$M/a,$SPEC" ||
+		{ not_ok "1$L: a armed"; return; }
+	wait_until 5 hb_wrote "$S" a 1
+	truncate -s 0 "$M.backing/a/.iofence/h1"
+	timeout 2 stat "$M/a/.iofence/h1" >/dev/null
+	ff_dead "$M" '*'
+	t_dead=$(now_ms)
+	echo "# 1$L: when the mount died, a's record held $(record_size "$M.backing/a" h1) bytes (0: its next write extends it), b's $(record_size "$M.backing/b" h1)"
+	killed_within "1$L: victims of a and b (fds on the dead mount)" "$t_dead" "$KILL_BOUND" "$VA" "$VB"
+	# Past both fences and their kill grace, the healthy one still watched.
+	sleep 1.5
+	qs_watch_stop "$T/w1$L"
+	qs_watch_check "1$L: mount dead" "$T/w1$L" "$IV" "$LATE"
+	j=$(journal_of "$S") || not_ok "1$L: journal"
+	fence_check "1$L: a (dead at its arming, short record)" "$j" a "$t_dead" "$TMO" "$IV" "$GRACE"
+	fence_check "1$L: b (dead after many writes)" "$j" b "$t_dead" "$TMO" "$IV" "$GRACE"
+	victims_named "1$L" "$j" "a b" "$VA" "$VB"
+	healthy_check "1$L" "$j" ok
+
+	# The same mount dead again, and a setup on it.
+	hangs_release
+	if faultfs_set "$M" dead '*' 2>/dev/null; then
+		qs_watch_start "$S" ok "$T/w1${L}x"
+		sleep 0.5
+		local t0
+		t0=$(now_ms)
+		out=$(ctl_t 15 "$S" --json setup --host h1 --timeout 3s \
+			--storage "uuid=x,type=file,target=$M/x,$SPEC" 2>&1)
+		rc=$?
+		el=$(ms_since "$t0")
+		echo "# 1$L: setup on the dead mount: exit $rc after $el ms: $out"
+		check "1$L: setup on a dead mount fails" [ "$rc" -ne 0 ]
+		check "1$L: ... by its deadline (the error says so)" grep -qi deadline <<<"$out"
+		check "1$L: ... within its timeout of 3 s + 2 s ($el ms)" [ "$el" -le 5000 ]
+		r=$(ctl_t 5 "$S" --json status | jq -r '[.storages[].uuid] | sort | join(" ")')
+		check "1$L: ... nothing armed: storages are a b ok ($r)" [ "$r" = "a b ok" ]
+		sleep 1
+		qs_watch_stop "$T/w1${L}x"
+		qs_watch_check "1$L: setup on the dead mount" "$T/w1${L}x" "$IV" "$LATE"
+	else
+		not_ok "1$L: setup on a dead mount" "needs faultfs mode dead"
+	fi
+	healthy_check "1$L: after the setup on the dead mount" "$(journal_of "$S")" ok
+	[ "$t_fail" -eq "$f0" ] || { echo "# log of d$L:"; grep -v ' event ' "$T/d$L.log" | tail -30 | sed 's/^/#   /'; }
+
+	hangs_release
+	proc_kill "$VA"
+	proc_kill "$VB"
+	daemon_stop "d$L" 15
+	rc=$?
+	check "1$L: SIGTERM once released: clean exit ($rc)" [ "$rc" -eq 0 ]
+	faultfs_stop "$M"
+	[ -z "$HM" ] || faultfs_stop "$HM"
+}
+
+# --- 2. teardown, update and stop while dead; a new daemon ------------------
+
+sc2() {
+	local f0=$t_fail M HD S S2 V2 V3 t_dead t_term j rc el r lingering
+	local tdo=$T/teardown.out upo=$T/update.out
+	ff_mount M r2 || { not_ok "2: faultfs mounts"; return; }
+	HD=$T/ok2
+	mkdir -p "$HD" "$M/d1" "$M/d2" "$M/d3"
+	truncate -s 1M "$M/d2/vm.img" "$M/d3/vm.img"
+	daemon_on s2 st2 --no-bpf || { not_ok "2: daemon starts"; return; }
+	S=$SOCK_s2
+	arm_storages "$S" h2 "uuid=ok,type=file,target=$HD,$SPEC" \
+		"uuid=d1,type=file,target=$M/d1,$SPEC" \
+		"uuid=d2,type=file,target=$M/d2,$SPEC" \
+		"uuid=d3,type=file,target=$M/d3,$SPEC" ||
+		{ not_ok "2: storages armed"; return; }
+	proc_spawn V2 'exec "$QSLEEP" 1000 3<>"$M/d2/vm.img"'
+	proc_spawn V3 'exec "$QSLEEP" 1000 3<>"$M/d3/vm.img"'
+	wait_until 10 hb_wrote "$S" d3 5
+	check "2: the victims run before the mount dies" all_alive "$V2" "$V3"
+	qs_watch_start "$S" ok "$T/w2"
+	sleep 0.5
+
+	ff_dead "$M" '*'
+	t_dead=$(now_ms)
+	# Both at once, each timing its own reply.
+	(
+		t0=$(now_ms)
+		ctl_t 40 "$S" --json teardown --host h2 --storage d1 >"$tdo.reply" 2>&1
+		echo "$? $(ms_since "$t0")" >"$tdo"
+	) &
+	local tdp=$!
+	(
+		t0=$(now_ms)
+		ctl_t 40 "$S" --json setup --host h2 --timeout 3s \
+			--storage "uuid=d2,type=file,target=$M/d2,${SPEC/kill_grace_ms=$GRACE/kill_grace_ms=700}" \
+			>"$upo.reply" 2>&1
+		echo "$? $(ms_since "$t0")" >"$upo"
+	) &
+	local upp=$!
+	killed_within "2: victims of d2 and d3" "$t_dead" "$KILL_BOUND" "$V2" "$V3"
+	# The teardown answers within the setup deadline (30 s), the update
+	# within its own timeout; both with a margin.
+	wait_until 35 test -s "$tdo"
+	wait_until 6 test -s "$upo"
+	rc='' el=''
+	[ -s "$tdo" ] && read -r rc el <"$tdo"
+	echo "# 2: teardown of dead d1: exit ${rc:--} after ${el:--} ms: $(cat "$tdo.reply" 2>/dev/null)"
+	check "2: teardown of a dead storage replies within the setup deadline (${el:-none} ms)" \
+		between "${el:-999999}" 0 32000
+	rc='' el=''
+	[ -s "$upo" ] && read -r rc el <"$upo"
+	echo "# 2: update of dead d2 (kill_grace 700): exit ${rc:--} after ${el:--} ms: $(cat "$upo.reply" 2>/dev/null)"
+	check "2: update of a dead storage replies within its timeout of 3 s + 2 s (${el:-none} ms)" \
+		between "${el:-999999}" 0 5000
+	kill "$tdp" "$upp" 2>/dev/null
+	wait "$tdp" "$upp" 2>/dev/null
+	sleep 1
+	qs_watch_stop "$T/w2"
+	qs_watch_check "2: teardown and update of dead storages" "$T/w2" "$IV" "$LATE"
+	j=$(journal_of "$S") || not_ok "2: journal"
+	fence_check "2: d3" "$j" d3 "$t_dead" "$TMO" "$IV" "$GRACE"
+	check "2: d2 fenced too, updated or not" [ "$(j_count "$j" FENCE_FIRED d2)" -ge 1 ]
+	# d1 may fence too before its teardown completes.
+	victims_named "2" "$j" "d1 d2 d3" "$V2" "$V3"
+	healthy_check "2" "$j" ok
+
+	# SIGTERM with d2 and d3 dead.
+	t_term=$(now_ms)
+	kill -TERM "$PID_s2"
+	check "2: SIGTERM: the daemon logs its shutdown within 5 s" \
+		wait_until 5 grep -q 'shutting down' "$T/s2.log"
+	sock_released() {
+		[ ! -S "$1" ] && return 0
+		ctl_t 2 "$1" version >/dev/null 2>&1
+		local rc=$?
+		[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+	}
+	check "2: ... and releases its socket within 5 s" wait_until 5 sock_released "$S"
+	el=$(ms_since "$t_term")
+	lingering=no
+	daemon_gone s2 || lingering=yes
+	echo "# 2: $el ms after SIGTERM: the old daemon still there: $lingering ($(pid_state "$PID_s2"))"
+
+	# A new daemon on the same state, while the old one lingers.
+	daemon_on s2b st2 --no-bpf || { not_ok "2: a new daemon on the same state starts while the old one lingers"; return; }
+	ok "2: a new daemon on the same state starts ($(ms_since "$t_term") ms after the SIGTERM; old one lingering: $lingering)"
+	S2=$SOCK_s2b
+	check "2: ... it re-arms the healthy storage" wait_until 5 hb_wrote "$S2" ok 3
+	qs_watch_start "$S2" ok "$T/w2b"
+	sleep 3
+	qs_watch_stop "$T/w2b"
+	qs_watch_check "2: new daemon, dead storages re-arming" "$T/w2b" "$IV" "$LATE"
+	healthy_check "2: new daemon" "$(journal_of "$S2")" ok
+
+	hangs_release
+	check "2: released: the old daemon exits" wait_until 10 daemon_gone s2
+	wait "$PID_s2" 2>/dev/null
+	rc=$?
+	echo "# 2: the old daemon's exit status: $rc"
+	r=$(ctl_t 5 "$S2" --json status | jq -r '[.storages[].uuid] | sort | join(" ")')
+	echo "# 2: armed in the new daemon after the release: $r"
+	check "2: released: the new daemon re-arms d3 too" \
+		wait_until 15 eval "ctl_t 5 '$S2' --json status | jqe '[.storages[].uuid] | index(\"d3\")'"
+	[ "$t_fail" -eq "$f0" ] || for n in s2 s2b; do
+		echo "# log of $n:"
+		grep -v ' event ' "$T/$n.log" | tail -30 | sed 's/^/#   /'
+	done
+	proc_kill "$V2"
+	proc_kill "$V3"
+	daemon_stop s2b 15
+	rc=$?
+	check "2: the new daemon: SIGTERM, clean exit ($rc)" [ "$rc" -eq 0 ]
+	faultfs_stop "$M"
+	r=$(leftovers "$M")
+	check "2: released and stopped: no mount left${r:+ ($r)}" [ -z "$r" ]
+}
+
+t0=$(now_ms)
+# ISO_ONLY="1d 2" runs only those.
+for n in ${ISO_ONLY:-1d 1s 2}; do
+	s0=$(now_ms)
+	case $n in
+	1d) sc1 d ;;
+	1s)
+		if [ ${#SYNC_DIO[@]} -eq 0 ]; then
+			not_ok "1s: faultfs has a synchronous direct I/O option (--sync-dio or -o sync_dio)"
+		else
+			sc1 s "${SYNC_DIO[@]}"
+		fi
+		;;
+	2) sc2 ;;
+	esac
+	echo "# sc$n: $(ms_since "$s0") ms"
+done
+stop_everything
+r=$(leftovers)
+check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
+echo "# total $(ms_since "$t0") ms"
