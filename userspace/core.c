@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "deadlines.h"
@@ -160,15 +163,21 @@ int core_open(struct core *c, struct chan *out, const struct core_ops *ops,
 	c->rt_priority = rt_priority;
 	c->wd.fd = -1;
 	list_init(&c->fencers);
+	c->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->done_fd < 0)
+		return -errno;
 	ret = loop_init(&c->loop, CORE_LOOP_ENTRIES);
-	if (ret)
+	if (ret) {
+		close(c->done_fd);
 		return ret;
+	}
 	ret = chan_init(&c->in, c);
 	if (ret) {
 		loop_exit(&c->loop);
+		close(c->done_fd);
 		return ret;
 	}
-	pool_init(&c->pool, &c->in);
+	pool_init(&c->pool, &c->in, rt_priority);
 	c->probe.cb = probe_done;
 	return 0;
 }
@@ -210,6 +219,16 @@ static void *core_main(void *arg)
 	/* Close what the fencers left for io-wq before the ring goes. */
 	io_uring_submit(&c->loop.ring);
 	watchdog_close(&c->wd);
+	chan_exit(&c->in);
+	loop_exit(&c->loop);
+	/*
+	 * Said before the thread ends: the end itself waits in the kernel
+	 * for this thread's io-wq workers, and one stuck on a dead storage
+	 * never comes back. Nobody joins the thread.
+	 */
+	if (eventfd_write(c->done_fd, 1))
+		pr_err("fencing core: cannot say it is done: %s",
+		       strerror(errno));
 	return NULL;
 }
 
@@ -237,15 +256,24 @@ int core_start(struct core *c)
 
 void core_stop(struct core *c)
 {
+	struct pollfd pfd = { .fd = c->done_fd, .events = POLLIN };
+	int wait_ms = SHUTDOWN_QUIESCE_MS + 2 * CANCEL_QUIESCE_MS + 1000;
+
 	if (c->running) {
 		core_send(c, &c->shutdown, on_shutdown);
-		pthread_join(c->thread, NULL);
+		/* Its shutdown is bounded; this bound only guards a bug. */
+		if (poll(&pfd, 1, wait_ms) != 1)
+			pr_crit("fencing core: not done after %d ms; leaving it",
+				wait_ms);
+		pthread_detach(c->thread);
 		c->running = false;
 	} else {
 		chan_drain(&c->in);
 		fencers_free(c);
 		watchdog_close(&c->wd);
+		chan_exit(&c->in);
+		loop_exit(&c->loop);
 	}
-	chan_exit(&c->in);
-	loop_exit(&c->loop);
+	close(c->done_fd);
+	c->done_fd = -1;
 }

@@ -66,6 +66,7 @@ struct core {
 	int rt_priority;
 	pthread_t thread;
 	bool running;
+	int done_fd; /* an eventfd: the core has let go of everything */
 
 	/* lag */
 	struct loop_op probe;

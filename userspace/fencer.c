@@ -793,6 +793,7 @@ static bool scan_start(struct fencer *f, bool first)
 	}
 	j->kill = params(f)->strategy != FENCE_PERMISSIVE;
 	j->first = first;
+	j->w.urgent = true;
 	f->scans++;
 	pool_submit(&f->c->pool, &j->w, scan_run);
 	return true;
@@ -1470,8 +1471,9 @@ bool fencers_writing(const struct core *c)
 	const struct list_head *pos;
 	struct fencer *f;
 
+	/* One past its deadline is stuck on a dead storage: not awaited. */
 	for_each_fencer(c, f, pos)
-		if (f->writing)
+		if (f->writing && !f->io.reported)
 			return true;
 	return false;
 }

@@ -21,7 +21,7 @@ void fencer_on_unfence(struct msg *m, void *ctx);
 
 /* Shutdown: every fencer's clean-shutdown record. */
 void fencers_shutdown(struct core *c);
-/* A record write of any fencer is still in the kernel. */
+/* A record write of any fencer may still land (is within its deadline). */
 bool fencers_writing(const struct core *c);
 /* After the loop stopped: frees them all. */
 void fencers_free(struct core *c);

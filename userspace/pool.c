@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,12 +35,30 @@ static void worker_idle(struct msg *m, void *ctx)
 	dispatch(w, next);
 }
 
+static void set_class(struct worker *w, bool urgent)
+{
+	int prio = w->pool->rt_priority > 1 ? w->pool->rt_priority - 1 :
+					      w->pool->rt_priority;
+	struct sched_param sp = { .sched_priority = urgent ? prio : 0 };
+	int ret;
+
+	if (w->class == urgent)
+		return;
+	ret = pthread_setschedparam(pthread_self(),
+				    urgent && prio ? SCHED_FIFO : SCHED_OTHER,
+				    &sp);
+	if (ret)
+		pr_warn("worker: scheduling class: %s", strerror(ret));
+	w->class = urgent;
+}
+
 /* On the worker: runs the job, then says so. */
 static void run_job(struct msg *m, void *ctx)
 {
 	struct work *job = container_of(m, struct work, m);
 	struct worker *w = ctx;
 
+	set_class(w, job->urgent);
 	job->run(job);
 	chan_send(w->pool->owner, &w->idle, worker_idle);
 }
@@ -63,11 +82,12 @@ static struct worker *worker_new(struct pool *p)
 	if (!w)
 		return NULL;
 	w->pool = p;
+	w->class = -1;
 	if (chan_init(&w->in, w)) {
 		free(w);
 		return NULL;
 	}
-	/* Inherits the core's real-time priority: a kill must not wait. */
+	/* Each job sets its class: see struct work. */
 	ret = pthread_create(&w->thread, NULL, worker_main, w);
 	if (ret) {
 		pr_err("worker thread: %s", strerror(ret));
@@ -79,10 +99,11 @@ static struct worker *worker_new(struct pool *p)
 	return w;
 }
 
-void pool_init(struct pool *p, struct chan *owner)
+void pool_init(struct pool *p, struct chan *owner, int rt_priority)
 {
 	memset(p, 0, sizeof(*p));
 	p->owner = owner;
+	p->rt_priority = rt_priority;
 }
 
 void pool_submit(struct pool *p, struct work *job, work_fn run)

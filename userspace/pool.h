@@ -29,6 +29,12 @@ typedef void (*work_fn)(struct work *w);
 struct work {
 	struct msg m;
 	work_fn run;
+	/*
+	 * A kill waits on it: it runs just below the core's real-time
+	 * priority (never beside it, so a burst of searches cannot delay
+	 * a heartbeat). Other jobs run as ordinary work.
+	 */
+	bool urgent;
 	struct work *next_queued;
 };
 
@@ -39,6 +45,7 @@ struct worker {
 	struct msg idle; /* back to the core when a job is over */
 	bool busy;
 	bool stop; /* set by a message: the worker thread reads it */
+	int class; /* the worker's: -1 unknown, 0 ordinary, 1 urgent */
 	uint64_t busy_since_ns;
 };
 
@@ -47,10 +54,11 @@ struct pool {
 	struct worker *w[POOL_WORKERS_MAX];
 	unsigned int n;
 	struct work *queue_head, *queue_tail; /* no worker free */
+	int rt_priority; /* the core's; urgent jobs run one below */
 	uint64_t jobs, queued_max;
 };
 
-void pool_init(struct pool *p, struct chan *owner);
+void pool_init(struct pool *p, struct chan *owner, int rt_priority);
 /* From the owner's thread; never blocks. */
 void pool_submit(struct pool *p, struct work *w, work_fn run);
 /* Workers busy now; those busy for over @ms are likely stuck. */

@@ -587,6 +587,21 @@ static void skip(struct scan *s, pid_t pid, int err)
 	s->st.last_pid = pid;
 }
 
+/* The command name of process @name matches the filter. */
+static bool comm_matches(const struct scan *s, const char *name)
+{
+	char path[32], comm[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/comm", name);
+	n = read_small(s->procfd, path, comm, sizeof(comm));
+	if (n <= 0)
+		return false;
+	if (comm[n - 1] == '\n')
+		comm[n - 1] = '\0';
+	return filter_matches(s->f, comm);
+}
+
 /*
  * Opens process @pid (entry @name of /proc): its directory, then its
  * pidfd when wanted, then reads its exe again through the directory.
@@ -760,13 +775,20 @@ static void look(struct scan *s, const char *name, pid_t pid)
 	int ret, err = 0;
 
 	/*
-	 * Not a candidate when its name cannot be read, whatever the error:
-	 * else one process hidden from us (some sandboxes hide their init
-	 * even from root) would be a skip in every scan.
+	 * A process whose executable cannot be read is a candidate only if
+	 * its command name (comm, which any process may set) matches: then
+	 * it is one this scan cannot examine, and a skip. Otherwise not one
+	 * at all, whatever the error: kernel threads and zombies have no
+	 * executable, and some sandboxes hide their init even from root.
 	 */
 	snprintf(link, sizeof(link), "%s/exe", name);
 	exe = exe_name(s->procfd, link, path, sizeof(path), &ret);
-	if (!exe || !filter_matches(s->f, exe))
+	if (!exe) {
+		if (!vanished(ret) && comm_matches(s, name))
+			skip(s, pid, ret);
+		return;
+	}
+	if (!filter_matches(s->f, exe))
 		return;
 	s->st.examined++;
 	ret = proc_open(s, name, pid, s->want_pidfd, &p);

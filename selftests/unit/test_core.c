@@ -153,7 +153,7 @@ Test(pool, a_stuck_worker_holds_up_no_other_job)
 
 	cr_assert_eq(chan_init(&owner, NULL), 0);
 	cr_assert_eq(pipe(pfd), 0);
-	pool_init(&p, &owner);
+	pool_init(&p, &owner, 0);
 	finished = 0;
 	for (int i = 0; i < 5; i++) {
 		struct sleep_job *j = calloc(1, sizeof(*j));
