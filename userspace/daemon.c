@@ -394,8 +394,9 @@ void daemon_close(struct daemon *d)
 	loop_quiesce(&d->loop, CANCEL_QUIESCE_MS);
 	/* Ends the flights waiting on a write; queued ones then fail. */
 	persist_close(&d->persist);
-	ctl_server_close(&d->ctl);
 	tracker_close(&d->tracker, true);
+	/* The socket goes last of what a new daemon needs: it may start. */
+	ctl_server_close(&d->ctl);
 	free_storages(d);
 	peer_queries_free(d);
 	if (d->sigfd >= 0)

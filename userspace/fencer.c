@@ -1198,6 +1198,13 @@ static void step(struct fencer *f)
 	if (f->state == HB_HEALTHY && now >= late_at(f)) {
 		f->state = HB_LATE;
 		f->next_ns = now; /* the extra attempt, at once */
+		/*
+		 * A fence may come: the VMs on the storage are named now,
+		 * while their command lines can still be read (a victim is
+		 * killed before its own is).
+		 */
+		f->vms_ns = 0;
+		census_start(f, now);
 		report(f, "HEARTBEAT_LATE",
 		       json_pack("{s:I,s:I,s:s}", "since_ok_ms",
 				 (json_int_t)ns_ms(now - f->t_ok_ns),

@@ -246,11 +246,25 @@ static void refuse(const char *what, const char *path, const char *lock,
 	       what, path, holding);
 }
 
+/*
+ * A daemon that is stopping lets go of its locks last, moments after its
+ * socket: a restart right behind it waits that long, never more.
+ */
+#define LOCK_WAIT_MS 2000
+#define LOCK_POLL_MS 50
+
 /* Locks @lock for @what @path into *@out, or says why not. */
 static int take(const char *what, const char *path, const char *lock,
 		bool dir, int *out)
 {
 	int fd, ret = lock_path(lock, dir, &fd);
+
+	for (int waited = 0; ret == -EBUSY && waited < LOCK_WAIT_MS;
+	     waited += LOCK_POLL_MS) {
+		close(fd);
+		usleep(LOCK_POLL_MS * 1000);
+		ret = lock_path(lock, dir, &fd);
+	}
 
 	if (!ret) {
 		*out = fd;

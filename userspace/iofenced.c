@@ -166,6 +166,7 @@ out:
 	 * daemon out.
 	 */
 	instance_unlock(&lk);
+	/* Last: it may wait for stderr. */
 	logger_stop();
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
 }
