@@ -712,7 +712,16 @@ Test(limits, storages_per_request)
 	close(fd);
 }
 
-Test(limits, slow_consumer_is_dropped_not_waited_for)
+static json_int_t ctl_stat(const char *name)
+{
+	json_t *st = ctl_server_stats_json(&h.d.ctl);
+	json_int_t v = json_integer_value(json_object_get(st, name));
+
+	json_decref(st);
+	return v;
+}
+
+Test(limits, slow_consumer_is_paused_then_dropped_when_idle)
 {
 	int lazy = harness_connect(&h), fd = harness_connect(&h);
 	int sent = 0;
@@ -720,8 +729,8 @@ Test(limits, slow_consumer_is_dropped_not_waited_for)
 
 	/*
 	 * The lazy client asks and never reads: once its unread replies
-	 * pass the output limit the daemon lets it go, and everybody else
-	 * is served meanwhile.
+	 * pass the pause mark the daemon stops reading it, so it soon cannot
+	 * send any more, and everybody else is served meanwhile.
 	 */
 	for (int i = 0; i < 20000 && sent == i; i++) {
 		char req[] = "{\"execute\":\"query-commands\"}\n";
@@ -733,12 +742,23 @@ Test(limits, slow_consumer_is_dropped_not_waited_for)
 	}
 	for (int i = 0; i < 200; i++)
 		harness_pump(&h, 1);
+	cr_expect_lt(sent, 20000, "the lazy client is no longer read from");
 	r = harness_call(&h, fd, "{\"execute\":\"query-status\"}");
 	cr_expect_null(reply_class(r));
-	cr_expect_eq(json_integer_value(
-			     json_object_get(reply_ret(r), "connections")),
-		     1, "the lazy client was disconnected (sent %d)", sent);
 	json_decref(r);
+	cr_expect_eq(ctl_stat("paused"), 1);
+	cr_expect_eq(ctl_stat("connections"), 2);
+	/* Paused, it sends no request the daemon reads: it is idle. */
+	ctl_server_set_idle_timeout(&h.d.ctl, 1);
+	for (int i = 0; i < 30 && ctl_stat("connections") > 1; i++) {
+		r = harness_call(&h, fd, "{\"execute\":\"query-version\"}");
+		json_decref(r);
+		harness_pump(&h, 100);
+	}
+	cr_expect_eq(ctl_stat("connections"), 1,
+		     "the lazy client was let go (sent %d)", sent);
+	cr_expect_eq(ctl_stat("dropped_idle"), 1);
+	cr_expect_eq(ctl_stat("paused"), 0);
 	close(lazy);
 	close(fd);
 }
