@@ -148,10 +148,14 @@ cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$work/bin/" || broken "cannot copy the 
 IOFENCED=$work/bin/${IOFENCED##*/}
 IOFENCECTL=$work/bin/${IOFENCECTL##*/}
 FAULTFS=$work/bin/${FAULTFS##*/}
-# Dummy VMs under a name only these storages' victim patterns match.
-cp /bin/sleep "$work/vm/qemu-iso-vm"
+# The dummy VMs: copies of sleep under this run's own name, which only
+# these storages' victim patterns match: no other daemon kills them (not
+# even one of an earlier run, lingering on a hang with a fence on a device
+# number since reused), and no fence of ours reaches another test's VMs.
+VM=qemu-iso-$$
+cp /bin/sleep "$work/vm/$VM"
 QHOLD=
-[ -x "$MMAP_HOLD" ] && cp "$MMAP_HOLD" "$work/vmh/qemu-iso-vm" && QHOLD=$work/vmh/qemu-iso-vm
+[ -x "$MMAP_HOLD" ] && cp "$MMAP_HOLD" "$work/vmh/$VM" && QHOLD=$work/vmh/$VM
 SYNC_DIO=()
 ffhelp=$("$FAULTFS" --help 2>&1)
 if grep -q -- '--sync-dio' <<<"$ffhelp"; then
@@ -165,8 +169,8 @@ HAS_PY=0
 command -v python3 >/dev/null && python3 -c 'import socket' 2>/dev/null && HAS_PY=1
 
 ctl() { timeout 10 "$IOFENCECTL" --socket "$sock" "$@"; }
-OK_SPEC="interval_ms=$ISO_INTERVAL_MS,timeout_ms=$ISO_TIMEOUT_MS,kill_grace_ms=500,strategy=force,victims=qemu-iso-*"
-BROKEN_SPEC="interval_ms=200,timeout_ms=1000,kill_grace_ms=500,strategy=force,victims=qemu-iso-*"
+OK_SPEC="interval_ms=$ISO_INTERVAL_MS,timeout_ms=$ISO_TIMEOUT_MS,kill_grace_ms=500,strategy=force,victims=$VM"
+BROKEN_SPEC="interval_ms=200,timeout_ms=1000,kill_grace_ms=500,strategy=force,victims=$VM"
 
 start_daemon() { # name [iofenced options...]
 	local i name=$1
@@ -219,7 +223,7 @@ stress_dead() {
 	mkdir -p "$M/d"
 	truncate -s 1M "$M/d/vm.img"
 	arm "uuid=d,type=file,target=$M/d,$BROKEN_SPEC"
-	spawn 'exec "$work/vm/qemu-iso-vm" 100000 3<>"$M/d/vm.img"'
+	spawn 'exec "$work/vm/$VM" 100000 3<>"$M/d/vm.img"'
 	sleep 1
 	ff_kill "$M" '*'
 	note="whole mount $DEAD${SYNC_DIO:+, sync dio}"
@@ -318,7 +322,7 @@ stress_dstate() {
 	arm "uuid=s,type=file,target=$M/s,$BROKEN_SPEC"
 	spawn 'exec "$QHOLD" "$M/s/mem.img" >"$work/hold.out"'
 	h=$spawned
-	spawn 'exec "$work/vm/qemu-iso-vm" 100000 3<>"$M/s/vm.img"'
+	spawn 'exec "$work/vm/$VM" 100000 3<>"$M/s/vm.img"'
 	for ((i = 0; i < 30; i++)); do
 		grep -qx mapped "$work/hold.out" 2>/dev/null && break
 		sleep 0.1
@@ -401,7 +405,7 @@ run() { # stressor
 		"$(us_ms "$lp50")" "$(us_ms "$lp99")" "$(us_ms "$lmax")" "$(us_ms "$jit")" \
 		"$wr" "$wmin" "$wmax" "$sok" "$qmax" "${late:--}" "${fired:--}" \
 		"${nf:--}/$nb" "$note")")
-	[ -f "$work/flood.json" ] && [ "$s" = flood ] && flood_note=$(cat "$work/flood.json")
+	[ "$s" = flood ] && flood_note="$(cat "$work/flood.json" 2>/dev/null); the daemon's clients: $(jq -c '.clients // "-"' <<<"$st" 2>/dev/null)"
 	return 0
 }
 
