@@ -29,6 +29,7 @@ for _ in $(seq 100); do [ -S "$work/sock" ] && break; sleep 0.05; done
 mkdir -p "$work/targets"
 echo "== control plane (state dir on $(df --output=fstype "$work" | tail -1))"
 "$OUT/bench_ctl" "$work/sock" "$work/targets" "${ROUNDS:-50}"
+"$OUT/bench_ctl" --clients 4 --pipeline 32 --seconds 5 "$work/sock"
 # Stopped first, so that it does not run beside the fence bench.
 kill "$pid"
 wait "$pid" || true
