@@ -255,7 +255,7 @@ qs_watch_check() {
 	slow=$(jq -r '[.[] | select(.lat > 2000 or .rc != 0) | "\(.lat) ms (exit \(.rc))"] | join(", ")' <<<"$all")
 	check "$label: query-status answered within 2 s, $n times${slow:+ (not: $slow)}" [ -z "$slow" ]
 	bad=$(jq -r --argjson late "$late" '[.[] | select(.rc == 0) | .d.hb |
-		select(. == null or .state != "healthy" or .since_ok_ms > $late) |
+		select(. == null or .state != "healthy" or (.since_ok_ms | type) != "number" or .since_ok_ms > $late) |
 		"\(.state // "missing") since_ok \(.since_ok_ms // "-")"] | unique | join(", ")' <<<"$all")
 	check "$label: healthy storage healthy, its last success <= $late ms old, in every answer${bad:+ (not: $bad)}" \
 		[ -z "$bad" ]
@@ -268,12 +268,12 @@ qs_watch_check() {
 	check "$label: heartbeat jitter reported (jitter_us.last, .max): $(jq -c '.hb.jitter_us' <<<"$last")" \
 		jqe '(.hb.jitter_us.last | type) == "number" and (.hb.jitter_us.max | type) == "number"' <<<"$last"
 	check "$label: healthy heartbeats start on time (jitter_us.max < interval / 2)" \
-		jqe --argjson b $((iv * 500)) '.hb.jitter_us.max < $b' <<<"$last"
+		jqe --argjson b $((iv * 500)) '(.hb.jitter_us.max | type) == "number" and .hb.jitter_us.max < $b' <<<"$last"
 	check "$label: the daemon reports the lag of its core and control sides: $(jq -c '.lag' <<<"$last")" \
 		jqe '[.lag.core, .lag.control] | all(. != null and ([.worst_us, .recent_us, .p50_us, .p99_us, .samples] |
 			all(type == "number")))' <<<"$last"
 	check "$label: the core's timers never ran interval / 2 late (lag.core.worst_us)" \
-		jqe --argjson b $((iv * 500)) '.lag.core.worst_us < $b' <<<"$last"
+		jqe --argjson b $((iv * 500)) '(.lag.core.worst_us | type) == "number" and .lag.core.worst_us < $b' <<<"$last"
 }
 
 # --- processes of the test, safe against recycled pids ---------------------
@@ -468,9 +468,10 @@ fence_check() {
 	check "$label: FENCE_COMPLETED accounts for its victim search" \
 		jqe '.data.scan | (.examined | type) == "number" and (.skipped | type) == "number"' <<<"$done_"
 }
-# healthy_check LABEL JOURNAL STORAGE: never late, never fenced.
+# healthy_check LABEL JOURNAL STORAGE: never late, never fenced, and the
+# core never reported itself late (CORE_LAG).
 healthy_check() {
-	local late fired
+	local late fired lag
 	if ! jqe 'type == "array"' <<<"$2"; then
 		not_ok "$1: healthy storage $3: the journal tells (no journal read)"
 		return
@@ -479,6 +480,12 @@ healthy_check() {
 	fired=$(j_count "$2" FENCE_FIRED "$3")
 	check "$1: healthy storage $3: no HEARTBEAT_LATE ($late), no FENCE_FIRED ($fired)" \
 		[ "${late:-x}${fired:-x}" = 00 ]
+	lag=$(jq -c '[.[] | select(.event == "CORE_LAG") | .data]' <<<"$2")
+	if [ "$lag" = "[]" ]; then
+		ok "$1: the core never reported itself late (no CORE_LAG)"
+	else
+		not_ok "$1: the core never reported itself late" "CORE_LAG $lag"
+	fi
 }
 # killed_within LABEL T0_MS BOUND_MS PID...: every one of them killed (see
 # proc_killed) by T0 + BOUND; says when, counted from T0.

@@ -5,9 +5,19 @@
  * background clients keep the daemon busy with queries.
  *
  *   bench_ctl SOCKET WORKDIR [ROUNDS]
+ *
+ * With --pipeline K, query-status throughput instead: N clients, each
+ * keeping K requests in flight for S seconds, and the latency of each
+ * request from its send to its reply. --execute names another command
+ * without arguments (query-version: the server's own cost per request).
+ *
+ *   bench_ctl --pipeline K [--clients N] [--seconds S] [--execute CMD] SOCKET
  */
 #include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +166,200 @@ static void load_client(const char *sock)
 		call(&c, "{\"execute\":\"query-status\"}");
 }
 
+#define PIPE_MAX 4096
+#define PIPE_CLIENTS_MAX 256
+
+struct pipe_client {
+	pthread_t thread;
+	const char *sock;
+	const char *req; /* the request line, newline included */
+	int depth;
+	double end_us;
+	/* Round trips in µs, as many as were answered. */
+	double *lat;
+	size_t n, cap;
+	int failed;
+};
+
+static void lat_add(struct pipe_client *p, double us)
+{
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 65536;
+		p->lat = realloc(p->lat, p->cap * sizeof(*p->lat));
+		if (!p->lat)
+			exit(1);
+	}
+	p->lat[p->n++] = us;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Replies are counted by their newlines, not parsed, so that the client
+ * costs little beside the daemon; each must still be a return, not an
+ * error. Replies come in request order, so a ring of send times pairs them.
+ */
+static void *pipe_client_run(void *arg)
+{
+	struct pipe_client *p = arg;
+	const char *req = p->req;
+	const size_t rlen = strlen(req);
+	double sent_at[PIPE_MAX];
+	size_t head = 0, tail = 0; /* sent, answered */
+	char *out = malloc(PIPE_MAX * rlen);
+	bool at_line_start = true;
+	char buf[256 * 1024];
+	struct conn c;
+
+	conn_open(&c, p->sock);
+	for (;;) {
+		double now = now_us();
+		size_t want = now < p->end_us ? tail + p->depth - head : 0;
+		bool line_ok = true;
+		ssize_t n;
+
+		for (size_t i = 0; i < want; i++) {
+			memcpy(out + i * rlen, req, rlen);
+			sent_at[(head + i) % PIPE_MAX] = now;
+		}
+		if (want && send_all(c.fd, out, want * rlen)) {
+			p->failed = 1;
+			break;
+		}
+		head += want;
+		if (head == tail)
+			break;
+		n = recv(c.fd, buf, sizeof(buf), 0);
+		if (n <= 0) {
+			p->failed = 1;
+			break;
+		}
+		now = now_us();
+		for (ssize_t i = 0; i < n; i++) {
+			if (at_line_start)
+				line_ok = n - i < 10 ||
+					  !strncmp(buf + i, "{\"return\"", 9);
+			if (at_line_start && !line_ok) {
+				fprintf(stderr, "bench: error reply: %.200s\n",
+					buf + i);
+				p->failed = 1;
+				goto out;
+			}
+			at_line_start = buf[i] == '\n';
+			if (at_line_start)
+				lat_add(p, now - sent_at[tail++ % PIPE_MAX]);
+		}
+	}
+out:
+	close(c.fd);
+	linebuf_free(&c.in);
+	free(out);
+	return NULL;
+}
+
+static int pipeline_bench(const char *sock, const char *cmd, int clients,
+			  int depth, double seconds)
+{
+	char req[128];
+	struct pipe_client *p = calloc(clients, sizeof(*p));
+	double t0 = now_us(), elapsed, *all;
+	size_t total = 0, k = 0;
+	int failed = 0;
+	char what[96];
+
+	snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
+	for (int i = 0; i < clients; i++) {
+		p[i].sock = sock;
+		p[i].req = req;
+		p[i].depth = depth;
+		p[i].end_us = t0 + seconds * 1e6;
+		if (pthread_create(&p[i].thread, NULL, pipe_client_run, &p[i]))
+			return 1;
+	}
+	for (int i = 0; i < clients; i++) {
+		pthread_join(p[i].thread, NULL);
+		total += p[i].n;
+		failed |= p[i].failed;
+	}
+	elapsed = (now_us() - t0) / 1e6;
+	all = malloc((total ? total : 1) * sizeof(*all));
+	for (int i = 0; i < clients; i++) {
+		memcpy(all + k, p[i].lat, p[i].n * sizeof(*all));
+		k += p[i].n;
+		free(p[i].lat);
+	}
+	printf("%s pipelined: %d clients x %d in flight, %.1f s: %zu requests, %.0f per second\n",
+	       cmd, clients, depth, elapsed, total, total / elapsed);
+	if (total) {
+		snprintf(what, sizeof(what), "%s, %d x %d in flight", cmd,
+			 clients, depth);
+		qsort(all, total, sizeof(*all), cmp);
+		printf("%-34s n=%-7zu p50 %8.1f us   p99 %8.1f us   max %8.1f us\n",
+		       what, total, all[total / 2], all[total * 99 / 100],
+		       all[total - 1]);
+	}
+	free(all);
+	free(p);
+	return failed || !total;
+}
+
+static int pipeline_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "clients", required_argument, NULL, 'c' },
+		{ "pipeline", required_argument, NULL, 'k' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "execute", required_argument, NULL, 'e' },
+		{},
+	};
+	const char *cmd = "query-status";
+	int clients = 4, depth = 32, c;
+	double seconds = 5;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			clients = atoi(optarg);
+			break;
+		case 'k':
+			depth = atoi(optarg);
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'e':
+			cmd = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || clients < 1 || clients > PIPE_CLIENTS_MAX ||
+	    depth < 1 || depth > PIPE_MAX || seconds <= 0 ||
+	    strspn(cmd, "abcdefghijklmnopqrstuvwxyz-") != strlen(cmd) ||
+	    strlen(cmd) > 64) {
+		fprintf(stderr,
+			"usage: bench_ctl --pipeline K [--clients N] [--seconds S] [--execute CMD] SOCKET\n"
+			"       (N up to %d, K up to %d)\n",
+			PIPE_CLIENTS_MAX, PIPE_MAX);
+		return 2;
+	}
+	return pipeline_bench(argv[optind], cmd, clients, depth, seconds);
+}
+
 int main(int argc, char **argv)
 {
 	static const int sizes[] = { 1, 16, 64, 256 };
@@ -167,6 +371,9 @@ int main(int argc, char **argv)
 	struct conn c;
 	char what[64];
 
+	for (int i = 1; i < argc; i++)
+		if (!strncmp(argv[i], "--", 2))
+			return pipeline_main(argc, argv);
 	if (argc < 3) {
 		fprintf(stderr, "usage: bench_ctl SOCKET WORKDIR [ROUNDS]\n");
 		return 2;

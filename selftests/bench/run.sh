@@ -4,7 +4,9 @@
 # Benchmarks: control-plane latency against a real iofenced with its BPF
 # tracker loaded, then fencing on a real data path (fence_bench.sh: the
 # delay from the contract's fence moment to a dead VM over HANGS hangs, and
-# a SOAK_SECONDS soak under load; HANGS=5 SOAK_SECONDS=20 is a quick run).
+# a SOAK_SECONDS soak under load; HANGS=5 SOAK_SECONDS=20 is a quick run),
+# then the fencing core's lag and a healthy storage's heartbeats under
+# stressors, and query-status throughput (isolation_bench.sh).
 # Numbers are printed, never judged: timing goals live here, not in the
 # tests. Only wrong fencing (a missed or a false fence) fails the fence
 # bench, or a bench that cannot run.
@@ -27,10 +29,19 @@ for _ in $(seq 100); do [ -S "$work/sock" ] && break; sleep 0.05; done
 mkdir -p "$work/targets"
 echo "== control plane (state dir on $(df --output=fstype "$work" | tail -1))"
 "$OUT/bench_ctl" "$work/sock" "$work/targets" "${ROUNDS:-50}"
+"$OUT/bench_ctl" --clients 4 --pipeline 32 --seconds 5 "$work/sock"
 # Stopped first, so that it does not run beside the fence bench.
 kill "$pid"
 wait "$pid" || true
 pid=
 
+rc=0
 echo
-OUT=$OUT selftests/bench/fence_bench.sh
+OUT=$OUT selftests/bench/fence_bench.sh || rc=$?
+# The isolation of the fencing core under stressors (ISO_SECONDS per
+# stressor; ISO_SECONDS=5 ISO_PIPE_SECONDS=3 is a quick run).
+echo
+st=0
+OUT=$OUT selftests/bench/isolation_bench.sh || st=$?
+[ "$rc" -ne 0 ] || rc=$st
+exit "$rc"

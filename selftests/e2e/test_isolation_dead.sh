@@ -40,14 +40,16 @@ IOFENCED=$T/bin/${IOFENCED##*/}
 IOFENCECTL=$T/bin/${IOFENCECTL##*/}
 FAULTFS=$T/bin/${FAULTFS##*/}
 export FAULTFS_LOG=$T/faultfs.out
-# The dummy VMs: copies of sleep with a name of their own, which only
-# these storages' victim patterns match: no other daemon on the machine
-# kills them, and no fence of these storages reaches another test's VMs.
-cp /bin/sleep "$T/vm/qemu-iso-vm"
-QSLEEP=$T/vm/qemu-iso-vm
+# The dummy VMs: copies of sleep under this run's own name, which only
+# these storages' victim patterns match: no other daemon kills them (not
+# even one of an earlier run, lingering on a hang with a fence on a device
+# number since reused), and no fence of ours reaches another test's VMs.
+VM=qemu-iso-$$
+cp /bin/sleep "$T/vm/$VM"
+QSLEEP=$T/vm/$VM
 
 IV=200 TMO=1000 GRACE=500 LATE=400
-SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=qemu-iso-*"
+SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=$VM"
 # Victims are killed by T + kill grace, plus slack for a loaded machine.
 KILL_BOUND=$((TMO + GRACE + 2500))
 
@@ -119,6 +121,10 @@ sc1() { # label [faultfs options...]
 	sleep 1.5
 	qs_watch_stop "$T/w1$L"
 	qs_watch_check "1$L: mount dead" "$T/w1$L" "$IV" "$LATE"
+	check "1$L: query-status reports its clients: $(tail -n 1 "$T/w1$L" | cut -d' ' -f4- | jq -c .clients)" \
+		eval "tail -n 1 '$T/w1$L' | cut -d' ' -f4- |
+			jqe '.clients | (.connections | type) == \"number\" and (.dropped_slow | type) == \"number\" and
+				(.dropped_idle | type) == \"number\"'"
 	j=$(journal_of "$S") || not_ok "1$L: journal"
 	fence_check "1$L: a (dead at its arming, short record)" "$j" a "$t_dead" "$TMO" "$IV" "$GRACE"
 	fence_check "1$L: b (dead after many writes)" "$j" b "$t_dead" "$TMO" "$IV" "$GRACE"

@@ -12,7 +12,8 @@
 #     one "dead", one "hang": fenced, their dummy VMs (holding the loop
 #     devices open) killed
 #   6 both CPUs busy with CPU hogs at normal priority: the healthy storage
-#     stays healthy, a hung one still fences on time
+#     stays healthy, a hung one still fences on time; and (6s) a daemon
+#     stopped for 600 ms: its core reports the lag (CORE_LAG, lag.core)
 # Interval 200 ms, timeout 1 s, kill grace 500 ms. Hung requests leave
 # their callers in D state: every cleanup releases the hangs first.
 . "$(dirname "$0")/../lib.sh"
@@ -38,12 +39,16 @@ IOFENCED=$T/bin/${IOFENCED##*/}
 IOFENCECTL=$T/bin/${IOFENCECTL##*/}
 FAULTFS=$T/bin/${FAULTFS##*/}
 export FAULTFS_LOG=$T/faultfs.out
-# Dummy VMs with a name that only these storages' victim patterns match.
-cp /bin/sleep "$T/vm/qemu-iso-vm"
-QSLEEP=$T/vm/qemu-iso-vm
+# The dummy VMs: copies of sleep under this run's own name, which only
+# these storages' victim patterns match: no other daemon kills them (not
+# even one of an earlier run, lingering on a hang with a fence on a device
+# number since reused), and no fence of ours reaches another test's VMs.
+VM=qemu-iso-$$
+cp /bin/sleep "$T/vm/$VM"
+QSLEEP=$T/vm/$VM
 
 IV=200 TMO=1000 GRACE=500 LATE=400
-SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=qemu-iso-*"
+SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=$VM"
 KILL_BOUND=$((TMO + GRACE + 2500))
 
 # The option that makes faultfs's O_DIRECT writes synchronous, if any.
@@ -245,9 +250,37 @@ sc6() {
 	faultfs_stop "$M"
 }
 
+# --- 6s. a stopped daemon: the core measures its own lag -----------------------
+
+sc6s() {
+	local S st j ev rc
+	mkdir -p "$T/ok6s"
+	daemon_on s6s s6s --no-bpf || { not_ok "6s: daemon starts"; return; }
+	S=$SOCK_s6s
+	arm_storages "$S" h6s "uuid=ok,type=file,target=$T/ok6s,$SPEC" || { not_ok "6s: storage armed"; return; }
+	wait_until 5 hb_wrote "$S" ok 3
+	# 600 ms stopped: a heartbeat due at least 400 ms before it goes on.
+	on_exit "kill -CONT $PID_s6s"
+	kill -STOP "$PID_s6s"
+	sleep 0.6
+	kill -CONT "$PID_s6s"
+	sleep 0.5
+	st=$(ctl_sock "$S" --json status)
+	j=$(journal_of "$S")
+	ev=$(jq -c '[.[] | select(.event == "CORE_LAG")][0] // empty' <<<"$j" 2>/dev/null)
+	echo "# 6s: after 600 ms stopped: lag $(jq -c .lag <<<"$st"), CORE_LAG ${ev:-none}"
+	check "6s: the core reports its lag: CORE_LAG with lag_us >= 300 ms over its threshold_us" \
+		jqe '.data.lag_us >= 300000 and .data.threshold_us > 0 and .data.lag_us > .data.threshold_us' <<<"$ev"
+	check "6s: query-status shows it (lag.core.worst_us >= 300 ms)" \
+		jqe '.lag.core.worst_us >= 300000' <<<"$st"
+	daemon_stop s6s 15
+	rc=$?
+	check "6s: SIGTERM: clean exit ($rc)" [ "$rc" -eq 0 ]
+}
+
 t0=$(now_ms)
 # ISO_ONLY="3 6" runs only those.
-for n in ${ISO_ONLY:-3 4 6}; do
+for n in ${ISO_ONLY:-3 4 6 6s}; do
 	s0=$(now_ms)
 	"sc$n"
 	echo "# sc$n: $(ms_since "$s0") ms"

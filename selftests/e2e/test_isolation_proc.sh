@@ -41,14 +41,18 @@ IOFENCED=$T/bin/${IOFENCED##*/}
 IOFENCECTL=$T/bin/${IOFENCECTL##*/}
 FAULTFS=$T/bin/${FAULTFS##*/}
 export FAULTFS_LOG=$T/faultfs.out
-# Dummy VMs with a name that only these storages' victim patterns match.
-cp /bin/sleep "$T/vm/qemu-iso-vm"
-QSLEEP=$T/vm/qemu-iso-vm
+# The dummy VMs: copies of sleep under this run's own name, which only
+# these storages' victim patterns match: no other daemon kills them (not
+# even one of an earlier run, lingering on a hang with a fence on a device
+# number since reused), and no fence of ours reaches another test's VMs.
+VM=qemu-iso-$$
+cp /bin/sleep "$T/vm/$VM"
+QSLEEP=$T/vm/$VM
 QHOLD=
-[ -x "$MMAP_HOLD" ] && cp "$MMAP_HOLD" "$T/vmh/qemu-iso-vm" && QHOLD=$T/vmh/qemu-iso-vm
+[ -x "$MMAP_HOLD" ] && cp "$MMAP_HOLD" "$T/vmh/$VM" && QHOLD=$T/vmh/$VM
 
 IV=200 TMO=1000 GRACE=500 LATE=400
-SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=qemu-iso-*"
+SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=$VM"
 KILL_BOUND=$((TMO + GRACE + 2500))
 
 # ff_dead MNT FILE: FILE stops answering anything; a faultfs without that
@@ -84,7 +88,7 @@ sc7() {
 	ff_mount M r7 || { not_ok "7: faultfs mounts"; return; }
 	mkdir -p "$T/ok7" "$M/s7"
 	truncate -s 1M "$M/s7/vm1.img" "$M/s7/vm2.img" "$T/u.img"
-	(deep_cd && cp "$QSLEEP" ./qemu-iso-vm) || { not_ok "7: a binary deeper than PATH_MAX"; return; }
+	(deep_cd && cp "$QSLEEP" "./$VM") || { not_ok "7: a binary deeper than PATH_MAX"; return; }
 	daemon_on s7 s7 --no-bpf || { not_ok "7: daemon starts"; return; }
 	S=$SOCK_s7
 	arm_storages "$S" h7 "uuid=ok,type=file,target=$T/ok7,$SPEC" \
@@ -93,14 +97,14 @@ sc7() {
 	# one after it. U holds a file elsewhere: it is no victim.
 	proc_spawn V1 'exec "$QSLEEP" 1000 3<>"$M/s7/vm1.img"'
 	# A relative exec (env's), so that nothing needs the long path.
-	proc_spawn U 'deep_cd && exec env ./qemu-iso-vm 1000 3<>"$T/u.img"'
+	proc_spawn U 'deep_cd && exec env ./"$VM" 1000 3<>"$T/u.img"'
 	proc_spawn V2 'exec "$QSLEEP" 1000 3<>"$M/s7/vm2.img"'
 	# Its name is readable (comm), its executable not.
-	wait_until 3 eval "[ \"\$(cat /proc/$U/comm 2>/dev/null)\" = qemu-iso-vm ]"
+	wait_until 3 eval "[ \"\$(cat /proc/$U/comm 2>/dev/null)\" = $VM ]"
 	why=$(readlink -v "/proc/$U/exe" 2>&1 >/dev/null)
 	echo "# 7: readlink /proc/$U/exe as root: ${why:-succeeded}"
 	check "7: root cannot read the executable of process $U (comm $(cat "/proc/$U/comm" 2>/dev/null))" \
-		eval "! readlink /proc/$U/exe >/dev/null 2>&1 && [ \"\$(cat /proc/$U/comm 2>/dev/null)\" = qemu-iso-vm ]"
+		eval "! readlink /proc/$U/exe >/dev/null 2>&1 && [ \"\$(cat /proc/$U/comm 2>/dev/null)\" = $VM ]"
 	check "7: the victims and the unreadable process run, in pid order" \
 		eval "all_alive $V1 $U $V2 && [ $V1 -lt $U ] && [ $U -lt $V2 ]"
 	wait_until 10 hb_wrote "$S" s7 5
