@@ -91,7 +91,7 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 		json_array_append_new(list, storage_json(d, s));
 	return proto_return(
 		json_pack(
-			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:o,s:I,s:I,s:o,s:O}",
+			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:o,s:I,s:o,s:I,s:o,s:O}",
 			"host_state", host_state_name(d->host_state),
 			"uptime_ms",
 			(json_int_t)(loop_now_ms() - d->start_mono_ms),
@@ -105,7 +105,8 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			d->tracker.active ? d->tracker.pin_dir : NULL,
 			"watchdog", watchdog_json(d), "lag", lag_json(d),
 			"connections",
-			(json_int_t)d->ctl.nconns, "last_seq",
+			(json_int_t)d->ctl.nconns, "clients",
+			ctl_server_stats_json(&d->ctl), "last_seq",
 			(json_int_t)journal_last_seq(&d->journal), "storages",
 			list, "unarmed", d->unarmed),
 		req->id);
