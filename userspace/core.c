@@ -13,6 +13,7 @@
 #include "deadlines.h"
 #include "fencer_core.h"
 #include "log.h"
+#include "thread.h"
 
 /* Enough for every fencer's write, timer, victim polls and messages. */
 #define CORE_LOOP_ENTRIES 4096
@@ -234,21 +235,13 @@ static void *core_main(void *arg)
 
 int core_start(struct core *c)
 {
-	sigset_t all, old;
 	int ret;
 
 	chan_attach(&c->in, &c->loop);
-	/*
-	 * Signals are the control plane's (signalfd): the core and the
-	 * workers it starts inherit a mask that blocks them all.
-	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = pthread_create(&c->thread, NULL, core_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = thread_start(&c->thread, core_main, c);
 	if (ret) {
-		pr_err("fencing core thread: %s", strerror(ret));
-		return -ret;
+		pr_err("fencing core thread: %s", strerror(-ret));
+		return ret;
 	}
 	c->running = true;
 	return 0;

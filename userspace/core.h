@@ -36,6 +36,8 @@
 #define CORE_PROBE_MS 10
 /* ... and reports its lag and the watchdog this often. */
 #define CORE_REPORT_MS 250
+/* VM censuses (for the records) under way at once, over all storages. */
+#define CORE_CENSUSES_MAX 2
 /* CORE_LAG when a lag passes this share of the smallest interval, in %. */
 #define CORE_LAG_WARN_PCT 10
 
@@ -60,6 +62,7 @@ struct core {
 	struct list_head fencers; /* live and stopping */
 	unsigned int nfencers;
 	bool rearm_hung; /* the control plane holds the watchdog */
+	unsigned int censuses; /* VM censuses under way */
 	bool shutting_down;
 	struct msg shutdown; /* sent once, by core_stop() */
 	uint64_t shutdown_until_ns;

@@ -804,7 +804,12 @@ static void census_start(struct fencer *f, uint64_t now)
 {
 	struct scan_job *j;
 
-	if (f->census_busy ||
+	/*
+	 * A census is no kill: a few at a time, so that a burst of new
+	 * storages does not start a worker each. The others try again at
+	 * their next heartbeat.
+	 */
+	if (f->census_busy || f->c->censuses >= CORE_CENSUSES_MAX ||
 	    (f->vms_ns && now - f->vms_ns < ms_ns(VM_CENSUS_MS)))
 		return;
 	j = scan_job_new(f);
@@ -813,6 +818,7 @@ static void census_start(struct fencer *f, uint64_t now)
 	j->census = true;
 	f->vms_ns = now;
 	f->census_busy = true;
+	f->c->censuses++;
 	pool_submit(&f->c->pool, &j->w, scan_run);
 }
 
@@ -1085,6 +1091,8 @@ static void on_scan_done(struct msg *m, void *ctx)
 	struct msg_scan_done *d = container_of(m, struct msg_scan_done, m);
 	struct fencer *f = fencer_find(ctx, d->id);
 
+	if (d->census)
+		((struct core *)ctx)->censuses--;
 	if (!f)
 		goto out;
 	if (d->census) {
@@ -1159,9 +1167,10 @@ static void fence_settled(struct fencer *f, uint64_t now)
 	bool all_dead = !f->victims_alive && f->scan.complete;
 
 	f->completed = true;
+	/* Elapsed since the contract's fence moment, as kill_grace counts. */
 	report(f, "FENCE_COMPLETED",
 	       json_pack("{s:b,s:I,s:o,s:o}", "all_dead", all_dead,
-			 "elapsed_ms", (json_int_t)ns_ms(now - f->fenced_ns),
+			 "elapsed_ms", (json_int_t)ns_ms(now - f->contract_ns),
 			 "victims", victims_json(f, 0), "scan",
 			 scan_report_json(&f->scan)));
 	if (all_dead || p->strategy != FENCE_FORCE)

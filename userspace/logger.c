@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "chan.h"
 #include "log.h"
 #include "logger.h"
+#include "thread.h"
 
 struct log_line {
 	struct msg m;
@@ -78,18 +78,14 @@ static void *logger_main(void *arg)
 
 int logger_start(void)
 {
-	sigset_t all, old;
 	int ret = chan_init(&in, NULL);
 
 	if (ret)
 		return ret;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = pthread_create(&thread, NULL, logger_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = thread_start(&thread, logger_main, NULL);
 	if (ret) {
 		chan_exit(&in);
-		return -ret;
+		return ret;
 	}
 	running = true;
 	log_set_sink(sink);

@@ -7,11 +7,13 @@
 
 #include "log.h"
 #include "pool.h"
+#include "thread.h"
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	pthread_setname_np(pthread_self(), "iofence-work");
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
 		chan_wait(&w->in);
 	return NULL;
@@ -88,9 +90,9 @@ static struct worker *worker_new(struct pool *p)
 		return NULL;
 	}
 	/* Each job sets its class: see struct work. */
-	ret = pthread_create(&w->thread, NULL, worker_main, w);
+	ret = thread_start(&w->thread, worker_main, w);
 	if (ret) {
-		pr_err("worker thread: %s", strerror(ret));
+		pr_err("worker thread: %s", strerror(-ret));
 		chan_exit(&w->in);
 		free(w);
 		return NULL;
