@@ -92,7 +92,8 @@ start_daemon() {
 	on_exit "kill -KILL $pid; wait $pid"
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
-	for ((i = 0; i < 100; i++)); do
+	# DAEMON_START_TRIES: 50 ms each; the socket opens once re-arming is over.
+	for ((i = 0; i < ${DAEMON_START_TRIES:-100}; i++)); do
 		[ -S "$sock" ] && ctl_sock "$sock" version >/dev/null 2>&1 && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05

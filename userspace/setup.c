@@ -1082,49 +1082,105 @@ invalid:
  * flight of its own that replies to nobody, keeping the flight id that
  * armed it.
  */
+static bool same_group(json_t *a, json_t *b)
+{
+	const char *ha = json_string_value(json_object_get(a, "host_uuid"));
+	const char *hb = json_string_value(json_object_get(b, "host_uuid"));
+
+	return ha && hb && !strcmp(ha, hb) &&
+	       json_is_true(json_object_get(a, "reconnect")) ==
+		       json_is_true(json_object_get(b, "reconnect"));
+}
+
+/*
+ * The storages of one host (and reconnect marker) from @list, from index
+ * @first on, as one re-arm flight: they are staged side by side, so a
+ * storage that hangs costs the others nothing (flights run one at a
+ * time, and a healthy storage must not wait for a dead one's deadline),
+ * and one that fails is left out alone. @taken marks those it took.
+ */
+static void rearm_group(struct daemon *d, json_t *list, size_t first,
+			bool *taken)
+{
+	json_t *lead = json_array_get(list, first), *entry;
+	const char *host = json_string_value(json_object_get(lead, "host_uuid"));
+	unsigned int n = 0, k = 0;
+	struct flight *f;
+	size_t i;
+
+	json_array_foreach(list, i, entry)
+		n += i >= first && !taken[i] && same_group(lead, entry);
+	f = flight_new(d, n, host,
+		       json_is_true(json_object_get(lead, "reconnect")),
+		       SETUP_DEFAULT_DEADLINE_MS);
+	json_array_foreach(list, i, entry) {
+		struct args_err e;
+		struct item *it;
+
+		if (i < first || taken[i] || !same_group(lead, entry))
+			continue;
+		taken[i] = true;
+		if (!f) {
+			pr_err("state: storages[%zu]: out of memory; kept, not armed",
+			       i);
+			json_array_append(d->unarmed, entry);
+			continue;
+		}
+		it = &f->items[k];
+		if (storage_params_parse(json_object_get(entry, "params"), i,
+					 &it->p, &e)) {
+			pr_err("state: %s; kept, not armed", e.msg);
+			json_array_append(d->unarmed, entry);
+			storage_params_free(&it->p);
+			continue;
+		}
+		it->entry = json_incref(entry);
+		it->orig_flight =
+			json_integer_value(json_object_get(entry, "flight"));
+		it->orig_armed =
+			json_integer_value(json_object_get(entry, "armed_at"));
+		k++;
+	}
+	if (!f)
+		return;
+	f->n = k;
+	f->rearm = true;
+	if (!k || !(f->key = flight_key(f))) {
+		flight_free(f);
+		return;
+	}
+	flight_queue(d, f);
+}
+
 void setup_rearm(struct daemon *d, json_t *list)
 {
+	bool *taken = calloc(json_array_size(list) + 1, sizeof(*taken));
 	json_t *entry;
 	size_t i;
 
 	json_array_foreach(list, i, entry) {
 		const char *host =
 			json_string_value(json_object_get(entry, "host_uuid"));
-		bool reconnect =
-			json_is_true(json_object_get(entry, "reconnect"));
-		struct args_err e;
-		struct flight *f;
 
+		if (taken && taken[i])
+			continue;
 		if (!host || !storage_uuid_valid(host)) {
 			pr_err("state: storages[%zu]: bad host_uuid; kept, not armed",
 			       i);
 			json_array_append(d->unarmed, entry);
+			if (taken)
+				taken[i] = true;
 			continue;
 		}
-		f = flight_new(d, 1, host, reconnect,
-			       SETUP_DEFAULT_DEADLINE_MS);
-		if (!f)
-			continue;
-		f->rearm = true;
-		if (storage_params_parse(json_object_get(entry, "params"), i,
-					 &f->items[0].p, &e)) {
-			pr_err("state: %s; kept, not armed", e.msg);
+		if (!taken) {
+			pr_err("state: out of memory; storages[%zu] kept, not armed",
+			       i);
 			json_array_append(d->unarmed, entry);
-			flight_free(f);
 			continue;
 		}
-		f->items[0].entry = json_incref(entry);
-		f->key = flight_key(f);
-		if (!f->key) {
-			flight_free(f);
-			continue;
-		}
-		f->items[0].orig_flight =
-			json_integer_value(json_object_get(entry, "flight"));
-		f->items[0].orig_armed =
-			json_integer_value(json_object_get(entry, "armed_at"));
-		flight_queue(d, f);
+		rearm_group(d, list, i, taken);
 	}
+	free(taken);
 	if (list_empty(&d->flights))
 		daemon_started(d);
 }

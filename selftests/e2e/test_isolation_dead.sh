@@ -252,7 +252,9 @@ sc2() {
 	echo "# 2: $el ms after SIGTERM: the old daemon still there: $lingering ($(pid_state "$PID_s2"))"
 
 	# A new daemon on the same state, while the old one lingers.
-	daemon_on s2b st2 --no-bpf || { not_ok "2: a new daemon on the same state starts while the old one lingers"; return; }
+	# Its socket opens once re-arming is over, and re-arming a dead
+	# storage ends at its staging step's deadline (5 s).
+	DAEMON_START_TRIES=300 daemon_on s2b st2 --no-bpf || { not_ok "2: a new daemon on the same state starts while the old one lingers"; return; }
 	ok "2: a new daemon on the same state starts ($(ms_since "$t_term") ms after the SIGTERM; old one lingering: $lingering)"
 	S2=$SOCK_s2b
 	check "2: ... it re-arms the healthy storage" wait_until 5 hb_wrote "$S2" ok 3
