@@ -61,6 +61,7 @@ struct daemon {
 	uint64_t sd_watchdog_ms; /* systemd's WatchdogSec; 0: none */
 	uint64_t sd_next_ms;
 	bool starting; /* re-arming from the state file, socket not open */
+	bool queueing_rearm; /* setup_rearm() is still queueing its flights */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
 	gid_t control_gid; /* may change state; (gid_t)-1: root only */
 	int sigfd;

@@ -84,6 +84,7 @@ struct flight {
 	bool teardown;
 	bool reconnect;
 	bool rearm; /* start-up: a storage that fails is left out */
+	bool started;
 	uint64_t deadline_ms;
 	struct waiter *waiters;
 	enum proto_class err_class;
@@ -749,10 +750,13 @@ static void flight_finish(struct flight *f)
 		for (unsigned int i = 0; i < f->n; i++)
 			f->items[i].arm.orphan = flight_orphan;
 	}
-	if (!list_empty(&d->flights))
-		flight_start(list_entry(d->flights.next, struct flight, link));
-	else if (d->starting)
+	if (!list_empty(&d->flights)) {
+		f = list_entry(d->flights.next, struct flight, link);
+		if (!f->started)
+			flight_start(f);
+	} else if (d->starting && !d->queueing_rearm) {
 		daemon_started(d);
+	}
 }
 
 /* --- planning, against the table as it is when the flight starts ------ */
@@ -802,6 +806,7 @@ static int plan(struct flight *f)
 
 static void flight_start(struct flight *f)
 {
+	f->started = true;
 	if (f->d->loop.stopping) {
 		flight_fail(f, PROTO_GENERIC_ERROR,
 			    "the daemon is stopping; nothing was changed");
@@ -856,13 +861,23 @@ static struct flight *flight_new(struct daemon *d, unsigned int n,
 	return f;
 }
 
+/*
+ * Flights run one at a time, in order, except the re-arms at start-up:
+ * those run side by side (each one storage, before any request can
+ * come), so that a storage that hangs costs the others nothing: a
+ * healthy storage must not wait out a dead one's deadline.
+ */
 static void flight_queue(struct daemon *d, struct flight *f)
 {
-	bool idle = list_empty(&d->flights);
+	struct list_head *pos;
+	bool now = true;
 
+	for (pos = d->flights.next; pos != &d->flights; pos = pos->next)
+		now &= f->rearm &&
+		       list_entry(pos, struct flight, link)->rearm;
 	f->id = ++d->next_flight;
 	list_add_tail(&f->link, &d->flights);
-	if (idle)
+	if (now)
 		flight_start(f);
 }
 
@@ -1082,105 +1097,51 @@ invalid:
  * flight of its own that replies to nobody, keeping the flight id that
  * armed it.
  */
-static bool same_group(json_t *a, json_t *b)
-{
-	const char *ha = json_string_value(json_object_get(a, "host_uuid"));
-	const char *hb = json_string_value(json_object_get(b, "host_uuid"));
-
-	return ha && hb && !strcmp(ha, hb) &&
-	       json_is_true(json_object_get(a, "reconnect")) ==
-		       json_is_true(json_object_get(b, "reconnect"));
-}
-
-/*
- * The storages of one host (and reconnect marker) from @list, from index
- * @first on, as one re-arm flight: they are staged side by side, so a
- * storage that hangs costs the others nothing (flights run one at a
- * time, and a healthy storage must not wait for a dead one's deadline),
- * and one that fails is left out alone. @taken marks those it took.
- */
-static void rearm_group(struct daemon *d, json_t *list, size_t first,
-			bool *taken)
-{
-	json_t *lead = json_array_get(list, first), *entry;
-	const char *host = json_string_value(json_object_get(lead, "host_uuid"));
-	unsigned int n = 0, k = 0;
-	struct flight *f;
-	size_t i;
-
-	json_array_foreach(list, i, entry)
-		n += i >= first && !taken[i] && same_group(lead, entry);
-	f = flight_new(d, n, host,
-		       json_is_true(json_object_get(lead, "reconnect")),
-		       SETUP_DEFAULT_DEADLINE_MS);
-	json_array_foreach(list, i, entry) {
-		struct args_err e;
-		struct item *it;
-
-		if (i < first || taken[i] || !same_group(lead, entry))
-			continue;
-		taken[i] = true;
-		if (!f) {
-			pr_err("state: storages[%zu]: out of memory; kept, not armed",
-			       i);
-			json_array_append(d->unarmed, entry);
-			continue;
-		}
-		it = &f->items[k];
-		if (storage_params_parse(json_object_get(entry, "params"), i,
-					 &it->p, &e)) {
-			pr_err("state: %s; kept, not armed", e.msg);
-			json_array_append(d->unarmed, entry);
-			storage_params_free(&it->p);
-			continue;
-		}
-		it->entry = json_incref(entry);
-		it->orig_flight =
-			json_integer_value(json_object_get(entry, "flight"));
-		it->orig_armed =
-			json_integer_value(json_object_get(entry, "armed_at"));
-		k++;
-	}
-	if (!f)
-		return;
-	f->n = k;
-	f->rearm = true;
-	if (!k || !(f->key = flight_key(f))) {
-		flight_free(f);
-		return;
-	}
-	flight_queue(d, f);
-}
-
 void setup_rearm(struct daemon *d, json_t *list)
 {
-	bool *taken = calloc(json_array_size(list) + 1, sizeof(*taken));
 	json_t *entry;
 	size_t i;
 
+	d->queueing_rearm = true;
 	json_array_foreach(list, i, entry) {
 		const char *host =
 			json_string_value(json_object_get(entry, "host_uuid"));
+		bool reconnect =
+			json_is_true(json_object_get(entry, "reconnect"));
+		struct args_err e;
+		struct flight *f;
 
-		if (taken && taken[i])
-			continue;
 		if (!host || !storage_uuid_valid(host)) {
 			pr_err("state: storages[%zu]: bad host_uuid; kept, not armed",
 			       i);
 			json_array_append(d->unarmed, entry);
-			if (taken)
-				taken[i] = true;
 			continue;
 		}
-		if (!taken) {
-			pr_err("state: out of memory; storages[%zu] kept, not armed",
-			       i);
+		f = flight_new(d, 1, host, reconnect,
+			       SETUP_DEFAULT_DEADLINE_MS);
+		if (!f)
+			continue;
+		f->rearm = true;
+		if (storage_params_parse(json_object_get(entry, "params"), i,
+					 &f->items[0].p, &e)) {
+			pr_err("state: %s; kept, not armed", e.msg);
 			json_array_append(d->unarmed, entry);
+			flight_free(f);
 			continue;
 		}
-		rearm_group(d, list, i, taken);
+		f->items[0].entry = json_incref(entry);
+		f->key = flight_key(f);
+		if (!f->key) {
+			flight_free(f);
+			continue;
+		}
+		f->items[0].orig_flight =
+			json_integer_value(json_object_get(entry, "flight"));
+		f->items[0].orig_armed =
+			json_integer_value(json_object_get(entry, "armed_at"));
+		flight_queue(d, f);
 	}
-	free(taken);
+	d->queueing_rearm = false;
 	if (list_empty(&d->flights))
 		daemon_started(d);
 }
