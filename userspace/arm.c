@@ -150,7 +150,14 @@ static int check_record(struct arm_op *a, int len)
 	s->record_mine = !strcmp(r.storage_uuid, s->p.uuid);
 	s->next_seq = r.seq + 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!memcmp(r.boot_id, record_boot_id(), sizeof(r.boot_id)) &&
+	/*
+	 * A clean-shutdown record promised peers nothing (no deadline
+	 * runs from it): the heartbeats start afresh. Any other record of
+	 * this boot is a deadline peers are counting, which a restart
+	 * must keep.
+	 */
+	if (r.state != RECORD_CLEAN_SHUTDOWN &&
+	    !memcmp(r.boot_id, record_boot_id(), sizeof(r.boot_id)) &&
 	    r.monotonic_ns <=
 		    (uint64_t)now.tv_sec * 1000000000ull + now.tv_nsec)
 		s->t_ok_ns = r.monotonic_ns;
