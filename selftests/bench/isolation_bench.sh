@@ -296,9 +296,7 @@ while time.monotonic() < end:
     time.sleep(0.05)
 print(json.dumps(st))
 EOF
-	timeout $((ISO_SECONDS + 30)) python3 "$work/flood.py" "$sock" 500 "$ISO_SECONDS" \
-		>"$work/flood.json" 2>&1 &
-	procs+=("$!")
+	spawn 'exec timeout $((ISO_SECONDS + 30)) python3 "$work/flood.py" "$sock" 500 "$ISO_SECONDS" >"$work/flood.json"'
 	note="500 never-reading clients"
 	broken_ids=
 }
