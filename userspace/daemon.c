@@ -140,6 +140,17 @@ static void pulse_done(struct loop_op *op, int res, unsigned int flags)
 			d->sd_next_ms = now_ms + d->sd_watchdog_ms / 4;
 		}
 	}
+	/*
+	 * Never beside a request's flight, and not while an earlier step
+	 * is still stuck in the kernel: each try on a dead storage would
+	 * hold one more io-wq worker for good.
+	 */
+	if (json_array_size(d->unarmed) && !d->starting &&
+	    list_empty(&d->flights) && !d->stuck_flights &&
+	    now_ms >= d->rearm_retry_ms) {
+		d->rearm_retry_ms = now_ms + REARM_RETRY_MS;
+		setup_rearm_retry(d);
+	}
 	d->pulse_due_ns += DAEMON_PULSE_MS * 1000000ull;
 	if (d->pulse_due_ns < now)
 		d->pulse_due_ns = now + DAEMON_PULSE_MS * 1000000ull;

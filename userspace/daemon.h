@@ -60,6 +60,8 @@ struct daemon {
 	struct lag lag;
 	uint64_t sd_watchdog_ms; /* systemd's WatchdogSec; 0: none */
 	uint64_t sd_next_ms;
+	uint64_t rearm_retry_ms; /* when the unarmed are tried again */
+	unsigned int stuck_flights; /* over, with a step still in the kernel */
 	bool starting; /* re-arming from the state file, socket not open */
 	bool queueing_rearm; /* setup_rearm() is still queueing its flights */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
@@ -120,6 +122,8 @@ void daemon_watchdog_update(struct daemon *d);
 bool daemon_core_alive(const struct daemon *d);
 /* setup.c: one best-effort flight per storage of the state file. */
 void setup_rearm(struct daemon *d, json_t *storages);
+/* ... and again for those that failed, now and then (REARM_RETRY_MS). */
+void setup_rearm_retry(struct daemon *d);
 /* iofenced.c: re-arming is over; open the socket and report ready. */
 void daemon_started(struct daemon *d);
 /* Disarms @s now: out of the table, the tracker and its files closed. */

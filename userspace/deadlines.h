@@ -23,6 +23,12 @@
 #define PEER_READS_MARGIN_MS (4 * PEER_READ_DEADLINE_MS)
 /* A fence hook runs at most this long, then it is killed. */
 #define FENCE_HOOK_DEADLINE_MS 10000
+/*
+ * A stored storage that failed to re-arm (its storage was lost while the
+ * daemon was down) is tried again this often, so that one that comes
+ * back is guarded again (and a watchdog hold for it ends) unasked.
+ */
+#define REARM_RETRY_MS 10000
 /* The VM list a heartbeat record carries is at most this old. */
 #define VM_CENSUS_MS 5000
 /* The clean-shutdown records when the daemon stops. */

@@ -84,6 +84,7 @@ struct flight {
 	bool teardown;
 	bool reconnect;
 	bool rearm; /* start-up: a storage that fails is left out */
+	bool retry; /* a re-arm tried again later: a failure is no news */
 	bool started;
 	uint64_t deadline_ms;
 	struct waiter *waiters;
@@ -515,7 +516,7 @@ static void journal_events(struct flight *f)
 		if (it->plan == PLAN_ARM || it->plan == PLAN_UPDATE ||
 		    it->plan == PLAN_DISARM)
 			name = f->rearm ? "REARMED" : events[it->plan];
-		else if (it->plan == PLAN_FAILED)
+		else if (it->plan == PLAN_FAILED && !f->retry)
 			name = "REARM_FAILED";
 		if (!name)
 			continue;
@@ -687,9 +688,19 @@ static void unarmed_forget(struct daemon *d, const char *uuid)
  */
 static void unarmed_keep(struct daemon *d, struct item *it)
 {
+	json_t *entry;
+	size_t i;
+
+	/* A retry that failed again replaces its entry, and holds once. */
+	json_array_foreach(d->unarmed, i, entry)
+		if (entry == it->entry)
+			return;
 	json_array_append(d->unarmed, it->entry);
 	if (!it->hung)
 		return;
+	json_array_foreach(d->unarmed_hung, i, entry)
+		if (!strcmp(json_string_value(entry), it->p.uuid))
+			return;
 	pr_crit("re-arm %s: its storage hangs and its contract cannot be kept: the watchdog is no longer petted until it is armed or torn down",
 		it->p.uuid);
 	json_array_append_new(d->unarmed_hung, json_string(it->p.uuid));
@@ -702,8 +713,10 @@ static void flight_orphan(struct arm_op *a)
 	struct item *it = container_of(a, struct item, arm);
 	struct flight *f = it->f;
 
-	if (flight_idle(f))
+	if (flight_idle(f)) {
+		f->d->stuck_flights--;
 		flight_free(f);
+	}
 }
 
 static void flight_finish(struct flight *f)
@@ -747,6 +760,7 @@ static void flight_finish(struct flight *f)
 	if (flight_idle(f)) {
 		flight_free(f);
 	} else {
+		d->stuck_flights++;
 		for (unsigned int i = 0; i < f->n; i++)
 			f->items[i].arm.orphan = flight_orphan;
 	}
@@ -1097,51 +1111,73 @@ invalid:
  * flight of its own that replies to nobody, keeping the flight id that
  * armed it.
  */
+/*
+ * One flight for the stored storage @entry (storages[@i] of the state
+ * file). With @retry it is one that failed before and is still kept in
+ * d->unarmed: nothing is added there again.
+ */
+static void rearm_one(struct daemon *d, json_t *entry, size_t i, bool retry)
+{
+	const char *host = json_string_value(json_object_get(entry, "host_uuid"));
+	bool reconnect = json_is_true(json_object_get(entry, "reconnect"));
+	struct args_err e;
+	struct flight *f;
+
+	if (!host || !storage_uuid_valid(host)) {
+		if (!retry) {
+			pr_err("state: storages[%zu]: bad host_uuid; kept, not armed",
+			       i);
+			json_array_append(d->unarmed, entry);
+		}
+		return;
+	}
+	f = flight_new(d, 1, host, reconnect, SETUP_DEFAULT_DEADLINE_MS);
+	if (!f)
+		return;
+	f->rearm = true;
+	f->retry = retry;
+	if (storage_params_parse(json_object_get(entry, "params"), i,
+				 &f->items[0].p, &e)) {
+		if (!retry) {
+			pr_err("state: %s; kept, not armed", e.msg);
+			json_array_append(d->unarmed, entry);
+		}
+		flight_free(f);
+		return;
+	}
+	f->items[0].entry = json_incref(entry);
+	f->key = flight_key(f);
+	if (!f->key) {
+		flight_free(f);
+		return;
+	}
+	f->items[0].orig_flight =
+		json_integer_value(json_object_get(entry, "flight"));
+	f->items[0].orig_armed =
+		json_integer_value(json_object_get(entry, "armed_at"));
+	flight_queue(d, f);
+}
+
 void setup_rearm(struct daemon *d, json_t *list)
 {
 	json_t *entry;
 	size_t i;
 
 	d->queueing_rearm = true;
-	json_array_foreach(list, i, entry) {
-		const char *host =
-			json_string_value(json_object_get(entry, "host_uuid"));
-		bool reconnect =
-			json_is_true(json_object_get(entry, "reconnect"));
-		struct args_err e;
-		struct flight *f;
-
-		if (!host || !storage_uuid_valid(host)) {
-			pr_err("state: storages[%zu]: bad host_uuid; kept, not armed",
-			       i);
-			json_array_append(d->unarmed, entry);
-			continue;
-		}
-		f = flight_new(d, 1, host, reconnect,
-			       SETUP_DEFAULT_DEADLINE_MS);
-		if (!f)
-			continue;
-		f->rearm = true;
-		if (storage_params_parse(json_object_get(entry, "params"), i,
-					 &f->items[0].p, &e)) {
-			pr_err("state: %s; kept, not armed", e.msg);
-			json_array_append(d->unarmed, entry);
-			flight_free(f);
-			continue;
-		}
-		f->items[0].entry = json_incref(entry);
-		f->key = flight_key(f);
-		if (!f->key) {
-			flight_free(f);
-			continue;
-		}
-		f->items[0].orig_flight =
-			json_integer_value(json_object_get(entry, "flight"));
-		f->items[0].orig_armed =
-			json_integer_value(json_object_get(entry, "armed_at"));
-		flight_queue(d, f);
-	}
+	json_array_foreach(list, i, entry)
+		rearm_one(d, entry, i, false);
 	d->queueing_rearm = false;
 	if (list_empty(&d->flights))
 		daemon_started(d);
+}
+
+void setup_rearm_retry(struct daemon *d)
+{
+	json_t *copy = json_copy(d->unarmed), *entry;
+	size_t i;
+
+	/* Each keeps its place in d->unarmed until it is armed. */
+	json_array_foreach(copy, i, entry)
+		rearm_one(d, entry, i, true);
+	json_decref(copy);
 }
