@@ -39,7 +39,7 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \
 	-Wvla -Wpointer-arith -fstack-protector-strong -D_GNU_SOURCE \
-	-Iuserspace -Ibpf -I$(BPF_OUT) $(SAN_FLAGS) \
+	-Iuserspace/lib -Iuserspace/core -Iuserspace/control -Ibpf -I$(BPF_OUT) $(SAN_FLAGS) \
 	$(shell $(PKG_CONFIG) --cflags $(all_libs) 2>/dev/null)
 override LDFLAGS += $(SAN_FLAGS)
 BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
@@ -80,7 +80,7 @@ define prog_rule
 $(OUT)/$(1): $(addprefix $(OUT)/,$($(1)-y))
 	$$(call msg,LD,$$@)
 	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ \
-		$$(shell $$(PKG_CONFIG) --libs $($(1)-libs))
+		$(if $($(1)-libs),$$(shell $$(PKG_CONFIG) --libs $($(1)-libs)))
 endef
 $(foreach p,$(progs),$(eval $(call prog_rule,$(p))))
 
@@ -107,7 +107,7 @@ bench: deps
 install: all
 	install -D -m 0755 $(OUT)/iofenced $(DESTDIR)$(PREFIX)/sbin/iofenced
 	install -D -m 0755 $(OUT)/iofencectl $(DESTDIR)$(PREFIX)/sbin/iofencectl
-	install -D -m 0644 userspace/iofencectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/iofencectl.8
+	install -D -m 0644 userspace/iofencectl/iofencectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/iofencectl.8
 	install -D -m 0644 userspace/iofence-protocol.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-protocol.7
 
 clean:

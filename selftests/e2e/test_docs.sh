@@ -9,9 +9,12 @@
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/lib.sh
 
+# The sources: userspace/lib, core, control and iofencectl.
 SRC=userspace
 PROTO_MAN=${PROTO_MAN:-$SRC/iofence-protocol.7}
-CTL_MAN=${CTL_MAN:-$SRC/iofencectl.8}
+CTL_MAN=${CTL_MAN:-$SRC/iofencectl/iofencectl.8}
+# src FILE: where FILE (a name, such as commands.c) is in the tree.
+src() { ls "$SRC"/*/"$1"; }
 
 # part FILE LEVEL NAME: the body of ".SH NAME" (LEVEL SH) or ".SS NAME"
 # (LEVEL SS, which the next .SS or .SH ends), with roff's \- as -.
@@ -47,7 +50,7 @@ entry() {
 # The value of a #define, in bytes or whatever unit it counts.
 define_value() { # file macro
 	local v
-	v=$(sed -n "s/^#define $2[[:space:]]\{1,\}\([^/]*\).*/\1/p" "$SRC/$1")
+	v=$(sed -n "s/^#define $2[[:space:]]\{1,\}\([^/]*\).*/\1/p" "$(src "$1")")
 	[ -n "$v" ] && echo $((v))
 }
 
@@ -64,11 +67,12 @@ headings() { # file section
 }
 
 # The events: the upper-case literals of every function that calls one of
-# daemon_event*(), and of the string tables it indexes, since the name is
-# often picked from one (setup.c) before it reaches the call.
+# daemon_event*() or, in the fencing core, report() (a fencer's) or hands
+# a message to ops->core_event, and of the string tables it indexes,
+# since the name is often picked from one (setup.c) before the call.
 event_names() {
 	local f
-	for f in "$SRC"/*.c; do
+	for f in "$SRC"/*/*.c; do
 		awk '
 		function literals(text,    out) {
 			while (match(text, /"[A-Z][A-Z_]*"/)) {
@@ -93,7 +97,7 @@ event_names() {
 		infn { body = body "\n" $0 }
 		infn && /^}/ {
 			infn = 0
-			if (body !~ /(daemon|fencer)_event[a-z_]*\(/)
+			if (body !~ /(daemon|fencer)_event[a-z_]*\(|[^a-z_]report\(|ops->core_event/)
 				next
 			printf "%s", literals(body)
 			for (t in tables)
@@ -108,8 +112,8 @@ event_names() {
 # what the dispatcher lets through.
 command_args() {
 	local all name table
-	all=$(cat "$SRC"/*.c | tr -s '[:space:]' ' ')
-	sed -n '/^const struct command commands\[\] = {/,/^};/p' "$SRC/commands.c" |
+	all=$(cat "$SRC"/*/*.c | tr -s '[:space:]' ' ')
+	sed -n '/^const struct command commands\[\] = {/,/^};/p' "$(src commands.c)" |
 		tr -s '[:space:]' ' ' | grep -o '{ "[a-z-]*"[^}]*}' |
 		sed -n 's/^{ "\([a-z-]*\)".*, *\([a-z_]*\) *}$/\1 \2/p' |
 		while read -r name table; do
@@ -118,12 +122,12 @@ command_args() {
 		done
 }
 
-commands=$(sed -n '/^const struct command commands\[\] = {/,/^};/p' "$SRC/commands.c" |
+commands=$(sed -n '/^const struct command commands\[\] = {/,/^};/p' "$(src commands.c)" |
 	grep -o '^[[:space:]]*{ "[a-z-]*"' | grep -o '[a-z-]*')
-classes=$(sed -n '/class_names\[[A-Z_]*\] = {/,/^};/p' "$SRC/proto.c" |
+classes=$(sed -n '/class_names\[[A-Z_]*\] = {/,/^};/p' "$(src proto.c)" |
 	grep -o '= "[A-Za-z]*"' | tr -d '= "')
 events=$(event_names)
-keys=$(sed -n '/storage_keys\[\] = {/,/};/p' "$SRC/storage_params.c" |
+keys=$(sed -n '/storage_keys\[\] = {/,/};/p' "$(src storage_params.c)" |
 	grep -o '"[a-z_]*"' | tr -d '"')
 
 # An extraction that finds nothing means the sources changed shape: this
@@ -131,6 +135,10 @@ keys=$(sed -n '/storage_keys\[\] = {/,/};/p' "$SRC/storage_params.c" |
 check "commands.c: the command table is read" [ "$(wc -w <<<"$commands")" -ge 5 ]
 check "proto.c: the error classes are read" [ "$(wc -w <<<"$classes")" -ge 5 ]
 check "*.c: the events are read" [ "$(wc -w <<<"$events")" -ge 3 ]
+# Those of the fencing core too, which reach the journal by message.
+for e in HEARTBEAT_LATE FENCE_FIRED FENCE_COMPLETED CORE_LAG; do
+	check "*.c: the core's event $e is read" grep -qx "$e" <<<"$events"
+done
 check "storage_params.c: the storage keys are read" [ "$(wc -w <<<"$keys")" -ge 5 ]
 check "commands.c: the argument tables are read" \
 	[ "$(command_args | grep -c '^setup host_uuid reconnect')" -eq 1 ]
