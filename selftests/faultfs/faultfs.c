@@ -98,10 +98,8 @@ enum fault_mode {
 };
 
 static const char *const mode_names[] = {
-	[FAULT_HEALTHY] = "healthy",
-	[FAULT_SLOW] = "slow",
-	[FAULT_HANG] = "hang",
-	[FAULT_EIO] = "eio",
+	[FAULT_HEALTHY] = "healthy", [FAULT_SLOW] = "slow",
+	[FAULT_HANG] = "hang",	     [FAULT_EIO] = "eio",
 	[FAULT_DEAD] = "dead",
 };
 

@@ -1034,9 +1034,10 @@ Test(one_record, same_target_and_host_in_one_batch_is_refused)
 		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"a\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"b\",\"type\":\"file\",\"target\":\"%s\"},{\"uuid\":\"c\",\"type\":\"file\",\"target\":\"%s\"}]}}",
 		m2, m1, m1);
 	refused(r);
-	snprintf(want, sizeof(want),
-		 "storages[2]: same heartbeat record as storage b (host h): %s/.iofence/h and %s/.iofence/h are one file (device ",
-		 m1, m1);
+	snprintf(
+		want, sizeof(want),
+		"storages[2]: same heartbeat record as storage b (host h): %s/.iofence/h and %s/.iofence/h are one file (device ",
+		m1, m1);
 	cr_expect(!strncmp(reply_desc(r), want, strlen(want)), "%s",
 		  reply_desc(r));
 	cr_expect(strstr(reply_desc(r), "nothing was changed") != NULL, "%s",
@@ -1156,9 +1157,10 @@ Test(one_record, same_block_slot_refused_other_slots_armed)
 	loop_attach();
 	r = arm_blocks(fd, 3, 3);
 	refused(r);
-	snprintf(want, sizeof(want),
-		 "storages[1]: same heartbeat record as storage b0 (host h): slot 3 of %s and slot 3 of %s are the same bytes of block device ",
-		 loopdev, loopdev);
+	snprintf(
+		want, sizeof(want),
+		"storages[1]: same heartbeat record as storage b0 (host h): slot 3 of %s and slot 3 of %s are the same bytes of block device ",
+		loopdev, loopdev);
 	cr_expect(!strncmp(reply_desc(r), want, strlen(want)), "%s",
 		  reply_desc(r));
 	json_decref(r);
@@ -1178,10 +1180,11 @@ Test(one_record, same_block_slot_refused_other_slots_armed)
 		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[{\"uuid\":\"b2\",\"type\":\"block\",\"target\":\"%s\",\"slot\":4}]}}",
 		loopdev);
 	refused(r);
-	cr_expect(strstr(reply_desc(r),
-			 "storages[0]: same heartbeat record as storage b1 (host h)") !=
-			  NULL,
-		  "%s", reply_desc(r));
+	cr_expect(
+		strstr(reply_desc(r),
+		       "storages[0]: same heartbeat record as storage b1 (host h)") !=
+			NULL,
+		"%s", reply_desc(r));
 	json_decref(r);
 	s = status(fd);
 	cr_expect_eq(armed_count(s), 2);

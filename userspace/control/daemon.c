@@ -78,7 +78,8 @@ void daemon_watchdog_update(struct daemon *d)
 
 bool daemon_core_alive(const struct daemon *d)
 {
-	return d->core_seen_ms && loop_now_ms() - d->core_seen_ms < CORE_ALIVE_MS;
+	return d->core_seen_ms &&
+	       loop_now_ms() - d->core_seen_ms < CORE_ALIVE_MS;
 }
 
 static void on_core_report(struct msg *m, void *ctx)
@@ -129,7 +130,8 @@ static void pulse_done(struct loop_op *op, int res, unsigned int flags)
 
 	if (d->loop.stopping)
 		return;
-	lag_add(&d->lag, now, now > d->pulse_due_ns ? now - d->pulse_due_ns : 0);
+	lag_add(&d->lag, now,
+		now > d->pulse_due_ns ? now - d->pulse_due_ns : 0);
 	if (d->sd_watchdog_ms && now_ms >= d->sd_next_ms) {
 		if (daemon_core_alive(d)) {
 			sd_notify_send("WATCHDOG=1");

@@ -19,7 +19,8 @@
 static int cfg_fill(struct daemon *d, const struct storage *s,
 		    struct fencer_cfg *cfg)
 {
-	const char *hook = s->p.fence_hook ? s->p.fence_hook : d->cfg.fence_hook;
+	const char *hook = s->p.fence_hook ? s->p.fence_hook :
+					     d->cfg.fence_hook;
 	int ret;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -55,7 +56,8 @@ err:
 
 static void restore_parse(json_t *fence, struct fence_restore *r)
 {
-	const char *reason = json_string_value(json_object_get(fence, "reason"));
+	const char *reason =
+		json_string_value(json_object_get(fence, "reason"));
 
 	memset(r, 0, sizeof(*r));
 	if (!json_is_object(fence))
@@ -158,7 +160,8 @@ static struct fencer_link *link_find(struct daemon *d, uint32_t idx,
 
 void fencer_on_report(struct msg *m, void *ctx)
 {
-	struct msg_fencer_report *r = container_of(m, struct msg_fencer_report, m);
+	struct msg_fencer_report *r =
+		container_of(m, struct msg_fencer_report, m);
 	struct daemon *d = ctx;
 	struct fencer_link *f = link_find(d, r->idx, r->id);
 
@@ -201,7 +204,8 @@ void fencer_unfence(struct fencer_link *f, uid_t uid, uint64_t conn_id,
 
 void fencer_on_unfence_done(struct msg *m, void *ctx)
 {
-	struct msg_unfence_done *r = container_of(m, struct msg_unfence_done, m);
+	struct msg_unfence_done *r =
+		container_of(m, struct msg_unfence_done, m);
 	struct daemon *d = ctx;
 	json_t *reply;
 

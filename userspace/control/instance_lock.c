@@ -118,7 +118,7 @@ static int proc_num(const char *name)
 	long n = strtol(name, &end, 10);
 
 	return isdigit((unsigned char)name[0]) && !*end && n <= INT_MAX ? n :
-									    -1;
+									  -1;
 }
 
 /*
@@ -220,8 +220,8 @@ static int lock_path(const char *path, bool dir, int *fdp)
 }
 
 /* Why @what @path cannot be ours: taken (and by whom), or another error. */
-static void refuse(const char *what, const char *path, const char *lock,
-		   int fd, bool dir, int err)
+static void refuse(const char *what, const char *path, const char *lock, int fd,
+		   bool dir, int err)
 {
 	char holding[PATH_MAX + 48];
 	struct stat st;
@@ -254,8 +254,8 @@ static void refuse(const char *what, const char *path, const char *lock,
 #define LOCK_POLL_MS 50
 
 /* Locks @lock for @what @path into *@out, or says why not. */
-static int take(const char *what, const char *path, const char *lock,
-		bool dir, int *out)
+static int take(const char *what, const char *path, const char *lock, bool dir,
+		int *out)
 {
 	int fd, ret = lock_path(lock, dir, &fd);
 

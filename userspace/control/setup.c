@@ -191,18 +191,20 @@ static void describe_same(const struct storage *a, const struct storage *b,
 			  char *buf, size_t len)
 {
 	if (a->p.type == STORAGE_FILE)
-		snprintf(buf, len,
-			 "%s/" ARM_RECORD_DIR "/%s and %s/" ARM_RECORD_DIR
-			 "/%s are one file (device %u:%u, inode %llu), and a heartbeat record belongs to one storage only",
-			 a->p.target, a->host_uuid, b->p.target, b->host_uuid,
-			 major(a->record_dev), minor(a->record_dev),
-			 (unsigned long long)a->record_ino);
+		snprintf(
+			buf, len,
+			"%s/" ARM_RECORD_DIR "/%s and %s/" ARM_RECORD_DIR
+			"/%s are one file (device %u:%u, inode %llu), and a heartbeat record belongs to one storage only",
+			a->p.target, a->host_uuid, b->p.target, b->host_uuid,
+			major(a->record_dev), minor(a->record_dev),
+			(unsigned long long)a->record_ino);
 	else
-		snprintf(buf, len,
-			 "slot %u of %s and slot %u of %s are the same bytes of block device %u:%u (offset %llu), and a heartbeat record belongs to one storage only",
-			 a->p.slot, a->p.target, b->p.slot, b->p.target,
-			 major(a->dev), minor(a->dev),
-			 (unsigned long long)a->record_offset);
+		snprintf(
+			buf, len,
+			"slot %u of %s and slot %u of %s are the same bytes of block device %u:%u (offset %llu), and a heartbeat record belongs to one storage only",
+			a->p.slot, a->p.target, b->p.slot, b->p.target,
+			major(a->dev), minor(a->dev),
+			(unsigned long long)a->record_offset);
 }
 
 /*
@@ -887,8 +889,7 @@ static void flight_queue(struct daemon *d, struct flight *f)
 	bool now = true;
 
 	for (pos = d->flights.next; pos != &d->flights; pos = pos->next)
-		now &= f->rearm &&
-		       list_entry(pos, struct flight, link)->rearm;
+		now &= f->rearm && list_entry(pos, struct flight, link)->rearm;
 	f->id = ++d->next_flight;
 	list_add_tail(&f->link, &d->flights);
 	if (now)
@@ -1118,7 +1119,8 @@ invalid:
  */
 static void rearm_one(struct daemon *d, json_t *entry, size_t i, bool retry)
 {
-	const char *host = json_string_value(json_object_get(entry, "host_uuid"));
+	const char *host =
+		json_string_value(json_object_get(entry, "host_uuid"));
 	bool reconnect = json_is_true(json_object_get(entry, "reconnect"));
 	struct args_err e;
 	struct flight *f;

@@ -35,7 +35,8 @@ static json_t *timeline_json(struct daemon *d, const struct storage *s)
 		"{s:I,s:I,s:I,s:I}", "late_ms", (json_int_t)timeline_late_ms(p),
 		"fence_ms", (json_int_t)timeline_timeout_ms(p), "escalate_ms",
 		(json_int_t)timeline_escalate_ms(p), "fence_deadline_ms",
-		(json_int_t)timeline_fence_deadline_ms(p, d->core.wd.timeout_ms));
+		(json_int_t)timeline_fence_deadline_ms(p,
+						       d->core.wd.timeout_ms));
 }
 
 static json_t *storage_json(struct daemon *d, const struct storage *s)
@@ -104,8 +105,7 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			d->tracker.active, "pin_dir",
 			d->tracker.active ? d->tracker.pin_dir : NULL,
 			"watchdog", watchdog_json(d), "lag", lag_json(d),
-			"connections",
-			(json_int_t)d->ctl.nconns, "clients",
+			"connections", (json_int_t)d->ctl.nconns, "clients",
 			ctl_server_stats_json(&d->ctl), "last_seq",
 			(json_int_t)journal_last_seq(&d->journal), "storages",
 			list, "unarmed", d->unarmed),

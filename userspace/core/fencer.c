@@ -1046,7 +1046,8 @@ static void on_victim(struct msg *m, void *ctx)
 		victims_release(&mv->v, 1);
 	} else if (mv->named) {
 		for (unsigned int i = 0; i < f->nvictims; i++)
-			if (f->victims[i]->v.pid == mv->v.pid && mv->v.vm_uuid[0])
+			if (f->victims[i]->v.pid == mv->v.pid &&
+			    mv->v.vm_uuid[0])
 				memcpy(f->victims[i]->v.vm_uuid, mv->v.vm_uuid,
 				       sizeof(mv->v.vm_uuid));
 		f->victims_changed = true;
@@ -1082,7 +1083,8 @@ static void fence_fired(struct fencer *f, uint64_t now)
 						    (int64_t)now) :
 					      0),
 			 "victims", victims_json(f, 0), "victims_omitted",
-			 f->victims_omitted, "scan", scan_report_json(&f->scan)));
+			 f->victims_omitted, "scan",
+			 scan_report_json(&f->scan)));
 	run_hook(f);
 }
 
@@ -1305,7 +1307,8 @@ static void restore(struct fencer *f, const struct fence_restore *r)
 
 void fencer_on_start(struct msg *m, void *ctx)
 {
-	struct msg_fencer_start *s = container_of(m, struct msg_fencer_start, m);
+	struct msg_fencer_start *s =
+		container_of(m, struct msg_fencer_start, m);
 	struct core *c = ctx;
 	struct fencer *f = calloc(1, sizeof(*f));
 	uint64_t now = loop_now_ns();
@@ -1315,7 +1318,8 @@ void fencer_on_start(struct msg *m, void *ctx)
 	if (!f || !f->vms ||
 	    posix_memalign(&f->buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
 		/* The control plane sees no snapshot; never silent here. */
-		pr_crit("%s: out of memory: no heartbeats for it", s->cfg.p.uuid);
+		pr_crit("%s: out of memory: no heartbeats for it",
+			s->cfg.p.uuid);
 		if (f)
 			free(f->vms);
 		free(f);
@@ -1463,10 +1467,10 @@ void fencer_on_unfence(struct msg *m, void *ctx)
 
 /* --- all fencers ---------------------------------------------------------- */
 
-#define for_each_fencer(c, f, pos)                                         \
-	for ((pos) = (c)->fencers.next;                                    \
-	     (pos) != &(c)->fencers &&                                     \
-	     ((f) = list_entry((pos), struct fencer, link), true);         \
+#define for_each_fencer(c, f, pos)                                 \
+	for ((pos) = (c)->fencers.next;                            \
+	     (pos) != &(c)->fencers &&                             \
+	     ((f) = list_entry((pos), struct fencer, link), true); \
 	     (pos) = (pos)->next)
 
 void fencers_shutdown(struct core *c)
@@ -1488,9 +1492,8 @@ bool fencers_writing(const struct core *c)
 	struct fencer *f;
 
 	/* One past its deadline is stuck on a dead storage: not awaited. */
-	for_each_fencer(c, f, pos)
-		if (f->writing && !f->io.reported)
-			return true;
+	for_each_fencer(c, f,
+			pos) if (f->writing && !f->io.reported) return true;
 	return false;
 }
 
@@ -1505,9 +1508,8 @@ bool fencers_hold_watchdog(const struct core *c)
 	const struct list_head *pos;
 	struct fencer *f;
 
-	for_each_fencer(c, f, pos)
-		if (!f->stopping && f->escalated)
-			return true;
+	for_each_fencer(c, f,
+			pos) if (!f->stopping && f->escalated) return true;
 	return false;
 }
 
@@ -1517,8 +1519,8 @@ uint32_t fencers_min_interval_ms(const struct core *c)
 	struct fencer *f;
 	uint32_t min = 0;
 
-	for_each_fencer(c, f, pos)
-		if (!f->stopping && (!min || f->cfg.p.interval_ms < min))
-			min = f->cfg.p.interval_ms;
+	for_each_fencer(c, f, pos) if (!f->stopping &&
+				       (!min || f->cfg.p.interval_ms < min))
+		min = f->cfg.p.interval_ms;
 	return min;
 }

@@ -46,9 +46,8 @@ static void set_class(struct worker *w, bool urgent)
 
 	if (w->class == urgent)
 		return;
-	ret = pthread_setschedparam(pthread_self(),
-				    urgent && prio ? SCHED_FIFO : SCHED_OTHER,
-				    &sp);
+	ret = pthread_setschedparam(
+		pthread_self(), urgent && prio ? SCHED_FIFO : SCHED_OTHER, &sp);
 	if (ret)
 		pr_warn("worker: scheduling class: %s", strerror(ret));
 	w->class = urgent;

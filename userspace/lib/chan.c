@@ -28,9 +28,8 @@ void chan_send(struct chan *c, struct msg *m, msg_fn fn)
 	m->fn = fn;
 	do
 		m->next = old;
-	while (!atomic_compare_exchange_weak_explicit(&c->head, &old, m,
-						      memory_order_release,
-						      memory_order_relaxed));
+	while (!atomic_compare_exchange_weak_explicit(
+		&c->head, &old, m, memory_order_release, memory_order_relaxed));
 	/* Only a counter overflow could fail, after 2^64 - 1 wake-ups. */
 	if (write(c->efd, &one, sizeof(one)) != sizeof(one))
 		pr_err("channel wake-up lost: %s", strerror(errno));
@@ -38,8 +37,8 @@ void chan_send(struct chan *c, struct msg *m, msg_fn fn)
 
 unsigned int chan_drain(struct chan *c)
 {
-	struct msg *m = atomic_exchange_explicit(&c->head, NULL,
-						 memory_order_acquire);
+	struct msg *m =
+		atomic_exchange_explicit(&c->head, NULL, memory_order_acquire);
 	struct msg *fifo = NULL, *next;
 	unsigned int n = 0;
 

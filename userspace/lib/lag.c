@@ -34,7 +34,8 @@ static uint64_t bucket_top(unsigned int b)
 	uint64_t from = 0;
 
 	for (unsigned int i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-		unsigned int n = (ranges[i].below_us - from) / ranges[i].step_us;
+		unsigned int n =
+			(ranges[i].below_us - from) / ranges[i].step_us;
 
 		if (b < n)
 			return from + (b + 1) * ranges[i].step_us;

@@ -53,7 +53,8 @@ int main(int argc, char **argv)
 	}
 	fd = open(argv[1], O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "mmap_hold: %s: %s\n", argv[1], strerror(errno));
+		fprintf(stderr, "mmap_hold: %s: %s\n", argv[1],
+			strerror(errno));
 		return 1;
 	}
 	page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
