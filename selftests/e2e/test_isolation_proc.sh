@@ -18,56 +18,11 @@
 # Interval 200 ms, timeout 1 s, kill grace 500 ms. Hung requests leave
 # their callers in D state: every cleanup releases the hangs first. Nothing
 # here reads a process's cmdline: ps and pgrep -f would block on scenario 8.
-. "$(dirname "$0")/../lib.sh"
-need_root
-FAULTFS=${FAULTFS:-$OUT/faultfs}
+. "$(dirname "$0")/isolation.sh"
 MMAP_HOLD=${MMAP_HOLD:-$OUT/mmap_hold}
-# shellcheck source=../faultfs/faultfs.sh
-. "$(dirname "$0")/../faultfs/faultfs.sh"
-
-for need in jq fusermount3; do
-	command -v "$need" >/dev/null || { skip "$need is missing"; exit 0; }
-done
-[ -c /dev/fuse ] || { skip "/dev/fuse is missing"; exit 0; }
-[ -x "$FAULTFS" ] || { not_ok "faultfs binary $FAULTFS (make tests)"; exit 1; }
-
-T=$(readlink -f "$T")
-mkdir -p "$T/bin" "$T/vm" "$T/vmh"
-if ! cp "$IOFENCED" "$IOFENCECTL" "$FAULTFS" "$T/bin/"; then
-	not_ok "copy $IOFENCED, $IOFENCECTL and $FAULTFS (make all tests)"
-	exit 1
-fi
-IOFENCED=$T/bin/${IOFENCED##*/}
-IOFENCECTL=$T/bin/${IOFENCECTL##*/}
-FAULTFS=$T/bin/${FAULTFS##*/}
-export FAULTFS_LOG=$T/faultfs.out
-# The dummy VMs: copies of sleep under this run's own name, which only
-# these storages' victim patterns match: no other daemon kills them (not
-# even one of an earlier run, lingering on a hang with a fence on a device
-# number since reused), and no fence of ours reaches another test's VMs.
-VM=qemu-iso-$$
-cp /bin/sleep "$T/vm/$VM"
-QSLEEP=$T/vm/$VM
+mkdir -p "$T/vmh"
 QHOLD=
 [ -x "$MMAP_HOLD" ] && cp "$MMAP_HOLD" "$T/vmh/$VM" && QHOLD=$T/vmh/$VM
-
-IV=200 TMO=1000 GRACE=500 LATE=400
-SPEC="interval_ms=$IV,timeout_ms=$TMO,kill_grace_ms=$GRACE,strategy=force,victims=$VM"
-KILL_BOUND=$((TMO + GRACE + 2500))
-
-# ff_dead MNT FILE: FILE stops answering anything; a faultfs without that
-# mode fails the check and hangs the data path instead.
-ff_dead() {
-	faultfs_set "$1" dead "$2" 2>/dev/null && return 0
-	not_ok "faultfs: mode dead on $2" "not supported; hanging its data path instead"
-	faultfs_set "$1" hang "$2"
-	return 1
-}
-
-show_log() { # daemon name
-	echo "# log of $1:"
-	grep -v ' event ' "$T/$1.log" | tail -30 | sed 's/^/#   /'
-}
 
 # --- 7. a process that cannot be read -----------------------------------------
 
