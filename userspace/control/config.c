@@ -76,8 +76,8 @@ static void usage(FILE *out)
 		"                            request for S seconds while no reply is owed\n"
 		"                            to it; subscribers never time out\n"
 		"                            (default %d; 0: never)\n"
-		"      --watchdog PATH       watchdog device petted while every storage is\n"
-		"                            inside its contract (default " WATCHDOG_DEFAULT_PATH
+		"      --watchdog PATH       watchdog device the fencing core pets while\n"
+		"                            every storage is inside its contract (default " WATCHDOG_DEFAULT_PATH
 		",\n"
 		"                            skipped with a warning when absent); a FIFO or\n"
 		"                            file works as a test device; 'none': no watchdog,\n"
@@ -86,8 +86,10 @@ static void usage(FILE *out)
 		"                            (default: keep the device's own)\n"
 		"      --fence-hook PATH     run at every fence of a storage without its\n"
 		"                            own fence_hook (default: none)\n"
-		"      --rt-priority N       SCHED_FIFO priority of the loop, 1-99, or 0 to\n"
-		"                            stay SCHED_OTHER (default %d)\n"
+		"      --rt-priority N       SCHED_FIFO priority of the fencing core (its\n"
+		"                            victim searches run one below), 1-99, or 0\n"
+		"                            to stay SCHED_OTHER (default %d); the control\n"
+		"                            plane always runs SCHED_OTHER\n"
 		"  -v, --verbose             log debug messages\n"
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n",
