@@ -148,7 +148,7 @@ static void pulse_done(struct loop_op *op, int res, unsigned int flags)
 	 * hold one more io-wq worker for good.
 	 */
 	if (json_array_size(d->unarmed) && !d->starting &&
-	    list_empty(&d->flights) && !d->stuck_flights &&
+	    list_empty(&d->flights) && list_empty(&d->stuck_flights) &&
 	    now_ms >= d->rearm_retry_ms) {
 		d->rearm_retry_ms = now_ms + REARM_RETRY_MS;
 		setup_rearm_retry(d);
@@ -323,6 +323,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	d->ctl.fd = -1;
 	d->host_state = HOST_CONNECTING;
 	list_init(&d->flights);
+	list_init(&d->stuck_flights);
 	list_init(&d->peers);
 	list_init(&d->ctl.conns);
 	journal_init(&d->journal);

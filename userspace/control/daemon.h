@@ -61,7 +61,11 @@ struct daemon {
 	uint64_t sd_watchdog_ms; /* systemd's WatchdogSec; 0: none */
 	uint64_t sd_next_ms;
 	uint64_t rearm_retry_ms; /* when the unarmed are tried again */
-	unsigned int stuck_flights; /* over, with a step still in the kernel */
+	/*
+	 * Flights that are over with a step still in the kernel (stuck on
+	 * a dead storage): kept, buffers and all, until it ends, if ever.
+	 */
+	struct list_head stuck_flights;
 	bool starting; /* re-arming from the state file, socket not open */
 	bool queueing_rearm; /* setup_rearm() is still queueing its flights */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */

@@ -716,7 +716,7 @@ static void flight_orphan(struct arm_op *a)
 	struct flight *f = it->f;
 
 	if (flight_idle(f)) {
-		f->d->stuck_flights--;
+		list_del(&f->link);
 		flight_free(f);
 	}
 }
@@ -762,7 +762,7 @@ static void flight_finish(struct flight *f)
 	if (flight_idle(f)) {
 		flight_free(f);
 	} else {
-		d->stuck_flights++;
+		list_add_tail(&f->link, &d->stuck_flights);
 		for (unsigned int i = 0; i < f->n; i++)
 			f->items[i].arm.orphan = flight_orphan;
 	}

@@ -337,6 +337,30 @@ static void release_victims(struct fencer *f)
 	f->victims_changed = true;
 }
 
+/*
+ * Buffers a stuck write may still read, kept for good (and reachable, so
+ * a leak checker knows they are kept on purpose). Only at exit, and one
+ * or two per storage stuck then.
+ */
+struct abandoned {
+	struct abandoned *next;
+	void *buf;
+};
+static struct abandoned *abandoned;
+
+static void abandon(void *buf)
+{
+	struct abandoned *a;
+
+	if (!buf)
+		return;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return; /* still never freed, only not listed */
+	*a = (struct abandoned){ .next = abandoned, .buf = buf };
+	abandoned = a;
+}
+
 /* Nothing of it is in the kernel any more, or the loop is gone. */
 static void fencer_free(struct fencer *f)
 {
@@ -354,7 +378,10 @@ static void fencer_free(struct fencer *f)
 	 * A write the kernel still holds (stuck on a dead storage at exit)
 	 * may read its buffer whenever the storage answers: never free it.
 	 */
-	if (!f->writing) {
+	if (f->writing) {
+		abandon(f->buf);
+		abandon(f->final_buf);
+	} else {
 		free(f->final_buf);
 		free(f->buf);
 	}
