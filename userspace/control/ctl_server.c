@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl_server.h"
+#include "paths.h"
 #include "log.h"
 #include "proto.h"
 
@@ -901,30 +902,6 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 		accept_arm(s);
 }
 
-static int mkdir_parents(const char *path)
-{
-	char dir[PATH_MAX];
-	char *p;
-
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	p = strrchr(dir, '/');
-	if (!p || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* -EADDRINUSE when a live daemon answers on @addr; clears a stale one. */
 static int claim_path(const struct sockaddr_un *addr)
 {
@@ -960,7 +937,7 @@ static int server_open(struct ctl_server *s, struct loop *l, const char *path,
 		return -ENAMETOOLONG;
 	}
 	strcpy(addr.sun_path, path);
-	ret = mkdir_parents(path);
+	ret = mkdir_parents(path, 0755);
 	if (ret) {
 		pr_err("socket path %s: cannot create its folder: %s", path,
 		       strerror(-ret));

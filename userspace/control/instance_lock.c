@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "instance_lock.h"
+#include "paths.h"
 #include "log.h"
 
 /* Attempts when the locked path was replaced under us (see lock_path). */
@@ -21,32 +22,6 @@
 
 /* The locks this process holds: their pid moves with the daemon. */
 static struct instance_lock *held;
-
-/* Creates the folders above @path, like `mkdir -p $(dirname path)`. */
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	char dir[PATH_MAX];
-	char *p;
-
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	p = strrchr(dir, '/');
-	if (!p || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(dir, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void write_pid(int fd)
 {
 	char buf[24];
