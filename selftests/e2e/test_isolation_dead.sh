@@ -166,8 +166,13 @@ sc2() {
 	rc='' el=''
 	[ -s "$upo" ] && read -r rc el <"$upo"
 	echo "# 2: update of dead d2 (kill_grace 700): exit ${rc:--} after ${el:--} ms: $(cat "$upo.reply" 2>/dev/null)"
-	check "2: update of a dead storage replies within its timeout of 3 s + 2 s (${el:-none} ms)" \
-		between "${el:-999999}" 0 5000
+	if between "${el:-999999}" 0 5000; then
+		ok "2: update of a dead storage replies within its timeout of 3 s + 2 s ($el ms)"
+	else
+		not_ok "2: update of a dead storage replies within its timeout of 3 s + 2 s (${el:-none} ms)"
+		# Seen twice under the sanitizers: what the daemon did meanwhile.
+		grep -E 'flight|setup|teardown|connection|d2' "$T/s2.log" | tail -40 | sed 's/^/#   /'
+	fi
 	kill "$tdp" "$upp" 2>/dev/null
 	wait "$tdp" "$upp" 2>/dev/null
 	sleep 1
