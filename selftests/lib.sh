@@ -79,10 +79,24 @@ T=$(mktemp -d "/tmp/iofence-$TEST_NAME.XXXXXX")
 # A pin dir of this test's own under bpffs.
 pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }
 
+# daemon_answers NAME SOCK PID LOG SECONDS: waits until the daemon answers
+# on SOCK; fails, showing its log, when it exits or SECONDS pass first.
+daemon_answers() {
+	local name=$1 sock=$2 pid=$3 log=$4 i
+	for ((i = 0; i < $5 * 20; i++)); do
+		[ -S "$sock" ] && ctl_sock "$sock" version >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "# daemon $name did not start:" >&2
+	sed 's/^/#   /' "$log" >&2
+	return 1
+}
+
 # start_daemon NAME [iofenced options...]: a private daemon; sets
 # SOCK_<NAME> and PID_<NAME>, and stops it on exit.
 start_daemon() {
-	local name=$1 sock="$T/$1.sock" log="$T/$1.log" i tries=100
+	local name=$1 sock="$T/$1.sock" log="$T/$1.log"
 	shift
 	# Never the host's real watchdog: a test that wants one passes its own.
 	"$IOFENCED" --foreground --socket "$sock" --state-dir "$T/$name.state" \
@@ -92,14 +106,7 @@ start_daemon() {
 	on_exit "kill -KILL $pid; wait $pid"
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
-	for ((i = 0; i < tries; i++)); do
-		[ -S "$sock" ] && ctl_sock "$sock" version >/dev/null 2>&1 && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "# daemon $name did not start:" >&2
-	sed 's/^/#   /' "$log" >&2
-	return 1
+	daemon_answers "$name" "$sock" "$pid" "$log" 5
 }
 
 # stop_daemon NAME: SIGTERM, and the exit status of the daemon.
@@ -362,8 +369,7 @@ declare -A T_DSTART=()
 # SOCK_<NAME> and PID_<NAME>. Killed at exit, after the hangs are released.
 # It has DAEMON_START_S seconds (default 5) to answer on its socket.
 daemon_on() {
-	local name=$1 st=$2 sock="$T/$2.sock" log="$T/$1.log" i pid
-	local tries=$((${DAEMON_START_S:-5} * 20))
+	local name=$1 st=$2 sock="$T/$2.sock" log="$T/$1.log" pid
 	shift 2
 	"$IOFENCED" --foreground --socket "$sock" --state-dir "$T/$st.state" \
 		--watchdog none "$@" >"$log" 2>&1 &
@@ -373,14 +379,7 @@ daemon_on() {
 	on_exit hangs_release
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
-	for ((i = 0; i < tries; i++)); do
-		[ -S "$sock" ] && ctl_sock "$sock" version >/dev/null 2>&1 && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "# daemon $name did not start:" >&2
-	sed 's/^/#   /' "$log" >&2
-	return 1
+	daemon_answers "$name" "$sock" "$pid" "$log" "${DAEMON_START_S:-5}"
 }
 # daemon_gone NAME: its process no longer runs (a zombie counts as gone).
 daemon_gone() {
