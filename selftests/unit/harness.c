@@ -201,3 +201,35 @@ json_t *reply_ret(json_t *reply)
 {
 	return json_object_get(reply, "return");
 }
+
+void harness_loop_attach(struct harness *h, uint64_t size, const void *data,
+			 size_t len, uint64_t off, char *dev, size_t dev_len)
+{
+	char img[128], cmd[256], line[160] = "";
+	FILE *p;
+	int fd, st;
+
+	harness_path(h, "disk.img", img, sizeof(img));
+	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "%s: %s", img, strerror(errno));
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	if (data)
+		cr_assert_eq(pwrite(fd, data, len, (off_t)off), (ssize_t)len);
+	cr_assert_eq(fsync(fd), 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s 2>&1", img);
+	p = popen(cmd, "r");
+	if (!p) {
+		fprintf(stderr, "SKIP: popen losetup: %s\n", strerror(errno));
+		cr_skip_test("SKIP: popen losetup: %s", strerror(errno));
+	}
+	if (!fgets(line, sizeof(line), p))
+		line[0] = '\0';
+	st = pclose(p);
+	line[strcspn(line, "\n")] = '\0';
+	if (st || strncmp(line, "/dev/", 5)) {
+		fprintf(stderr, "SKIP: losetup failed (%d): %s\n", st, line);
+		cr_skip_test("SKIP: losetup failed (%d): %s", st, line);
+	}
+	snprintf(dev, dev_len, "%s", line);
+}

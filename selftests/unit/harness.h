@@ -9,6 +9,8 @@
 #ifndef IOFENCE_HARNESS_H
 #define IOFENCE_HARNESS_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "daemon.h"
@@ -51,6 +53,14 @@ json_t *harness_call(struct harness *h, int fd, const char *fmt, ...)
 /* A path under the harness folder, in a static buffer per call site. */
 const char *harness_path(struct harness *h, const char *name, char *buf,
 			 size_t len);
+
+/*
+ * A loop device on a @size file of zeros under the harness folder, with
+ * @len bytes of @data at @off first when @data is given; its path into
+ * @dev. Skips the test when losetup cannot do it.
+ */
+void harness_loop_attach(struct harness *h, uint64_t size, const void *data,
+			 size_t len, uint64_t off, char *dev, size_t dev_len);
 
 /* Reply helpers. */
 const char *reply_class(json_t *reply); /* NULL for a success */

@@ -303,33 +303,8 @@ static void write_file(const char *path, const void *buf, size_t len)
  */
 static void loop_attach(const void *data, size_t len, uint64_t off)
 {
-	char img[128], cmd[256], line[160] = "";
-	FILE *p;
-	int fd, st;
-
-	harness_path(&h, "disk.img", img, sizeof(img));
-	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	cr_assert(fd >= 0, "%s: %s", img, strerror(errno));
-	cr_assert_eq(ftruncate(fd, LOOP_SIZE), 0);
-	if (data)
-		cr_assert_eq(pwrite(fd, data, len, off), (ssize_t)len);
-	cr_assert_eq(fsync(fd), 0);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "losetup -f --show %s 2>&1", img);
-	p = popen(cmd, "r");
-	if (!p) {
-		fprintf(stderr, "SKIP: popen losetup: %s\n", strerror(errno));
-		cr_skip_test("SKIP: popen losetup: %s", strerror(errno));
-	}
-	if (!fgets(line, sizeof(line), p))
-		line[0] = '\0';
-	st = pclose(p);
-	line[strcspn(line, "\n")] = '\0';
-	if (st || strncmp(line, "/dev/", 5)) {
-		fprintf(stderr, "SKIP: losetup failed (%d): %s\n", st, line);
-		cr_skip_test("SKIP: losetup failed (%d): %s", st, line);
-	}
-	snprintf(loopdev, sizeof(loopdev), "%s", line);
+	harness_loop_attach(&h, LOOP_SIZE, data, len, off, loopdev,
+			    sizeof(loopdev));
 }
 
 static int logical_block_size(const char *dev)

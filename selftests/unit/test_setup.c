@@ -982,30 +982,8 @@ static void bind_m1_on_m3(void)
 /* A loop device on a 1 MiB file of zeros: 256 slots. */
 static void loop_attach(void)
 {
-	char img[128], cmd[256], line[160] = "";
-	FILE *p;
-	int fd, st;
-
-	harness_path(&h, "disk.img", img, sizeof(img));
-	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	cr_assert(fd >= 0, "%s: %s", img, strerror(errno));
-	cr_assert_eq(ftruncate(fd, 1024 * 1024), 0);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "losetup -f --show %s 2>&1", img);
-	p = popen(cmd, "r");
-	if (!p) {
-		fprintf(stderr, "SKIP: popen losetup: %s\n", strerror(errno));
-		cr_skip_test("SKIP: popen losetup: %s", strerror(errno));
-	}
-	if (!fgets(line, sizeof(line), p))
-		line[0] = '\0';
-	st = pclose(p);
-	line[strcspn(line, "\n")] = '\0';
-	if (st || strncmp(line, "/dev/", 5)) {
-		fprintf(stderr, "SKIP: losetup failed (%d): %s\n", st, line);
-		cr_skip_test("SKIP: losetup failed (%d): %s", st, line);
-	}
-	snprintf(loopdev, sizeof(loopdev), "%s", line);
+	harness_loop_attach(&h, 1024 * 1024, NULL, 0, 0, loopdev,
+			    sizeof(loopdev));
 }
 
 /* The description of a refusal with InvalidArgument; fails on success. */
