@@ -27,6 +27,12 @@ struct fencer_link {
 	struct hb_snap snap;
 	bool have_snap; /* the core has reported at least once */
 	json_t *victims; /* of the fence, as last reported */
+	/*
+	 * query-status's view of the snapshot, built at the first query
+	 * after a report: a status poller asks far more often than the
+	 * core reports. Only the figures that age are set per query.
+	 */
+	json_t *status;
 };
 
 /*
@@ -44,8 +50,11 @@ void fencer_stop(struct fencer_link *f);
 bool fencer_writing(const struct fencer_link *f);
 /* The persisted fence state (NULL when not fenced). */
 json_t *fencer_state_json(const struct fencer_link *f);
-/* query-status: the heartbeat and fence state, with absolute figures. */
-json_t *fencer_status_json(const struct fencer_link *f);
+/*
+ * query-status: the heartbeat and fence state, with absolute figures.
+ * A reference to an object the next call changes: encode it first.
+ */
+json_t *fencer_status_json(struct fencer_link *f);
 /*
  * `unfence`: asks the core, which answers connection @conn_id's request
  * @req_id (stolen) later.

@@ -109,6 +109,8 @@ void fencer_move(struct storage *from, struct storage *to)
 		return;
 	to->hb = f;
 	f->s = to;
+	json_decref(f->status);
+	f->status = NULL;
 	m = calloc(1, sizeof(*m));
 	if (!m || cfg_fill(f->d, to, &m->cfg)) {
 		/*
@@ -140,6 +142,7 @@ void fencer_stop(struct fencer_link *f)
 	}
 	f->s->hb = NULL;
 	json_decref(f->victims);
+	json_decref(f->status);
 	free(f);
 }
 
@@ -168,6 +171,8 @@ void fencer_on_report(struct msg *m, void *ctx)
 	if (f) {
 		f->snap = r->snap;
 		f->have_snap = true;
+		json_decref(f->status);
+		f->status = NULL;
 		if (r->victims) {
 			json_decref(f->victims);
 			f->victims = r->victims;
@@ -244,32 +249,28 @@ static const char *write_error(int err)
 	return err == ETIMEDOUT ? "write deadline passed" : strerror(err);
 }
 
-json_t *fencer_status_json(const struct fencer_link *f)
+/* What the snapshot says, but for the figures that age with the clock. */
+static json_t *status_fixed_json(const struct fencer_link *f)
 {
 	const struct hb_snap *h = &f->snap;
-	const struct storage_params *p = &f->s->p;
-	int64_t now = (int64_t)loop_now_ns();
-	int64_t since_ok = now - (int64_t)h->t_ok_ns;
 	json_t *o = json_pack(
 		"{s:s,s:I,s:I,s:b,s:b,s:i,s:b,s:I,s:I,s:I,s:s?,s:{s:I,s:I},s:{s:I,s:I}}",
 		"state", hb_state_name(h->state), "seq", (json_int_t)h->seq,
-		"since_ok_ms", (json_int_t)(since_ok / (int64_t)NS_PER_MS),
-		"in_flight", h->writing, "direct", f->s->record_direct,
-		"record_size", f->s->record_size, "rt_ioprio", h->rt_ioprio,
-		"writes_ok", (json_int_t)h->writes_ok, "writes_failed",
-		(json_int_t)h->writes_failed, "writes_timed_out",
-		(json_int_t)h->writes_timed_out, "last_error",
-		h->last_error ? write_error(h->last_error) : NULL, "latency_us",
-		"last", (json_int_t)(h->last_latency_ns / 1000), "max",
-		(json_int_t)(h->max_latency_ns / 1000), "jitter_us", "last",
-		(json_int_t)(h->last_jitter_ns / 1000), "max",
+		"since_ok_ms", (json_int_t)0, "in_flight", h->writing, "direct",
+		f->s->record_direct, "record_size", f->s->record_size,
+		"rt_ioprio", h->rt_ioprio, "writes_ok", (json_int_t)h->writes_ok,
+		"writes_failed", (json_int_t)h->writes_failed,
+		"writes_timed_out", (json_int_t)h->writes_timed_out,
+		"last_error", h->last_error ? write_error(h->last_error) : NULL,
+		"latency_us", "last", (json_int_t)(h->last_latency_ns / 1000),
+		"max", (json_int_t)(h->max_latency_ns / 1000), "jitter_us",
+		"last", (json_int_t)(h->last_jitter_ns / 1000), "max",
 		(json_int_t)(h->max_jitter_ns / 1000));
 
+	if (!o)
+		return NULL;
 	if (h->state != HB_FENCED) {
-		json_object_set_new(
-			o, "fence_in_ms",
-			json_integer((int64_t)timeline_timeout_ms(p) -
-				     since_ok / (int64_t)NS_PER_MS));
+		json_object_set_new(o, "fence_in_ms", json_integer(0));
 		return o;
 	}
 	json_object_set_new(
@@ -281,4 +282,23 @@ json_t *fencer_status_json(const struct fencer_link *f)
 			  f->victims ? json_incref(f->victims) : json_array(),
 			  "scan", scan_report_json(&h->scan)));
 	return o;
+}
+
+json_t *fencer_status_json(struct fencer_link *f)
+{
+	int64_t since_ok_ms =
+		((int64_t)loop_now_ns() - (int64_t)f->snap.t_ok_ns) /
+		(int64_t)NS_PER_MS;
+
+	if (!f->status)
+		f->status = status_fixed_json(f);
+	if (!f->status)
+		return NULL;
+	json_integer_set(json_object_get(f->status, "since_ok_ms"),
+			 since_ok_ms);
+	if (f->snap.state != HB_FENCED)
+		json_integer_set(
+			json_object_get(f->status, "fence_in_ms"),
+			(int64_t)timeline_timeout_ms(&f->s->p) - since_ok_ms);
+	return json_incref(f->status);
 }

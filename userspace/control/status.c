@@ -39,18 +39,37 @@ static json_t *timeline_json(struct daemon *d, const struct storage *s)
 						       d->core.wd.timeout_ms));
 }
 
-static json_t *storage_json(struct daemon *d, const struct storage *s)
+static json_t *storage_fixed_json(struct daemon *d, const struct storage *s)
 {
-	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:o,s:o}",
+	return json_pack("{s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:n,s:n}",
 			 "uuid", s->p.uuid, "host_uuid", s->host_uuid, "state",
 			 "armed", "index", s->idx, "reconnect", s->reconnect,
 			 "flight", (json_int_t)s->flight, "armed_at",
 			 (json_int_t)s->armed_real_s, "updated_at",
 			 (json_int_t)s->updated_real_s, "params",
 			 storage_params_json(&s->p), "timeline",
-			 timeline_json(d, s), "heartbeat",
-			 s->hb ? fencer_status_json(s->hb) : json_null(), "io",
-			 io_json(d, s));
+			 timeline_json(d, s), "heartbeat", "io");
+}
+
+/*
+ * A status poller asks far more often than anything changes: the fixed
+ * part is built once, and only the live parts are set per query. The
+ * object is shared with the next query, so the reply is encoded (as
+ * replies are, at once) before it changes again.
+ */
+static json_t *storage_json(struct daemon *d, struct storage *s)
+{
+	json_t *hb;
+
+	if (!s->status)
+		s->status = storage_fixed_json(d, s);
+	if (!s->status)
+		return NULL;
+	hb = s->hb ? fencer_status_json(s->hb) : json_null();
+	if (json_object_set_new(s->status, "heartbeat", hb) ||
+	    json_object_set_new(s->status, "io", io_json(d, s)))
+		return NULL;
+	return json_incref(s->status);
 }
 
 /* The device is the core's; what it does with it, the core reports. */

@@ -121,6 +121,7 @@ void storage_free(struct storage *s)
 	close_fd(s->target_fd);
 	close_fd(s->record_fd);
 	storage_params_free(&s->p);
+	json_decref(s->status);
 	free(s->host_uuid);
 	free(s);
 }

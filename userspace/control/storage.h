@@ -78,6 +78,12 @@ struct storage {
 	uint64_t flight; /* the setup that armed or last updated it */
 	int64_t armed_real_s;
 	int64_t updated_real_s;
+	/*
+	 * query-status's object for it, built at the first query: all but
+	 * "heartbeat" and "io" is fixed once the storage is committed (an
+	 * update commits a new struct storage).
+	 */
+	json_t *status;
 };
 
 struct storage_table {
