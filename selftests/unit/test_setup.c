@@ -714,8 +714,11 @@ Test(limits, storages_per_request)
 
 static json_int_t ctl_stat(const char *name)
 {
-	json_t *st = ctl_server_stats_json(&h.d.ctl);
-	json_int_t v = json_integer_value(json_object_get(st, name));
+	json_t *st = json_object();
+	json_int_t v;
+
+	ctl_server_stats_put(st, &h.d.ctl);
+	v = json_integer_value(json_object_get(st, name));
 
 	json_decref(st);
 	return v;

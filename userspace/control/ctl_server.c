@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl_server.h"
+#include "json_put.h"
 #include "paths.h"
 #include "log.h"
 #include "proto.h"
@@ -861,7 +862,7 @@ static void sweep_done(struct loop_op *op, int res, unsigned int flags)
 	sweep_arm(s);
 }
 
-json_t *ctl_server_stats_json(const struct ctl_server *s)
+void ctl_server_stats_put(json_t *o, const struct ctl_server *s)
 {
 	const struct list_head *pos;
 	unsigned int subscribers = 0;
@@ -869,13 +870,13 @@ json_t *ctl_server_stats_json(const struct ctl_server *s)
 	for (pos = s->conns.next; pos != &s->conns; pos = pos->next)
 		subscribers +=
 			list_entry(pos, struct ctl_conn, link)->subscribed;
-	return json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I}", "connections",
-			 (int)s->nconns, "max_connections", (int)s->max_conns,
-			 "subscribers", (int)subscribers, "paused",
-			 (int)s->npaused, "dropped_slow",
-			 (json_int_t)s->dropped_slow, "dropped_idle",
-			 (json_int_t)s->dropped_idle, "refused_full",
-			 (json_int_t)s->refused_full);
+	json_put_int(o, "connections", s->nconns);
+	json_put_int(o, "max_connections", s->max_conns);
+	json_put_int(o, "subscribers", subscribers);
+	json_put_int(o, "paused", s->npaused);
+	json_put_int(o, "dropped_slow", (json_int_t)s->dropped_slow);
+	json_put_int(o, "dropped_idle", (json_int_t)s->dropped_idle);
+	json_put_int(o, "refused_full", (json_int_t)s->refused_full);
 }
 
 static void accept_arm(struct ctl_server *s)

@@ -158,9 +158,9 @@ void ctl_server_set_idle_timeout(struct ctl_server *s, unsigned int seconds);
  * The server's counters, for query-status: connections open, their limit,
  * subscribers, connections paused now, and since the start those dropped
  * for not reading or for idleness and those refused because all were in
- * use. A new reference.
+ * use. Put into @o (json_put.h).
  */
-json_t *ctl_server_stats_json(const struct ctl_server *s);
+void ctl_server_stats_put(json_t *o, const struct ctl_server *s);
 
 struct ctl_conn *ctl_server_find(struct ctl_server *s, uint64_t id);
 

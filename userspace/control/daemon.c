@@ -421,6 +421,7 @@ void daemon_close(struct daemon *d)
 	storage_set_closer(NULL);
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
+	json_decref(d->status);
 	json_decref(d->unarmed);
 	json_decref(d->unarmed_hung);
 	json_decref(d->pending_events);

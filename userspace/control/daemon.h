@@ -41,6 +41,7 @@ struct daemon {
 	struct list_head flights; /* setups queued; the first one runs */
 	struct list_head peers; /* query-peer observations under way */
 	json_t *unarmed; /* state entries that failed to re-arm, kept */
+	json_t *status; /* query-status's reply, kept and updated (status.c) */
 	/*
 	 * uuids of those that failed because their storage hung, with
 	 * "force": this host cannot keep their contract, so the watchdog

@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "fencer.h"
+#include "json_put.h"
 #include "lag.h"
 #include "timeline.h"
 
@@ -73,62 +74,84 @@ static json_t *storage_json(struct daemon *d, struct storage *s)
 }
 
 /* The device is the core's; what it does with it, the core reports. */
-static json_t *watchdog_json(const struct daemon *d)
+static void watchdog_put(json_t *o, const struct daemon *d)
 {
 	const struct watchdog *w = &d->core.wd;
+	json_t *x;
 
-	if (w->fd < 0)
-		return json_null();
-	return json_pack("{s:s,s:i,s:b,s:I}", "path", w->path, "timeout_ms",
-			 w->timeout_ms, "petting", !d->core_last.wd_holding,
-			 "pets", (json_int_t)d->core_last.wd_pets);
+	if (w->fd < 0) {
+		json_object_set_new(o, "watchdog", json_null());
+		return;
+	}
+	x = json_put_obj(o, "watchdog");
+	json_put_str(x, "path", w->path);
+	json_put_int(x, "timeout_ms", w->timeout_ms);
+	json_put_bool(x, "petting", !d->core_last.wd_holding);
+	json_put_int(x, "pets", (json_int_t)d->core_last.wd_pets);
 }
 
 /* How late each side runs, and the core's workers. */
-static json_t *lag_json(const struct daemon *d)
+static void lag_put(json_t *o, const struct daemon *d)
 {
-	struct lag_summary control;
 	const struct msg_core_report *r = &d->core_last;
+	struct lag_summary control;
+	json_t *w;
 
 	lag_summarize(&d->lag, loop_now_ns(), &control);
-	return json_pack("{s:o,s:o,s:{s:I,s:I,s:I},s:I}", "core",
-			 lag_summary_json(&r->lag), "control",
-			 lag_summary_json(&control), "workers", "started",
-			 (json_int_t)r->workers, "busy",
-			 (json_int_t)r->workers_busy, "stuck",
-			 (json_int_t)r->workers_stuck, "core_report_age_ms",
-			 (json_int_t)(loop_now_ms() - d->core_seen_ms));
+	lag_summary_put(json_put_obj(o, "core"), &r->lag);
+	lag_summary_put(json_put_obj(o, "control"), &control);
+	w = json_put_obj(o, "workers");
+	json_put_int(w, "started", (json_int_t)r->workers);
+	json_put_int(w, "busy", (json_int_t)r->workers_busy);
+	json_put_int(w, "stuck", (json_int_t)r->workers_stuck);
+	json_put_int(o, "core_report_age_ms",
+		     (json_int_t)(loop_now_ms() - d->core_seen_ms));
 }
 
+/*
+ * The reply is one object kept from query to query: its shape does not
+ * change, so a query puts the figures in place (json_put.h) instead of
+ * building some fifty values anew. Replies are encoded at once, before
+ * the next query changes it.
+ */
 json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 			 struct proto_request *req)
 {
-	json_t *list = json_array();
+	json_t *o = d->status, *x, *list;
 	struct storage *s;
 	unsigned int i;
 
-	storage_for_each(&d->storages, i, s)
-		json_array_append_new(list, storage_json(d, s));
-	return proto_return(
-		json_pack(
-			"{s:s,s:I,s:I,s:{s:I,s:I},s:{s:b,s:s?},s:o,s:o,s:I,s:o,s:I,s:o,s:O}",
-			"host_state", host_state_name(d->host_state),
-			"uptime_ms",
-			(json_int_t)(loop_now_ms() - d->start_mono_ms),
-			"requests", (json_int_t)d->requests, "handler_ns",
-			"mean",
-			(json_int_t)(d->handled ?
-					     d->handler_ns_total / d->handled :
-					     0),
-			"max", (json_int_t)d->handler_ns_max, "bpf", "active",
-			d->tracker.active, "pin_dir",
-			d->tracker.active ? d->tracker.pin_dir : NULL,
-			"watchdog", watchdog_json(d), "lag", lag_json(d),
-			"connections", (json_int_t)d->ctl.nconns, "clients",
-			ctl_server_stats_json(&d->ctl), "last_seq",
-			(json_int_t)journal_last_seq(&d->journal), "storages",
-			list, "unarmed", d->unarmed),
-		req->id);
+	if (!o && !(o = d->status = json_object()))
+		return proto_error(PROTO_GENERIC_ERROR, req->id,
+				   "out of memory");
+	json_put_str(o, "host_state", host_state_name(d->host_state));
+	json_put_int(o, "uptime_ms",
+		     (json_int_t)(loop_now_ms() - d->start_mono_ms));
+	json_put_int(o, "requests", (json_int_t)d->requests);
+	if ((x = json_put_obj(o, "handler_ns"))) {
+		json_put_int(x, "mean",
+			     (json_int_t)(d->handled ? d->handler_ns_total /
+							       d->handled :
+						       0));
+		json_put_int(x, "max", (json_int_t)d->handler_ns_max);
+	}
+	if ((x = json_put_obj(o, "bpf"))) {
+		json_put_bool(x, "active", d->tracker.active);
+		json_put_str(x, "pin_dir",
+			     d->tracker.active ? d->tracker.pin_dir : NULL);
+	}
+	watchdog_put(o, d);
+	if ((x = json_put_obj(o, "lag")))
+		lag_put(x, d);
+	json_put_int(o, "connections", (json_int_t)d->ctl.nconns);
+	if ((x = json_put_obj(o, "clients")))
+		ctl_server_stats_put(x, &d->ctl);
+	json_put_int(o, "last_seq", (json_int_t)journal_last_seq(&d->journal));
+	if ((list = json_put_array(o, "storages")))
+		storage_for_each(&d->storages, i, s)
+			json_array_append_new(list, storage_json(d, s));
+	json_object_set(o, "unarmed", d->unarmed);
+	return proto_return(json_incref(o), req->id);
 }
 
 json_t *cmd_query_storage(struct daemon *d, struct ctl_conn *c,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "lag.h"
+#include "json_put.h"
 
 #define NS_PER_US 1000ull
 #define NS_PER_S 1000000000ull
@@ -96,12 +97,11 @@ void lag_summarize(const struct lag *l, uint64_t now_ns,
 	};
 }
 
-json_t *lag_summary_json(const struct lag_summary *s)
+void lag_summary_put(json_t *o, const struct lag_summary *s)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "samples",
-			 (json_int_t)s->samples, "worst_us",
-			 (json_int_t)s->worst_us, "recent_us",
-			 (json_int_t)s->recent_us, "p50_us",
-			 (json_int_t)s->p50_us, "p99_us",
-			 (json_int_t)s->p99_us);
+	json_put_int(o, "samples", (json_int_t)s->samples);
+	json_put_int(o, "worst_us", (json_int_t)s->worst_us);
+	json_put_int(o, "recent_us", (json_int_t)s->recent_us);
+	json_put_int(o, "p50_us", (json_int_t)s->p50_us);
+	json_put_int(o, "p99_us", (json_int_t)s->p99_us);
 }

@@ -33,6 +33,7 @@ struct lag_summary {
 void lag_add(struct lag *l, uint64_t now_ns, uint64_t lag_ns);
 void lag_summarize(const struct lag *l, uint64_t now_ns,
 		   struct lag_summary *out);
-json_t *lag_summary_json(const struct lag_summary *s);
+/* Puts @s into @o (json_put.h): samples, worst, recent, p50, p99. */
+void lag_summary_put(json_t *o, const struct lag_summary *s);
 
 #endif
