@@ -7,7 +7,10 @@
 #   3 sixteen hung storages at once on two faultfs mounts (the second one
 #     serving direct I/O synchronously), data-only hangs ("hang": read,
 #     write, fsync) and total ones ("dead": every operation, close
-#     included) mixed, per file: all sixteen fenced, on time
+#     included) mixed, per file: all sixteen fenced, on time; and sixteen
+#     healthy storages on a third faultfs mount never late nor fenced,
+#     though io-wq would serialise their writes behind the stuck ones
+#     were they queued "hashed"
 #   4 block storages on loop devices whose backing files (on faultfs) hang,
 #     one "dead", one "hang": fenced, their dummy VMs (holding the loop
 #     devices open) killed
@@ -22,10 +25,13 @@
 # --- 3. sixteen hung storages -----------------------------------------------
 
 sc3() {
-	local f0=$t_fail MA MB S i m mnt specs=() ids=() VA VB t_first t_dead j n rc dead_ok=1
+	local f0=$t_fail MA MB MC S i m mnt specs=() ids=() VA VB t_first t_dead j n rc dead_ok=1
+	local fine=() bad
 	ff_mount MA r3a || { not_ok "3: faultfs mounts"; return; }
 	# The second mount's server serves direct I/O synchronously, if it can.
 	ff_mount MB r3b "${SYNC_DIO[@]}" || { not_ok "3: faultfs mounts"; return; }
+	# The third one stays healthy: its storages must never notice.
+	ff_mount MC r3c "${SYNC_DIO[@]}" || { not_ok "3: faultfs mounts"; return; }
 	mkdir -p "$T/ok3"
 	for i in $(seq -w 1 16); do
 		mnt=$MA
@@ -34,11 +40,20 @@ sc3() {
 		specs+=("uuid=s$i,type=file,target=$mnt/s$i,$SPEC")
 		ids+=("s$i")
 	done
+	# Healthy storages on FUSE, where the kernel serializes a file's
+	# writes in io_uring's io-wq by a hash of the inode: sixteen of them
+	# share a bucket with one of the sixteen stuck writes all but
+	# certainly, unless their writes stay out of io-wq's hashing.
+	for i in $(seq -w 1 16); do
+		mkdir -p "$MC/f$i"
+		specs+=("uuid=f$i,type=file,target=$MC/f$i,$SPEC")
+		fine+=("f$i")
+	done
 	truncate -s 1M "$MA/vm.img" "$MB/vm.img"
 	daemon_on s3 s3 --no-bpf || { not_ok "3: daemon starts"; return; }
 	S=$SOCK_s3
 	arm_storages "$S" h3 "uuid=ok,type=file,target=$T/ok3,$SPEC" "${specs[@]}" ||
-		{ not_ok "3: seventeen storages armed"; return; }
+		{ not_ok "3: thirty-three storages armed"; return; }
 	proc_spawn VA 'exec "$QSLEEP" 1000 3<>"$MA/vm.img"'
 	proc_spawn VB 'exec "$QSLEEP" 1000 3<>"$MB/vm.img"'
 	wait_until 10 hb_wrote "$S" s16 3
@@ -87,6 +102,12 @@ sc3() {
 	fence_check "3: s05 (dead)" "$j" s05 "$t_first" "$TMO" "$IV" "$GRACE"
 	victims_named "3" "$j" "${ids[*]}" "$VA" "$VB"
 	healthy_check "3" "$j" ok
+	bad=
+	for i in "${fine[@]}"; do
+		n=$(jq --arg u "$i" '[.[] | select((.event == "HEARTBEAT_LATE" or .event == "FENCE_FIRED") and .data.storage == $u)] | length' <<<"$j")
+		[ "${n:-1}" -eq 0 ] || bad+=" $i"
+	done
+	check "3: the sixteen healthy FUSE storages next to the stuck writes: never late, never fenced${bad:+ (late or fenced:$bad)}" [ -z "$bad" ]
 	[ "$t_fail" -eq "$f0" ] || show_log s3
 	hangs_release
 	proc_kill "$VA"
@@ -96,6 +117,7 @@ sc3() {
 	check "3: SIGTERM once released: clean exit ($rc)" [ "$rc" -eq 0 ]
 	faultfs_stop "$MA"
 	faultfs_stop "$MB"
+	faultfs_stop "$MC"
 }
 
 # --- 4. block storages on loop devices over faultfs files -------------------
