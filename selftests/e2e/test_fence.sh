@@ -14,6 +14,8 @@
 #     a clean shutdown writes the magic close
 #   7 two daemons on one "NFS" mount: query-peer dead / alive
 #   8 fence hooks: the daemon's default and a storage's own
+#   9 updates while a slow heartbeat write is in flight: the fd that write
+#     names is closed once it is out of the kernel, never left open
 #
 # Hung I/O leaves its callers in D state, unkillable until released: every
 # cleanup releases the hangs first, then kills, then detaches, then unmounts.
@@ -719,9 +721,55 @@ sc8() {
 	loops_end "$L"
 }
 
+# --- 9. updates during a slow write ----------------------------------------
+
+# fds_on PID PATH: how many of PID's fds name PATH.
+fds_on() {
+	local n=0 l
+	for l in /proc/"$1"/fd/*; do
+		[ "$(readlink "$l" 2>/dev/null)" = "$2" ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+sc9() {
+	local f0=$t_fail S rec n0 n w0 k r rc
+	mkdir -p "$MNT/s9"
+	daemon s9 --no-bpf || { not_ok "9: daemon starts"; return; }
+	S=$SOCK_s9
+	local spec="uuid=s9,type=file,target=$MNT/s9,interval_ms=1000,io_timeout_ms=1000,timeout_ms=20000,strategy=permissive,victims=iofence-test-nobody"
+	arm "$S" h9 "$spec,kill_grace_ms=1000" || { not_ok "9: armed"; sc_end s9; return; }
+	wait_until 5 wrote_more "$S" s9 2
+	rec=$MNT/s9/.iofence/h9
+	n0=$(fds_on "$PID_s9" "$rec")
+	echo "# 9: fds on the record before: $n0"
+	# Each write now takes 700 ms: an update nearly always lands while
+	# one is in flight, and brings the core a new fd.
+	faultfs_set "$MNT" slow 700 s9/.iofence/h9
+	w0=$(writes_ok "$S" s9)
+	for k in 1 2 3; do
+		r=$(ctl_sock "$S" --json setup --host h9 --storage "$spec,kill_grace_ms=$((1000 + k))" 2>&1)
+		check "9: update $k: $(jq -r '[.storages[].result] | join(",")' <<<"$r" 2>/dev/null)" \
+			jtrue "$r" '[.storages[].result] == ["updated"]'
+	done
+	check "9: heartbeats go on through the updates" \
+		wait_until 10 wrote_more "$S" s9 $((w0 + 3))
+	faultfs_set "$MNT" healthy s9/.iofence/h9
+	# Closes go to io-wq: give them a moment.
+	wait_until 5 eval '[ "$(fds_on "$PID_s9" "$rec")" -eq "$n0" ]'
+	n=$(fds_on "$PID_s9" "$rec")
+	check "9: after three updates, as many fds on the record as before ($n, was $n0)" \
+		[ "$n" -eq "$n0" ]
+	check "9: never fenced" [ "$(ev_count "$S" FENCE_FIRED s9)" = 0 ]
+	[ "$t_fail" -eq "$f0" ] || { show_events "$S" s9; show_log s9; }
+	sc_end s9
+	rc=$?
+	check "9: SIGTERM: clean exit ($rc)" [ $rc -eq 0 ]
+}
+
 t0=$(now_ms)
 # FENCE_ONLY="1 6" runs only those scenarios.
-for n in ${FENCE_ONLY:-1 2 3 4 5 6 7 8}; do
+for n in ${FENCE_ONLY:-1 2 3 4 5 6 7 8 9}; do
 	sc=sc$n
 	s0=$(now_ms)
 	"$sc"

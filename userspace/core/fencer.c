@@ -91,6 +91,15 @@ struct fencer {
 	void *buf;
 	struct timed_op io;
 	bool writing; /* the write is still in the kernel */
+	/*
+	 * The fd the write in flight names. io-wq looks an fd up only when
+	 * a worker takes the request: closed before that (an update that
+	 * brings a new fd), the number could name another file by then,
+	 * and the record would land there. So it is closed once the write
+	 * is out of the kernel.
+	 */
+	int write_fd;
+	bool write_fd_retired;
 	enum {
 		FINAL_NONE,
 		FINAL_OWED, /* after the write in flight */
@@ -371,6 +380,8 @@ static void fencer_free(struct fencer *f)
 	free(f->victims);
 	list_del(&f->link);
 	f->c->nfencers--;
+	if (f->write_fd_retired && !f->writing)
+		loop_close(loop_of(f), f->write_fd);
 	loop_close(loop_of(f), f->cfg.fd);
 	fencer_cfg_release(&f->cfg);
 	free(f->vms);
@@ -503,6 +514,7 @@ static void write_submit(struct fencer *f, void *buf, uint64_t now,
 	 */
 	sqe->flags |= IOSQE_ASYNC;
 	sqe->ioprio = f->ioprio;
+	f->write_fd = f->cfg.fd;
 	f->writing = true;
 	f->attempt_ns = now;
 	f->seq++;
@@ -618,6 +630,10 @@ static void io_idle(struct timed_op *t)
 
 	f->writing = false;
 	f->dirty = true;
+	if (f->write_fd_retired) {
+		f->write_fd_retired = false;
+		loop_close(loop_of(f), f->write_fd);
+	}
 	if (f->final == FINAL_OWED) {
 		final_submit(f);
 		return;
@@ -1298,8 +1314,12 @@ static void step(struct fencer *f)
 
 static void take_cfg(struct fencer *f, struct fencer_cfg *cfg)
 {
-	if (f->cfg.fd >= 0 && f->cfg.fd != cfg->fd)
-		loop_close(loop_of(f), f->cfg.fd);
+	if (f->cfg.fd >= 0 && f->cfg.fd != cfg->fd) {
+		if (f->writing && f->write_fd == f->cfg.fd)
+			f->write_fd_retired = true;
+		else
+			loop_close(loop_of(f), f->cfg.fd);
+	}
 	fencer_cfg_release(&f->cfg);
 	f->cfg = *cfg;
 	/* The record may have moved: the sequence never goes back. */
