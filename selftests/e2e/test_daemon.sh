@@ -26,8 +26,8 @@ if [ "$(jqr .bpf.active <<<"$status")" != true ]; then
 	skip "BPF tracker did not load here: $(grep -i bpf "$T/a.log" | head -1)"
 else
 	ok "BPF tracker active"
-	check "dev_stats map pinned" [ -e "$PIN/dev_stats" ]
-	check "block_rq_complete link pinned" [ -e "$PIN/link_block_rq_complete" ]
+	check "slots map pinned" [ -e "$PIN/slots" ]
+	check "block_rq_complete link pinned" [ -e "$PIN/link_rq_complete" ]
 
 	dev=$(make_loop "$T/disk.img" 64M)
 	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps1,type=block,target=$dev")
@@ -42,9 +42,9 @@ else
 	check "BPF counted the writes (completions $comp >= 256)" [ "$comp" -ge 256 ]
 	check "BPF counted the bytes ($bytes >= 1 MiB)" [ "$bytes" -ge 1048576 ]
 
-	dump=$(bpftool map dump pinned "$PIN/dev_stats")
-	check "bpftool prints named fields" grep -q '"completions": ' <<<"$dump"
-	bcomp=$(jq '.[0].value.completions' <<<"$dump")
+	dump=$(bpftool map dump pinned "$PIN/slots")
+	check "bpftool prints named fields" grep -q '"done_ok": ' <<<"$dump"
+	bcomp=$(jq '[.[].value | select(.uuid == "ps1")][0] | .done_ok + .done_failed' <<<"$dump")
 	check "bpftool and query-status agree ($bcomp >= $comp)" [ "$bcomp" -ge "$comp" ]
 
 	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps2,type=block,target=$T" 2>&1)

@@ -348,16 +348,18 @@ int daemon_open(struct daemon *d, int ready_fd)
 	if (ret)
 		goto out_loop;
 	chan_attach(&d->in, &d->loop);
-	ret = core_open(&d->core, &d->in, &core_ops, d->cfg.rt_priority);
-	if (ret)
-		goto out_chan;
-	d->pulse.cb = pulse_done;
-	d->pulse_due_ns = loop_now_ns() + DAEMON_PULSE_MS * 1000000ull;
-	pulse_arm(d);
 	if (d->cfg.no_bpf)
 		pr_info("BPF tracker off (--no-bpf): no block I/O evidence");
 	else
-		tracker_open(&d->tracker, d->cfg.pin_dir);
+		tracker_open(&d->tracker, d->cfg.pin_dir, &d->in);
+	/* The ring core_open() makes is the one the kernel sees heartbeats on. */
+	tracker_register_ring(&d->tracker);
+	ret = core_open(&d->core, &d->in, &core_ops, d->cfg.rt_priority);
+	if (ret)
+		goto out_tracker;
+	d->pulse.cb = pulse_done;
+	d->pulse_due_ns = loop_now_ns() + DAEMON_PULSE_MS * 1000000ull;
+	pulse_arm(d);
 	/* Before re-arming: its timeout is part of every fence deadline. */
 	ret = watchdog_open(&d->core.wd, &d->core.loop, d->cfg.watchdog,
 			    d->cfg.watchdog_timeout_s,
@@ -382,7 +384,6 @@ out_core:
 	core_stop(&d->core);
 out_tracker:
 	tracker_close(&d->tracker, true);
-out_chan:
 	chan_exit(&d->in);
 out_loop:
 	storage_set_closer(NULL);

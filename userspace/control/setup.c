@@ -112,19 +112,18 @@ static void flight_fail(struct flight *f, enum proto_class cls, const char *fmt,
 	va_end(ap);
 }
 
-/* --- the BPF device map follows the table ------------------------------ */
+/* --- the BPF slots follow the table ---------------------------------- */
 
+/* Points the slot of the storage's uuid at @s (an update keeps it). */
 static int track(struct daemon *d, struct storage *s)
 {
-	if (!s->dev)
-		return 0;
-	return tracker_add_dev(&d->tracker, tracker_kdev(s->dev), s->idx);
+	return tracker_arm(&d->tracker, s);
 }
 
+/* Frees the slot, unless a newer storage of the uuid holds it. */
 static void untrack(struct daemon *d, struct storage *s)
 {
-	if (s->dev && !storage_dev_users(&d->storages, s))
-		tracker_del_dev(&d->tracker, tracker_kdev(s->dev));
+	tracker_disarm(&d->tracker, s);
 }
 
 void storage_disarm(struct daemon *d, struct storage *s)
@@ -362,10 +361,7 @@ static void undo_item(struct daemon *d, struct item *it)
 		/* The old one goes back into its own slot. */
 		d->storages.slot[s->idx] = it->prev;
 		fencer_move(s, it->prev);
-		if (s->dev != it->prev->dev) {
-			untrack(d, s);
-			track(d, it->prev);
-		}
+		track(d, it->prev);
 		storage_free(s);
 		it->staged = NULL;
 		break;
@@ -434,13 +430,12 @@ static int commit_item(struct daemon *d, struct item *it)
 		s->updated_real_s = now.tv_sec;
 		s->idx = prev->idx;
 		d->storages.slot[s->idx] = s;
-		if (s->dev != prev->dev) {
-			ret = track(d, s);
-			if (ret) {
-				d->storages.slot[s->idx] = prev;
-				return ret;
-			}
-			untrack(d, prev);
+		/* Its slot too, with the new timeout and devices. */
+		ret = track(d, s);
+		if (ret) {
+			d->storages.slot[s->idx] = prev;
+			track(d, prev);
+			return ret;
 		}
 		fencer_move(prev, s);
 		break;

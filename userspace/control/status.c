@@ -10,21 +10,10 @@
 #include "lag.h"
 #include "timeline.h"
 
-/* The block evidence the BPF tracker holds for the storage's device. */
+/* What the kernel saw of the storage: its BPF slot (tracker.h). */
 static json_t *io_json(struct daemon *d, const struct storage *s)
 {
-	struct dev_stats st;
-	char dev[32];
-
-	if (!s->dev)
-		return json_null();
-	snprintf(dev, sizeof(dev), "%u:%u", major(s->dev), minor(s->dev));
-	if (tracker_read_dev(&d->tracker, tracker_kdev(s->dev), &st))
-		return json_pack("{s:s,s:b}", "device", dev, "tracked", 0);
-	return json_pack("{s:s,s:b,s:I,s:I,s:I,s:i}", "device", dev, "tracked",
-			 1, "completions", (json_int_t)st.completions, "errors",
-			 (json_int_t)st.errors, "bytes", (json_int_t)st.bytes,
-			 "last_error", st.last_error);
+	return tracker_json(&d->tracker, s);
 }
 
 /* Every figure of the contract, from timeline.h, as peers compute it. */

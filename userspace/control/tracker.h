@@ -1,9 +1,25 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The kernel side as the daemon sees it: loads the BPF tracker, pins its
- * maps and links under the pin dir, and keeps the device map in step with
- * the armed storages. When BPF is unavailable the tracker is inactive and
- * every call is a no-op, so the daemon runs on without block evidence.
+ * The kernel side as the daemon sees it. The tracker loads the BPF
+ * programs and pins them and their maps under the pin dir, by names a
+ * person reads (slots, devices, records, daemon, ...; link_rq_issue, ...).
+ * It gives each armed storage a slot, found again by uuid so that a
+ * restarted daemon keeps a storage's slot; keeps the device map in step
+ * with what each storage sits on or under; registers the thread that
+ * makes the ring the fencing core heartbeats through; and reads a slot's
+ * evidence for status.
+ *
+ * Pinned programs outlive the daemon: a daemon that starts while the
+ * same programs run (an earlier one crashed) takes them and their maps
+ * over as they are, so nothing counted in flight is lost; other pins
+ * (another build, another layout) are replaced.
+ *
+ * All of it runs on the control plane. Nothing here touches a storage:
+ * the device set comes from sysfs, and the one ioctl that would (a loop
+ * device's backing device: the kernel stats the backing file, which may
+ * hang) runs on a thread of its own, whose answer comes back through the
+ * control plane's channel. When BPF is unavailable the tracker is
+ * inactive, says so in one log line, and every call is a no-op.
  */
 #ifndef IOFENCE_TRACKER_H
 #define IOFENCE_TRACKER_H
@@ -11,30 +27,79 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include <jansson.h>
 
 #include "iofence.h"
 
 struct iofence_bpf;
 struct bpf_link;
+struct chan;
+struct storage;
+struct tracker_slot;
+
+/* The programs, in the order they are attached. */
+#define TRACKER_PROGS 7
 
 struct tracker {
 	struct iofence_bpf *skel;
-	struct bpf_link *complete_link;
+	struct bpf_link *links[TRACKER_PROGS];
 	char *pin_dir;
+	const char *sysfs_root; /* "/sys" */
 	bool active;
+	bool heartbeats; /* the io_uring programs run: kernel-seen heartbeats */
+	bool took_over; /* the programs of an earlier daemon kept running */
+	struct chan *reply; /* the control plane's: loop lookups answer there */
+	/* The maps, mapped: fields are read and written in place. */
+	struct iofence_slot *slots;
+	struct iofence_write_ages *ages;
+	struct iofence_daemon *dm;
+	size_t slots_len, ages_len, dm_len;
+	struct tracker_slot *mine; /* IOFENCE_MAX_SLOTS: what each slot holds */
+	int *by_idx; /* a storage's index to its slot, or -1 */
+	unsigned int lookups; /* loop backing lookups not answered yet */
 };
 
-/* Returns 0, or a negative errno after logging why the tracker is off. */
-int tracker_open(struct tracker *t, const char *pin_dir);
-/* Detaches, and with @unpin removes every pin the tracker made. */
+/* What a slot holds, read at one moment. */
+struct tracker_evidence {
+	uint32_t slot;
+	struct iofence_slot s;
+	uint64_t now_ns;
+	/* The oldest write in flight started this long ago, within these. */
+	bool oldest_write;
+	uint64_t oldest_write_min_ns, oldest_write_max_ns;
+};
+
+/*
+ * Returns 0, or a negative errno after one log line saying why the
+ * tracker is off. @reply is the control plane's channel.
+ */
+int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply);
+/* Detaches, and with @unpin removes every pin under the pin dir. */
 void tracker_close(struct tracker *t, bool unpin);
 
-int tracker_add_dev(struct tracker *t, uint32_t kdev, uint32_t storage_idx);
-int tracker_del_dev(struct tracker *t, uint32_t kdev);
-/* -ENOENT when the device is not tracked or the tracker is inactive. */
-int tracker_read_dev(struct tracker *t, uint32_t kdev, struct dev_stats *out);
+/*
+ * Called on the thread that makes the fencing core's ring, just before:
+ * that thread's next ring is the daemon's for kernel-seen heartbeats.
+ */
+void tracker_register_ring(struct tracker *t);
 
-/* glibc's dev_t to the kernel's encoding that BPF sees. */
-uint32_t tracker_kdev(uint64_t dev);
+/*
+ * Gives @s its slot (the one of its uuid, else a free one), and points
+ * its devices and its record at it; again for the same uuid (an update,
+ * or an undo back to the storage it replaced) re-points the slot at @s,
+ * keeping its counts. 0, or a negative errno (no free slot, a map full).
+ */
+int tracker_arm(struct tracker *t, const struct storage *s);
+/* Frees @s's slot, unless another storage of its uuid took it since. */
+void tracker_disarm(struct tracker *t, const struct storage *s);
+
+/* -ENOENT when @s has no slot or the tracker is inactive. */
+int tracker_read(struct tracker *t, const struct storage *s,
+		 struct tracker_evidence *ev);
+/* The evidence of @s for query-status (the "io" object), or null. */
+json_t *tracker_json(struct tracker *t, const struct storage *s);
+
+/* An errno for a blk_status_t (block/blk-core.c's table); EIO if unknown. */
+int tracker_blk_errno(unsigned int status);
 
 #endif
