@@ -109,6 +109,7 @@ install: all
 	install -D -m 0755 $(OUT)/iofencectl $(DESTDIR)$(PREFIX)/sbin/iofencectl
 	install -D -m 0644 userspace/iofencectl/iofencectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/iofencectl.8
 	install -D -m 0644 userspace/iofence-protocol.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-protocol.7
+	install -D -m 0644 bpf/iofence-bpf.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-bpf.7
 
 clean:
 	rm -rf build

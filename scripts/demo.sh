@@ -81,7 +81,7 @@ step "what the agent was told, from the event journal"
 run "$IOFENCECTL" --socket "$sock" events
 
 step "the same counters, straight from the pinned map"
-run bpftool map dump pinned "$pin/dev_stats"
+run scripts/iofence-inspect --pin-dir "$pin"
 
 ctl() { "$IOFENCECTL" --socket "$sock" "$@"; }
 last_seq() { ctl --json status | jq -r .last_seq; }
