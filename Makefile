@@ -50,8 +50,12 @@ BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
 # Keep generated BPF files: they are inputs of more than one rule.
 .SECONDARY:
 
+# selftests/vm's BPF LSM, built against the guest kernel's own BTF and,
+# for CO-RE to relocate, against this host's.
+vm_bpf := $(BPF_OUT)/vm_lsm.guest.bpf.o $(BPF_OUT)/vm_lsm.host.bpf.o
+
 all: $(addprefix $(OUT)/,$(sbin-y))
-tests: $(addprefix $(OUT)/,$(unittest-y) $(testprog-y))
+tests: $(addprefix $(OUT)/,$(unittest-y) $(testprog-y)) $(vm_bpf)
 
 $(BPF_OUT) $(OUT):
 	$(Q)mkdir -p $@
@@ -62,6 +66,17 @@ $(BPF_OUT)/vmlinux.h: | $(BPF_OUT)
 	$(Q)mv $@.tmp $@
 
 $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/iofence.h $(BPF_OUT)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+build/vm/guest/vmlinux.h:
+	$(Q)selftests/vm/prepare.sh
+
+$(BPF_OUT)/vm_lsm.guest.bpf.o: selftests/vm/vm_lsm.bpf.c build/vm/guest/vmlinux.h | $(BPF_OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -Ibuild/vm/guest $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OUT)/vm_lsm.host.bpf.o: selftests/vm/vm_lsm.bpf.c $(BPF_OUT)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -12,6 +12,7 @@ pkgs=(
 	liburing-dev libjansson-dev libinih-dev
 	libcriterion-dev libfuse3-dev fuse3
 	fio jq util-linux procps e2fsprogs kmod
+	qemu-system-x86 busybox-static xz-utils
 )
 
 log() { printf 'deps: %s\n' "$*"; }
@@ -60,5 +61,8 @@ mount_fs securityfs /sys/kernel/security
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || log "no /dev/fuse: FUSE tests will skip"
 # Loop devices for the end-to-end tests.
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || log "no loop-control: loop tests will skip"
+
+# The selftests/vm guest: Debian's kernel unpacked into build/vm/guest.
+"$(dirname "$0")/../selftests/vm/prepare.sh" || rc=1
 
 exit $rc

@@ -36,7 +36,7 @@ for t in $(sed -n 's/^unittest-y += //p' Kbuild); do
 done
 
 echo "== end-to-end tests"
-for t in selftests/e2e/test_*.sh selftests/faultfs/test_*.sh; do
+for t in selftests/e2e/test_*.sh selftests/faultfs/test_*.sh selftests/vm/test_*.sh; do
 	[ -f "$t" ] || continue
 	echo "-- $t"
 	log=$(mktemp)
