@@ -140,14 +140,24 @@ need_root() {
 # now_ms: the wall clock (CLOCK_REALTIME, as in event timestamps) in ms.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+# mono_ms: a clock that only moves forward (CLOCK_BOOTTIME, from
+# /proc/uptime, to 10 ms), for durations. The wall clock is stepped on
+# this machine: seen forward by seconds with the monotonic clocks still
+# (the VM paused, then set right), and a wait timed by it ended early.
+mono_ms() {
+	local up
+	read -r up _ </proc/uptime
+	echo $((10#${up/./} * 10))
+}
+
 # wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; fails
 # when SECONDS (may be fractional) pass first. For bounds, not speed.
 wait_until() {
 	local end
-	end=$(($(date +%s%N) + $(awk -v s="$1" 'BEGIN { printf "%d", s * 1e9 }')))
+	end=$(($(mono_ms) + $(awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }')))
 	shift
 	while ! "$@"; do
-		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		[ "$(mono_ms)" -lt "$end" ] || return 1
 		sleep 0.05
 	done
 }
@@ -482,6 +492,9 @@ healthy_check() {
 	fired=$(j_count "$2" FENCE_FIRED "$3")
 	check "$1: healthy storage $3: no HEARTBEAT_LATE ($late), no FENCE_FIRED ($fired)" \
 		[ "${late:-x}${fired:-x}" = 00 ]
+	[ "${late:-x}${fired:-x}" = 00 ] ||
+		jq -c --arg u "$3" '.[] | select(.data.storage == $u and .event != "ARMED") | [.seq, .timestamp, .event, .data]' <<<"$2" |
+		head -20 | sed 's/^/#   /'
 	lag=$(jq -c '[.[] | select(.event == "CORE_LAG") | .data]' <<<"$2")
 	[ "$lag" = "[]" ] || echo "# $1: CORE_LAG $lag"
 }

@@ -83,11 +83,11 @@ sc1() { # label [faultfs options...]
 		qs_watch_start "$S" ok "$T/w1${L}x"
 		sleep 0.5
 		local t0
-		t0=$(now_ms)
+		t0=$(mono_ms)
 		out=$(ctl_t 15 "$S" --json setup --host h1 --timeout 3s \
 			--storage "uuid=x,type=file,target=$M/x,$SPEC" 2>&1)
 		rc=$?
-		el=$(ms_since "$t0")
+		el=$(($(mono_ms) - t0))
 		echo "# 1$L: setup on the dead mount: exit $rc after $el ms: $out"
 		check "1$L: setup on a dead mount fails" [ "$rc" -ne 0 ]
 		check "1$L: ... by its deadline (the error says so)" grep -qi deadline <<<"$out"
@@ -140,17 +140,17 @@ sc2() {
 	t_dead=$(now_ms)
 	# Both at once, each timing its own reply.
 	(
-		t0=$(now_ms)
+		t0=$(mono_ms)
 		ctl_t 40 "$S" --json teardown --host h2 --storage d1 >"$tdo.reply" 2>&1
-		echo "$? $(ms_since "$t0")" >"$tdo"
+		echo "$? $(($(mono_ms) - t0))" >"$tdo"
 	) &
 	local tdp=$!
 	(
-		t0=$(now_ms)
+		t0=$(mono_ms)
 		ctl_t 40 "$S" --json setup --host h2 --timeout 3s \
 			--storage "uuid=d2,type=file,target=$M/d2,${SPEC/kill_grace_ms=$GRACE/kill_grace_ms=700}" \
 			>"$upo.reply" 2>&1
-		echo "$? $(ms_since "$t0")" >"$upo"
+		echo "$? $(($(mono_ms) - t0))" >"$upo"
 	) &
 	local upp=$!
 	killed_within "2: victims of d2 and d3" "$t_dead" "$KILL_BOUND" "$V2" "$V3"
@@ -186,7 +186,7 @@ sc2() {
 	healthy_check "2" "$j" ok
 
 	# SIGTERM with d2 and d3 dead.
-	t_term=$(now_ms)
+	t_term=$(mono_ms)
 	kill -TERM "$PID_s2"
 	check "2: SIGTERM: the daemon logs its shutdown within 5 s" \
 		wait_until 5 grep -q 'shutting down' "$T/s2.log"
@@ -197,7 +197,7 @@ sc2() {
 		[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
 	}
 	check "2: ... and releases its socket within 5 s" wait_until 5 sock_released "$S"
-	el=$(ms_since "$t_term")
+	el=$(($(mono_ms) - t_term))
 	lingering=no
 	daemon_gone s2 || lingering=yes
 	echo "# 2: $el ms after SIGTERM: the old daemon still there: $lingering ($(pid_state "$PID_s2"))"
@@ -208,11 +208,11 @@ sc2() {
 	# it answers within that and 3 s (given 15, to see what follows when
 	# it is late). Its healthy storage is guarded from its first moment.
 	local t_new
-	t_new=$(now_ms)
+	t_new=$(mono_ms)
 	DAEMON_START_S=15 daemon_on s2b st2 --no-bpf ||
 		{ not_ok "2: a new daemon on the same state starts while the old one lingers"; return; }
-	el=$(ms_since "$t_new")
-	check "2: a new daemon on the same state answers within the re-arm step deadline + 3 s ($el ms; $(ms_since "$t_term") ms after the SIGTERM; old one lingering: $lingering)" \
+	el=$(($(mono_ms) - t_new))
+	check "2: a new daemon on the same state answers within the re-arm step deadline + 3 s ($el ms; $(($(mono_ms) - t_term)) ms after the SIGTERM; old one lingering: $lingering)" \
 		[ "$el" -le 8000 ]
 	S2=$SOCK_s2b
 	check "2: ... it re-arms the healthy storage" wait_until 5 hb_wrote "$S2" ok 3
