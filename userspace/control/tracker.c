@@ -43,6 +43,7 @@ struct tracker_slot {
 	bool used; /* armed, or found pinned at start (stale) */
 	const struct storage *owner; /* NULL: stale, nobody re-armed it yet */
 	struct devstack devs; /* what the storage sits on or under */
+	int counts_for[DEVSTACK_MAX]; /* the slot each of them counts in */
 	struct iofence_record_key rec;
 	bool has_rec;
 	bool looking; /* a loop backing lookup for it is out */
@@ -343,8 +344,10 @@ static int attach(struct tracker *t, const bool load[TRACKER_PROGS])
 static void mirror_add_dev(struct tracker *t, const struct iofence_devkey *k,
 			   const struct iofence_dev *v)
 {
-	devstack_add(&t->mine[v->slot].devs, makedev(k->major, k->minor),
-		     v->role);
+	struct tracker_slot *ms = &t->mine[v->slot];
+
+	if (devstack_add(&ms->devs, makedev(k->major, k->minor), v->role))
+		ms->counts_for[ms->devs.n - 1] = (int)v->slot;
 }
 
 /* What the pinned maps already hold: slots of storages not re-armed yet. */
@@ -578,11 +581,26 @@ static int dev_put(struct tracker *t, uint32_t slot, dev_t dev,
 	return 0;
 }
 
+/* Every slot that lists @dev learns which slot it counts for now. */
+static void set_owner(struct tracker *t, dev_t dev, int owner)
+{
+	for (unsigned int i = 0; i < IOFENCE_MAX_SLOTS; i++) {
+		struct tracker_slot *ms = &t->mine[i];
+
+		if (!ms->used)
+			continue;
+		for (unsigned int j = 0; j < ms->devs.n; j++)
+			if (ms->devs.e[j].dev == dev)
+				ms->counts_for[j] = owner;
+	}
+}
+
 /*
  * @dev becomes @slot's, unless another armed slot has it: one device
  * counts for one storage, the first that armed it. Its own entry is kept
  * as it is (but for its role): a new armed_ns would leave the requests
- * it counted in flight there for ever.
+ * it counted in flight there for ever. Returns the slot it counts for,
+ * or a negative errno.
  */
 static int dev_claim(struct tracker *t, uint32_t slot, dev_t dev,
 		     enum iofence_dev_role role, const char *uuid)
@@ -590,23 +608,30 @@ static int dev_claim(struct tracker *t, uint32_t slot, dev_t dev,
 	int fd = bpf_map__fd(t->skel->maps.devices);
 	struct iofence_devkey k = devkey(dev);
 	struct iofence_dev v;
+	int ret;
 
 	if (bpf_map_lookup_elem(fd, &k, &v))
-		return dev_put(t, slot, dev, role);
+		goto mine;
 	if (v.slot == slot) {
 		if (v.role == role)
-			return 0;
+			return (int)slot;
 		v.role = role;
-		return bpf_map_update_elem(fd, &k, &v, BPF_EXIST) ? -errno : 0;
+		return bpf_map_update_elem(fd, &k, &v, BPF_EXIST) ? -errno :
+								     (int)slot;
 	}
 	if (v.slot < IOFENCE_MAX_SLOTS && t->mine[v.slot].used &&
 	    devstack_has(&t->mine[v.slot].devs, dev)) {
 		pr_info("%s: device %u:%u counts for storage %.*s, which armed it first",
 			uuid, major(dev), minor(dev), IOFENCE_UUID_SIZE,
 			t->slots[v.slot].uuid);
-		return 0;
+		return (int)v.slot;
 	}
-	return dev_put(t, slot, dev, role);
+mine:
+	ret = dev_put(t, slot, dev, role);
+	if (ret)
+		return ret;
+	set_owner(t, dev, (int)slot);
+	return (int)slot;
 }
 
 /* @dev leaves @slot: to another slot that wants it, or out of the map. */
@@ -625,7 +650,8 @@ static void dev_release(struct tracker *t, uint32_t slot, dev_t dev)
 			continue;
 		for (unsigned int j = 0; j < ds->n; j++)
 			if (ds->e[j].dev == dev) {
-				dev_put(t, i, dev, ds->e[j].role);
+				if (!dev_put(t, i, dev, ds->e[j].role))
+					set_owner(t, dev, (int)i);
 				return;
 			}
 	}
@@ -705,8 +731,10 @@ static void lookup_done(struct msg *m, void *ctx)
 	if (!major(l->backing))
 		goto out;
 	if (devstack_add(&ms->devs, l->backing, IOFENCE_DEV_LOOP_BACKING))
-		dev_claim(t, l->slot, l->backing, IOFENCE_DEV_LOOP_BACKING,
-			  t->slots[l->slot].uuid);
+		ms->counts_for[ms->devs.n - 1] =
+			dev_claim(t, l->slot, l->backing,
+				  IOFENCE_DEV_LOOP_BACKING,
+				  t->slots[l->slot].uuid);
 out:
 	free(l);
 }
@@ -843,7 +871,8 @@ int tracker_arm(struct tracker *t, const struct storage *s)
 	ms->devs = ds;
 	for (unsigned int i = 0; i < ds.n; i++) {
 		ret = dev_claim(t, idx, ds.e[i].dev, ds.e[i].role, s->p.uuid);
-		if (ret) {
+		ms->counts_for[i] = ret;
+		if (ret < 0) {
 			pr_err("%s: device map: %s", s->p.uuid,
 			       strerror(-ret));
 			return ret;
@@ -936,26 +965,24 @@ static json_t *ago_ms(uint64_t now, uint64_t then)
 
 static json_t *devices_json(struct tracker *t, uint32_t slot)
 {
-	const struct devstack *ds = &t->mine[slot].devs;
-	int fd = bpf_map__fd(t->skel->maps.devices);
+	const struct tracker_slot *ms = &t->mine[slot];
 	json_t *list = json_array();
 	char name[32];
 
-	for (unsigned int i = 0; i < ds->n; i++) {
-		struct iofence_devkey k = devkey(ds->e[i].dev);
-		struct iofence_dev v;
+	for (unsigned int i = 0; i < ms->devs.n; i++) {
+		int owner = ms->counts_for[i];
 		json_t *o;
 
-		snprintf(name, sizeof(name), "%u:%u", major(ds->e[i].dev),
-			 minor(ds->e[i].dev));
+		snprintf(name, sizeof(name), "%u:%u", major(ms->devs.e[i].dev),
+			 minor(ms->devs.e[i].dev));
 		o = json_pack("{s:s,s:s}", "device", name, "role",
-			      devstack_role_name(ds->e[i].role));
-		if (!bpf_map_lookup_elem(fd, &k, &v) && v.slot != slot &&
-		    v.slot < IOFENCE_MAX_SLOTS)
+			      devstack_role_name(ms->devs.e[i].role));
+		if (owner >= 0 && owner < IOFENCE_MAX_SLOTS &&
+		    (uint32_t)owner != slot)
 			json_object_set_new(
 				o, "counts_for",
-				json_stringn(t->slots[v.slot].uuid,
-					     strnlen(t->slots[v.slot].uuid,
+				json_stringn(t->slots[owner].uuid,
+					     strnlen(t->slots[owner].uuid,
 						     IOFENCE_UUID_SIZE)));
 		json_array_append_new(list, o);
 	}
