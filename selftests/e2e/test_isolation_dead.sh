@@ -35,7 +35,7 @@ sc1() { # label [faultfs options...]
 		ff_mount HM "h$L" "$@" || { not_ok "1$L: healthy faultfs mounts"; return; }
 		HD=$HM/ok
 	else
-		HD=$T/ok$L
+		HD=$OK/ok$L
 	fi
 	mkdir -p "$HD" "$M/a" "$M/b" "$M/x"
 	truncate -s 1M "$M/a/vm.img" "$M/b/vm.img"
@@ -119,7 +119,7 @@ sc2() {
 	local f0=$t_fail M HD S S2 V2 V3 t_dead t_term j rc el r lingering n
 	local tdo=$T/teardown.out upo=$T/update.out
 	ff_mount M r2 || { not_ok "2: faultfs mounts"; return; }
-	HD=$T/ok2
+	HD=$OK/ok2
 	mkdir -p "$HD" "$M/d1" "$M/d2" "$M/d3"
 	truncate -s 1M "$M/d2/vm.img" "$M/d3/vm.img"
 	daemon_on s2 st2 --no-bpf || { not_ok "2: daemon starts"; return; }

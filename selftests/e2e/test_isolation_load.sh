@@ -32,7 +32,7 @@ sc3() {
 	ff_mount MB r3b "${SYNC_DIO[@]}" || { not_ok "3: faultfs mounts"; return; }
 	# The third one stays healthy: its storages must never notice.
 	ff_mount MC r3c "${SYNC_DIO[@]}" || { not_ok "3: faultfs mounts"; return; }
-	mkdir -p "$T/ok3"
+	mkdir -p "$OK/ok3"
 	for i in $(seq -w 1 16); do
 		mnt=$MA
 		[ $((10#$i % 2)) -eq 0 ] && mnt=$MB
@@ -52,7 +52,7 @@ sc3() {
 	truncate -s 1M "$MA/vm.img" "$MB/vm.img"
 	daemon_on s3 s3 --no-bpf || { not_ok "3: daemon starts"; return; }
 	S=$SOCK_s3
-	arm_storages "$S" h3 "uuid=ok,type=file,target=$T/ok3,$SPEC" "${specs[@]}" ||
+	arm_storages "$S" h3 "uuid=ok,type=file,target=$OK/ok3,$SPEC" "${specs[@]}" ||
 		{ not_ok "3: thirty-three storages armed"; return; }
 	proc_spawn VA 'exec "$QSLEEP" 1000 3<>"$MA/vm.img"'
 	proc_spawn VB 'exec "$QSLEEP" 1000 3<>"$MB/vm.img"'
@@ -135,12 +135,12 @@ new_loop() {
 sc4() {
 	local f0=$t_fail M S LD LH VD VH t_dead j rc r
 	ff_mount M r4 || { not_ok "4: faultfs mounts"; return; }
-	mkdir -p "$T/ok4"
+	mkdir -p "$OK/ok4"
 	new_loop LD "$M" dead.img || { not_ok "4: loop device on faultfs"; return; }
 	new_loop LH "$M" hang.img || { not_ok "4: loop device on faultfs"; return; }
 	daemon_on s4 s4 --no-bpf || { not_ok "4: daemon starts"; return; }
 	S=$SOCK_s4
-	arm_storages "$S" h4 "uuid=ok,type=file,target=$T/ok4,$SPEC" \
+	arm_storages "$S" h4 "uuid=ok,type=file,target=$OK/ok4,$SPEC" \
 		"uuid=bd,type=block,target=$LD,$SPEC" "uuid=bh,type=block,target=$LH,$SPEC" ||
 		{ not_ok "4: storages armed"; return; }
 	proc_spawn VD 'exec "$QSLEEP" 1000 3<>"$LD"'
@@ -181,11 +181,11 @@ sc4() {
 sc6() {
 	local f0=$t_fail M S V H1 H2 t_dead j rc
 	ff_mount M r6 || { not_ok "6: faultfs mounts"; return; }
-	mkdir -p "$T/ok6" "$M/s6"
+	mkdir -p "$OK/ok6" "$M/s6"
 	truncate -s 1M "$M/s6/vm.img"
 	daemon_on s6 s6 --no-bpf || { not_ok "6: daemon starts"; return; }
 	S=$SOCK_s6
-	arm_storages "$S" h6 "uuid=ok,type=file,target=$T/ok6,$SPEC" \
+	arm_storages "$S" h6 "uuid=ok,type=file,target=$OK/ok6,$SPEC" \
 		"uuid=s6,type=file,target=$M/s6,$SPEC" || { not_ok "6: storages armed"; return; }
 	proc_spawn V 'exec "$QSLEEP" 1000 3<>"$M/s6/vm.img"'
 	wait_until 10 hb_wrote "$S" s6 5
@@ -221,10 +221,10 @@ sc6() {
 
 sc6s() {
 	local S st j ev rc
-	mkdir -p "$T/ok6s"
+	mkdir -p "$OK/ok6s"
 	daemon_on s6s s6s --no-bpf || { not_ok "6s: daemon starts"; return; }
 	S=$SOCK_s6s
-	arm_storages "$S" h6s "uuid=ok,type=file,target=$T/ok6s,$SPEC" || { not_ok "6s: storage armed"; return; }
+	arm_storages "$S" h6s "uuid=ok,type=file,target=$OK/ok6s,$SPEC" || { not_ok "6s: storage armed"; return; }
 	wait_until 5 hb_wrote "$S" ok 3
 	# 600 ms stopped: a heartbeat due at least 400 ms before it goes on.
 	on_exit "kill -CONT $PID_s6s"

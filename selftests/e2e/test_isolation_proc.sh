@@ -41,12 +41,12 @@ deep_cd() { # cd into the deep directory, making it on the way
 sc7() {
 	local f0=$t_fail M S V1 U V2 t_dead j ev why rc
 	ff_mount M r7 || { not_ok "7: faultfs mounts"; return; }
-	mkdir -p "$T/ok7" "$M/s7"
+	mkdir -p "$OK/ok7" "$M/s7"
 	truncate -s 1M "$M/s7/vm1.img" "$M/s7/vm2.img" "$T/u.img"
 	(deep_cd && cp "$QSLEEP" "./$VM") || { not_ok "7: a binary deeper than PATH_MAX"; return; }
 	daemon_on s7 s7 --no-bpf || { not_ok "7: daemon starts"; return; }
 	S=$SOCK_s7
-	arm_storages "$S" h7 "uuid=ok,type=file,target=$T/ok7,$SPEC" \
+	arm_storages "$S" h7 "uuid=ok,type=file,target=$OK/ok7,$SPEC" \
 		"uuid=s7,type=file,target=$M/s7,$SPEC" || { not_ok "7: storages armed"; return; }
 	# /proc order is pid order: one victim before the unreadable process,
 	# one after it. U holds a file elsewhere: it is no victim.
@@ -110,13 +110,13 @@ sc8() {
 		return
 	fi
 	ff_mount M r8 || { not_ok "8: faultfs mounts"; return; }
-	mkdir -p "$T/ok8" "$M/s8"
+	mkdir -p "$OK/ok8" "$M/s8"
 	truncate -s 1M "$M/s8/vm1.img" "$M/s8/vm2.img"
 	# Written behind the mount: no page of it is cached.
 	head -c 65536 /dev/urandom >"$M.backing/s8/mem.img"
 	daemon_on s8 s8 --no-bpf || { not_ok "8: daemon starts"; return; }
 	S=$SOCK_s8
-	arm_storages "$S" h8 "uuid=ok,type=file,target=$T/ok8,$SPEC" \
+	arm_storages "$S" h8 "uuid=ok,type=file,target=$OK/ok8,$SPEC" \
 		"uuid=s8,type=file,target=$M/s8,$SPEC" || { not_ok "8: storages armed"; return; }
 	proc_spawn V1 'exec "$QSLEEP" 1000 3<>"$M/s8/vm1.img"'
 	proc_spawn H 'exec "$QHOLD" "$M/s8/mem.img" >"$T/hold.out"'
