@@ -141,9 +141,9 @@ need_root() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # mono_ms: a clock that only moves forward (CLOCK_BOOTTIME, from
-# /proc/uptime, to 10 ms), for durations. The wall clock is stepped on
-# this machine: seen forward by seconds with the monotonic clocks still
-# (the VM paused, then set right), and a wait timed by it ended early.
+# /proc/uptime, to 10 ms), for durations: the wall clock may be stepped
+# (NTP, a VM resumed and set right), and a wait timed by it would end
+# early or late. now_ms stays for comparisons with event timestamps.
 mono_ms() {
 	local up
 	read -r up _ </proc/uptime
