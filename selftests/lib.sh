@@ -74,7 +74,17 @@ finish() {
 trap 'finish; exit $?' EXIT
 trap 'exit 130' INT TERM
 
-T=$(mktemp -d "/tmp/iofence-$TEST_NAME.XXXXXX")
+# Scratch space on tmpfs where there is one. On this VM's disk a write
+# can wait on an ext4 journal commit behind slow I/O, for seconds under
+# load: a test's own log, reply and state files must not, or it times
+# the disk instead of the daemon. IOFENCE_TEST_TMP overrides.
+tmp_base=${IOFENCE_TEST_TMP:-}
+if [ -z "$tmp_base" ]; then
+	tmp_base=/tmp
+	[ -d /dev/shm ] && [ -w /dev/shm ] &&
+		[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && tmp_base=/dev/shm
+fi
+T=$(mktemp -d "$tmp_base/iofence-$TEST_NAME.XXXXXX")
 
 # A pin dir of this test's own under bpffs.
 pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }
