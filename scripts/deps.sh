@@ -8,7 +8,7 @@ set -u
 # Debian packages: build, BPF pipeline, tests, benchmarks.
 pkgs=(
 	make gcc clang llvm pkg-config
-	libbpf-dev bpftool libelf-dev zlib1g-dev
+	libbpf-dev bpftool libelf-dev zlib1g-dev libbpf-tools
 	liburing-dev libjansson-dev libinih-dev
 	libcriterion-dev libfuse3-dev fuse3
 	fio jq util-linux procps e2fsprogs kmod

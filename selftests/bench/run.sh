@@ -6,7 +6,8 @@
 # delay from the contract's fence moment to a dead VM over HANGS hangs, and
 # a SOAK_SECONDS soak under load; HANGS=5 SOAK_SECONDS=20 is a quick run),
 # then the fencing core's lag and a healthy storage's heartbeats under
-# stressors, and query-status throughput (isolation_bench.sh).
+# stressors, and query-status throughput (isolation_bench.sh), then what
+# the BPF tracker costs fio on a loop device (bpf_bench.sh).
 # Numbers are printed, never judged: timing goals live here, not in the
 # tests. Only wrong fencing (a missed or a false fence) fails the fence
 # bench, or a bench that cannot run.
@@ -43,5 +44,11 @@ OUT=$OUT selftests/bench/fence_bench.sh || rc=$?
 echo
 st=0
 OUT=$OUT selftests/bench/isolation_bench.sh || st=$?
+[ "$rc" -ne 0 ] || rc=$st
+# What the BPF tracker costs block I/O, against no tracing and biolatency
+# (ROUNDS rounds of BENCH_SECONDS per condition).
+echo
+st=0
+OUT=$OUT selftests/bench/bpf_bench.sh || st=$?
 [ "$rc" -ne 0 ] || rc=$st
 exit "$rc"
