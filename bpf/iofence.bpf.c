@@ -138,9 +138,8 @@ static __always_inline __u32 rq_dev(struct request *rq)
 }
 
 /* The slot of a request's device, with the device's entry. */
-static __always_inline struct iofence_slot *slot_of(struct request *rq,
-						    __u32 *slot,
-						    struct iofence_dev **dp)
+static __always_inline struct iofence_slot *
+slot_of(struct request *rq, __u32 *slot, struct iofence_dev **dp)
 {
 	__u32 dev = rq_dev(rq);
 	struct iofence_devkey k = { dev >> IOFENCE_MINORBITS,

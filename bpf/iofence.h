@@ -53,7 +53,8 @@ enum iofence_slot_type {
 /* Why a slot is fenced in the kernel (bits of iofence_slot.fenced). */
 enum iofence_fence_reason {
 	IOFENCE_FENCED_BY_DAEMON = 1, /* the daemon fenced the storage */
-	IOFENCE_FENCED_DEADMAN = 2, /* no kernel-seen heartbeat for timeout_ns */
+	IOFENCE_FENCED_DEADMAN =
+		2, /* no kernel-seen heartbeat for timeout_ns */
 };
 
 /*

@@ -92,9 +92,11 @@ static void tree(void)
 	blockdev(VBLK "/dm-1", "253:1");
 	blockdev(VBLK "/loop3", "7:3");
 	put(VBLK "/loop3/loop/backing_file", "/srv/disk.img\n");
-	put(VBLK "/loop3/uevent", "MAJOR=7\nMINOR=3\nDEVNAME=loop3\nDEVTYPE=disk\n");
+	put(VBLK "/loop3/uevent",
+	    "MAJOR=7\nMINOR=3\nDEVNAME=loop3\nDEVTYPE=disk\n");
 	put(SDB "/uevent", "MAJOR=8\nMINOR=16\nDEVNAME=sdb\n");
-	link_to(SDB "/sdb1/holders/dm-0", "../../../../../../virtual/block/dm-0");
+	link_to(SDB "/sdb1/holders/dm-0",
+		"../../../../../../virtual/block/dm-0");
 	link_to(VBLK "/dm-0/slaves/sdb1",
 		"../../../../pci0000:00/0000:00:04.0/block/sdb/sdb1");
 	link_to(VBLK "/dm-0/holders/dm-1", "../../dm-1");
@@ -135,8 +137,8 @@ Test(devstack, whole_disk_brings_its_partitions_and_what_sits_on_them)
 {
 	struct devstack st = { 0 };
 
-	cr_assert_eq(devstack_add_block(&st, makedev(8, 16),
-					IOFENCE_DEV_TARGET, root),
+	cr_assert_eq(devstack_add_block(&st, makedev(8, 16), IOFENCE_DEV_TARGET,
+					root),
 		     0);
 	cr_expect_eq(st.n, 5);
 	cr_expect_eq(role(&st, 8, 16), IOFENCE_DEV_TARGET);

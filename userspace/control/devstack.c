@@ -60,8 +60,8 @@ static int dev_dir(dev_t dev, const char *root)
 	char path[PATH_MAX];
 	int fd;
 
-	if (snprintf(path, sizeof(path), "%s/dev/block/%u:%u", root,
-		     major(dev), minor(dev)) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/dev/block/%u:%u", root, major(dev),
+		     minor(dev)) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
@@ -111,7 +111,8 @@ static void each_dev(struct devstack *st, int parent, const char *sub,
 	DIR *d;
 	dev_t dev;
 
-	fd = openat(parent, sub ? sub : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(parent, sub ? sub : ".",
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	d = fdopendir(fd);

@@ -49,8 +49,7 @@ int devstack_add_block(struct devstack *st, dev_t dev,
 bool devstack_is_loop(dev_t dev, const char *sysfs_root);
 
 /* The node name of @dev ("loop0", DEVNAME of its uevent): 0 or -errno. */
-int devstack_devname(dev_t dev, const char *sysfs_root, char *buf,
-		     size_t len);
+int devstack_devname(dev_t dev, const char *sysfs_root, char *buf, size_t len);
 
 const char *devstack_role_name(enum iofence_dev_role role);
 

@@ -119,12 +119,12 @@ static struct iofence_devkey devkey(dev_t dev)
 int tracker_blk_errno(unsigned int status)
 {
 	static const int table[] = {
-		[0] = 0,	     [1] = EOPNOTSUPP, [2] = ETIMEDOUT,
-		[3] = ENOSPC,	     [4] = ENOLINK,    [5] = EREMOTEIO,
-		[6] = EBADE,	     [7] = ENODATA,    [8] = EILSEQ,
-		[9] = ENOMEM,	     [10] = EIO,       [11] = EREMCHG,
-		[12] = EAGAIN,	     [13] = EBUSY,     [14] = ETOOMANYREFS,
-		[15] = EOVERFLOW,    [16] = ENODEV,    [17] = ETIME,
+		[0] = 0,	  [1] = EOPNOTSUPP, [2] = ETIMEDOUT,
+		[3] = ENOSPC,	  [4] = ENOLINK,    [5] = EREMOTEIO,
+		[6] = EBADE,	  [7] = ENODATA,    [8] = EILSEQ,
+		[9] = ENOMEM,	  [10] = EIO,	    [11] = EREMCHG,
+		[12] = EAGAIN,	  [13] = EBUSY,	    [14] = ETOOMANYREFS,
+		[15] = EOVERFLOW, [16] = ENODEV,    [17] = ETIME,
 		[19] = EINVAL,
 	};
 
@@ -199,8 +199,8 @@ static bool has_member(const struct btf *btf, const char *type,
  * Which programs load here, and where block_rq_issue has its request.
  * Returns 0, or -ENOTSUP with @why when the block programs cannot run.
  */
-static int probe_kernel(struct tracker *t, bool load[TRACKER_PROGS],
-			char *why, size_t len)
+static int probe_kernel(struct tracker *t, bool load[TRACKER_PROGS], char *why,
+			size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
 	bool hb = true;
@@ -422,9 +422,10 @@ int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 		return -ENOMEM;
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
 		ret = -errno;
-		snprintf(why, sizeof(why),
-			 "cannot create the pin dir %s: %s (is bpffs mounted on /sys/fs/bpf?)",
-			 pin_dir, strerror(errno));
+		snprintf(
+			why, sizeof(why),
+			"cannot create the pin dir %s: %s (is bpffs mounted on /sys/fs/bpf?)",
+			pin_dir, strerror(errno));
 		goto fail;
 	}
 	what = "cannot open the BPF object";
@@ -474,8 +475,9 @@ int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 	pr_info("BPF tracker %s, pinned under %s%s",
 		t->took_over ? "taken over from an earlier daemon" : "loaded",
 		pin_dir,
-		t->heartbeats ? "" :
-				" (no kernel-seen heartbeats: this kernel lacks io_uring_submit_req)");
+		t->heartbeats ?
+			"" :
+			" (no kernel-seen heartbeats: this kernel lacks io_uring_submit_req)");
 	return 0;
 
 fail_what:
@@ -535,8 +537,8 @@ void tracker_register_ring(struct tracker *t)
 static int find_uuid(struct tracker *t, const char *uuid)
 {
 	for (unsigned int i = 0; i < IOFENCE_MAX_SLOTS; i++)
-		if (t->mine[i].used && !strncmp(t->slots[i].uuid, uuid,
-						IOFENCE_UUID_SIZE))
+		if (t->mine[i].used &&
+		    !strncmp(t->slots[i].uuid, uuid, IOFENCE_UUID_SIZE))
 			return (int)i;
 	return -1;
 }
@@ -617,7 +619,7 @@ static int dev_claim(struct tracker *t, uint32_t slot, dev_t dev,
 			return (int)slot;
 		v.role = role;
 		return bpf_map_update_elem(fd, &k, &v, BPF_EXIST) ? -errno :
-								     (int)slot;
+								    (int)slot;
 	}
 	if (v.slot < IOFENCE_MAX_SLOTS && t->mine[v.slot].used &&
 	    devstack_has(&t->mine[v.slot].devs, dev)) {
@@ -731,10 +733,9 @@ static void lookup_done(struct msg *m, void *ctx)
 	if (!major(l->backing))
 		goto out;
 	if (devstack_add(&ms->devs, l->backing, IOFENCE_DEV_LOOP_BACKING))
-		ms->counts_for[ms->devs.n - 1] =
-			dev_claim(t, l->slot, l->backing,
-				  IOFENCE_DEV_LOOP_BACKING,
-				  t->slots[l->slot].uuid);
+		ms->counts_for[ms->devs.n - 1] = dev_claim(
+			t, l->slot, l->backing, IOFENCE_DEV_LOOP_BACKING,
+			t->slots[l->slot].uuid);
 out:
 	free(l);
 }
@@ -849,11 +850,10 @@ int tracker_arm(struct tracker *t, const struct storage *s)
 	if (rec) {
 		rv.slot = idx;
 		rv.generation = ks->generation;
-		if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.records),
-					&rk, &rv, BPF_ANY)) {
+		if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.records), &rk,
+					&rv, BPF_ANY)) {
 			ret = -errno;
-			pr_err("%s: record map: %s", s->p.uuid,
-			       strerror(-ret));
+			pr_err("%s: record map: %s", s->p.uuid, strerror(-ret));
 			return ret;
 		}
 		ms->rec = rk;
@@ -873,8 +873,7 @@ int tracker_arm(struct tracker *t, const struct storage *s)
 		ret = dev_claim(t, idx, ds.e[i].dev, ds.e[i].role, s->p.uuid);
 		ms->counts_for[i] = ret;
 		if (ret < 0) {
-			pr_err("%s: device map: %s", s->p.uuid,
-			       strerror(-ret));
+			pr_err("%s: device map: %s", s->p.uuid, strerror(-ret));
 			return ret;
 		}
 	}
@@ -950,7 +949,8 @@ int tracker_read(struct tracker *t, const struct storage *s,
 		ev->now_ns - ((uint64_t)oldest << IOFENCE_EPOCH_SHIFT);
 	ev->oldest_write_min_ns =
 		ev->oldest_write_max_ns > (1ull << IOFENCE_EPOCH_SHIFT) ?
-			ev->oldest_write_max_ns - (1ull << IOFENCE_EPOCH_SHIFT) :
+			ev->oldest_write_max_ns -
+				(1ull << IOFENCE_EPOCH_SHIFT) :
 			0;
 	return 0;
 }
@@ -959,8 +959,8 @@ static json_t *ago_ms(uint64_t now, uint64_t then)
 {
 	if (!then)
 		return json_null();
-	return json_integer(now > then ? (json_int_t)((now - then) / NS_PER_MS) :
-					 0);
+	return json_integer(
+		now > then ? (json_int_t)((now - then) / NS_PER_MS) : 0);
 }
 
 static json_t *devices_json(struct tracker *t, uint32_t slot)
@@ -998,7 +998,8 @@ static json_t *hist_json(const struct iofence_slot *s)
 	while (n && !s->latency_us[n - 1])
 		n--;
 	for (unsigned int i = 0; i < n; i++)
-		json_array_append_new(a, json_integer((json_int_t)s->latency_us[i]));
+		json_array_append_new(
+			a, json_integer((json_int_t)s->latency_us[i]));
 	return a;
 }
 
@@ -1017,9 +1018,11 @@ json_t *tracker_json(struct tracker *t, const struct storage *s)
 				  json_null();
 	oldest = ev.oldest_write ?
 			 json_pack("{s:I,s:I}", "min",
-				   (json_int_t)(ev.oldest_write_min_ns / NS_PER_MS),
+				   (json_int_t)(ev.oldest_write_min_ns /
+						NS_PER_MS),
 				   "max",
-				   (json_int_t)(ev.oldest_write_max_ns / NS_PER_MS)) :
+				   (json_int_t)(ev.oldest_write_max_ns /
+						NS_PER_MS)) :
 			 json_null();
 	return json_pack(
 		"{s:s,s:b,s:i,s:o,s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:I,s:I,s:I,"
