@@ -12,6 +12,12 @@
 #     the daemon's own count
 #   5 another process writing the record file, through io_uring too, is
 #     no heartbeat: last_heartbeat_ns does not move
+#   3 also: that stuck write, in flight longer than io_timeout, turns the
+#     storage late at once (HEARTBEAT_LATE with "evidence"), long before
+#     t_ok + interval + io_timeout, and the extra attempt starts then
+#   6 a force fence whose victim is dead but left writes in flight on the
+#     storage's device (page cache writeback): FENCE_COMPLETED says so,
+#     and the fence escalates
 # Hung I/O leaves its writer in D state: the hang is released before
 # anything is killed, detached or unmounted.
 . "$(dirname "$0")/../lib.sh"
@@ -119,7 +125,9 @@ else
 	L3=$(losetup --find --show --direct-io=on "$M/disk.img") || not_ok "loop device on faultfs"
 	on_exit "losetup -d $L3"
 	on_exit hangs_release
-	arm_storages "$S" host-a "uuid=stuck,type=block,target=$L3,interval=1s,timeout=120s,$NOBODY" ||
+	# A long interval: after the hang, no heartbeat is due for 10 s, so
+	# only the kernel's evidence can tell the daemon before that.
+	arm_storages "$S" host-a "uuid=stuck,type=block,target=$L3,interval=10s,io_timeout=1s,timeout=120s,$NOBODY" ||
 		not_ok "arm the storage over faultfs"
 	# In flight counts requests that start after the arming's margin.
 	sleep 0.3
@@ -142,6 +150,13 @@ else
 	else
 		not_ok "a write stuck on the hung backing file shows in flight" "$(io_of stuck | jq -c .in_flight)"
 	fi
+	late_ev() { j_first "$(journal_of "$S")" HEARTBEAT_LATE stuck; }
+	check "the stuck write turned the storage late" wait_until 5 eval '[ -n "$(late_ev)" ]'
+	ev=$(late_ev)
+	check "... by the kernel's evidence, before t_ok + interval + io_timeout (11 s): $(jq -c .data <<<"$ev")" \
+		jqe '.data.evidence.kind == "write stuck" and .data.evidence.oldest_write_ms >= 1000 and .data.since_ok_ms < 11000' <<<"$ev"
+	check "... and the extra heartbeat attempt started then" \
+		wait_until 3 eval 'jqe ".storages[] | select(.uuid == \"stuck\") | .heartbeat.in_flight == true and .heartbeat.state == \"late\"" <<<"$(ctl_sock "$S" --json status)"'
 	hangs_release
 	done_() { ! proc_alive "$W" && jqe '.in_flight.writes == 0 and .in_flight.oldest_write_ms == null' <<<"$(io_of stuck)"; }
 	check "released, the write completes and leaves the flight: $(sleep 0.5; io_of stuck | jq -c .in_flight)" \
@@ -185,6 +200,54 @@ check "writes to the record by dd and fio (io_uring) are no heartbeat: last_hear
 check "their ring is not the daemon's: the registration is unchanged ($ring0)" \
 	[ "$ring0" = "$(bpftool map dump pinned "$PIN/daemon" | jq -c '.[0].value | {tgid, ring}')" ]
 check "the registration names the daemon's process" jqe --argjson p "$PID_a" '.tgid == $p and .ring != 0' <<<"$ring0"
+
+# --- 6: a dead victim's writes still in flight --------------------------------
+
+if [ ! -c /dev/fuse ] || [ ! -x "$FAULTFS" ] || [ ! -x "$OUT/writeback_left" ]; then
+	skip "faultfs, /dev/fuse or $OUT/writeback_left is missing: no dead victim's writes"
+else
+	ff_mount M6 ff6 || not_ok "faultfs mounts"
+	truncate -s 64M "$M6/disk.img"
+	L6=$(losetup --find --show --direct-io=on "$M6/disk.img") || not_ok "loop device on faultfs"
+	on_exit "losetup -d $L6"
+	# The dummy VM under a name of this run's own: only this fence kills it.
+	WB=$T/iofence-wb-$$
+	cp "$OUT/writeback_left" "$WB"
+	# Beside it, the same without writes left behind: its own heartbeat
+	# write is stuck too, and that one is no reason to escalate.
+	truncate -s 64M "$M6/disk0.img"
+	L60=$(losetup --find --show --direct-io=on "$M6/disk0.img") || not_ok "loop device on faultfs"
+	on_exit "losetup -d $L60"
+	Q=$T/iofence-q-$$
+	cp /bin/sleep "$Q"
+	arm_storages "$S" host-a "uuid=wb,type=block,target=$L6,interval=200ms,timeout=1500ms,kill_grace=500ms,strategy=force,victims=${WB##*/}" \
+		"uuid=wb0,type=block,target=$L60,interval=200ms,timeout=1500ms,kill_grace=500ms,strategy=force,victims=${Q##*/}" ||
+		not_ok "arm the force storages"
+	: >"$T/wb.out"
+	V=$( (exec "$WB" "$L6" 1048576 </dev/null >"$T/wb.out" 2>&1) & echo $!)
+	proc_track "$V"
+	proc_spawn V0 "exec '$Q' 1000 3<>'$L60'"
+	check "the dummy VM wrote 64 KiB into the page cache" wait_until 5 grep -q written "$T/wb.out"
+	sleep 0.3
+	faultfs_set "$M6" hang '*'
+	kill -USR1 "$V"
+	check "... and started their writeback, which the hung backing file holds" wait_until 5 grep -q started "$T/wb.out"
+	done_ev() { j_first "$(journal_of "$S")" FENCE_COMPLETED wb; }
+	check "the storage is fenced and its fence completes" wait_until 8 eval '[ -n "$(done_ev)" ]'
+	ev=$(done_ev)
+	check "FENCE_COMPLETED: the victim is dead, its writes still in flight: $(jq -c '.data | {all_dead, writes_in_flight}' <<<"$ev")" \
+		jqe '.data.all_dead == true and .data.writes_in_flight >= 1' <<<"$ev"
+	esc=$(j_first "$(journal_of "$S")" FENCE_ESCALATED wb)
+	check "... so the force fence escalates: $(jq -c '.data | {alive, writes_in_flight}' <<<"$esc")" \
+		jqe '.data.alive == 0 and .data.writes_in_flight >= 1' <<<"$esc"
+	check "the victim is gone" wait_until 5 eval '! pid_alive "$V"'
+	ev=$(j_first "$(journal_of "$S")" FENCE_COMPLETED wb0)
+	check "the storage without writes left: FENCE_COMPLETED all dead, none in flight: $(jq -c '.data | {all_dead, writes_in_flight}' <<<"$ev")" \
+		jqe '.data.all_dead == true and .data.writes_in_flight == 0' <<<"$ev"
+	check "... and no FENCE_ESCALATED" [ "$(j_count "$(journal_of "$S")" FENCE_ESCALATED wb0)" = 0 ]
+	hangs_release
+	ctl_sock "$S" teardown --host host-a --storage wb --storage wb0 >/dev/null || not_ok "teardown of wb and wb0"
+fi
 
 # --- teardown clears the slot ---------------------------------------------------
 

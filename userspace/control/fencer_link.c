@@ -48,6 +48,9 @@ static int cfg_fill(struct daemon *d, const struct storage *s,
 			s->p.uuid, DEVSET_MAX);
 	cfg->seq_floor = s->next_seq;
 	cfg->t_ok_ns = s->t_ok_ns;
+	if (tracker_slot(&d->tracker, s, &cfg->slot, &cfg->ages) >= 0)
+		cfg->slot_gen = __atomic_load_n(&cfg->slot->generation,
+						__ATOMIC_ACQUIRE);
 	return 0;
 err:
 	fencer_cfg_release(cfg);

@@ -28,6 +28,7 @@
 #include "storage.h"
 #include "thread.h"
 #include "tracker.h"
+#include "write_ages.h"
 
 #define NS_PER_MS 1000000ull
 /*
@@ -916,9 +917,6 @@ void tracker_disarm(struct tracker *t, const struct storage *s)
 int tracker_read(struct tracker *t, const struct storage *s,
 		 struct tracker_evidence *ev)
 {
-	const struct iofence_write_ages *a;
-	uint32_t now_epoch, oldest = 0;
-	bool any = false;
 	int idx;
 
 	if (!t->active || (idx = find_owner(t, s)) < 0)
@@ -927,32 +925,26 @@ int tracker_read(struct tracker *t, const struct storage *s,
 	ev->slot = idx;
 	ev->now_ns = loop_now_ns();
 	memcpy(&ev->s, &t->slots[idx], sizeof(ev->s));
-	if (ev->s.writes_in_flight <= 0)
-		return 0;
-	/* The epoch furthest back from now among the buckets with writes. */
-	a = &t->ages[idx];
-	now_epoch = (uint32_t)(ev->now_ns >> IOFENCE_EPOCH_SHIFT);
-	for (unsigned int i = 0; i < IOFENCE_EPOCHS; i++) {
-		uint32_t e = __atomic_load_n(&a->e[i].epoch, __ATOMIC_RELAXED);
-		int32_t w = __atomic_load_n(&a->e[i].writes, __ATOMIC_RELAXED);
-
-		if (w <= 0 || (int32_t)(now_epoch - e) < 0)
-			continue;
-		if (!any || now_epoch - e > now_epoch - oldest)
-			oldest = e;
-		any = true;
-	}
-	if (!any)
-		return 0;
-	ev->oldest_write = true;
-	ev->oldest_write_max_ns =
-		ev->now_ns - ((uint64_t)oldest << IOFENCE_EPOCH_SHIFT);
-	ev->oldest_write_min_ns =
-		ev->oldest_write_max_ns > (1ull << IOFENCE_EPOCH_SHIFT) ?
-			ev->oldest_write_max_ns -
-				(1ull << IOFENCE_EPOCH_SHIFT) :
-			0;
+	if (ev->s.writes_in_flight > 0)
+		ev->oldest_write = write_ages_oldest(&t->ages[idx], ev->now_ns,
+						     &ev->oldest_write_min_ns,
+						     &ev->oldest_write_max_ns);
 	return 0;
+}
+
+int tracker_slot(struct tracker *t, const struct storage *s,
+		 const struct iofence_slot **slot,
+		 const struct iofence_write_ages **ages)
+{
+	int idx;
+
+	*slot = NULL;
+	*ages = NULL;
+	if (!t->active || (idx = find_owner(t, s)) < 0)
+		return -ENOENT;
+	*slot = &t->slots[idx];
+	*ages = &t->ages[idx];
+	return idx;
 }
 
 static json_t *ago_ms(uint64_t now, uint64_t then)

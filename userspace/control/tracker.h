@@ -96,6 +96,14 @@ void tracker_disarm(struct tracker *t, const struct storage *s);
 /* -ENOENT when @s has no slot or the tracker is inactive. */
 int tracker_read(struct tracker *t, const struct storage *s,
 		 struct tracker_evidence *ev);
+/*
+ * The slot of @s as mapped, for the fencing core, which reads its
+ * evidence in place (never writes it): valid until tracker_close(), which
+ * comes after the core stopped. Returns the slot, or -ENOENT (NULLs).
+ */
+int tracker_slot(struct tracker *t, const struct storage *s,
+		 const struct iofence_slot **slot,
+		 const struct iofence_write_ages **ages);
 /* The evidence of @s for query-status (the "io" object), or null. */
 json_t *tracker_json(struct tracker *t, const struct storage *s);
 

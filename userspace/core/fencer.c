@@ -50,6 +50,7 @@
 #include "record.h"
 #include "timed_op.h"
 #include "timeline.h"
+#include "write_ages.h"
 
 #define NS_PER_MS 1000000ull
 _Static_assert(LOOP_BOUNDED_WORKERS > STORAGE_MAX,
@@ -146,6 +147,11 @@ struct fencer {
 	unsigned int nvms, vms_found;
 	uint64_t vms_ns;
 	bool census_busy;
+
+	/* the kernel's evidence: when to look next, and what the last saw */
+	uint64_t ev_next_ns;
+	uint64_t ev_failed; /* the slot's failed completions then */
+	bool ev_stuck, ev_burst; /* reported on a look that first sees one */
 
 	struct loop_op timer;
 	struct __kernel_timespec timer_ts;
@@ -1180,6 +1186,35 @@ out:
 	free(d);
 }
 
+/* The slot still describes this storage (see struct fencer_cfg). */
+static const struct iofence_slot *own_slot(const struct fencer *f)
+{
+	const struct iofence_slot *s = f->cfg.slot;
+
+	if (!s || __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE) !=
+			  f->cfg.slot_gen)
+		return NULL;
+	return s;
+}
+
+/*
+ * Writes on the storage's devices in flight now, the heartbeat write in
+ * flight aside: on a block storage that is one request, stuck with the
+ * others, and it carries only this host's record. -1: no evidence.
+ */
+static int64_t guest_writes_in_flight(const struct fencer *f)
+{
+	const struct iofence_slot *s = own_slot(f);
+	int64_t n;
+
+	if (!s)
+		return -1;
+	n = __atomic_load_n(&s->writes_in_flight, __ATOMIC_RELAXED);
+	if (f->writing && f->cfg.p.type == STORAGE_BLOCK)
+		n--;
+	return n > 0 ? n : 0;
+}
+
 static void fence(struct fencer *f, uint64_t now)
 {
 	const struct storage_params *p = params(f);
@@ -1210,23 +1245,32 @@ static void fence_settled(struct fencer *f, uint64_t now)
 {
 	const struct storage_params *p = params(f);
 	bool all_dead = !f->victims_alive && f->scan.complete;
+	int64_t inflight = guest_writes_in_flight(f);
+	json_t *data;
 
 	f->completed = true;
 	/* Elapsed since the contract's fence moment, as kill_grace counts. */
-	report(f, "FENCE_COMPLETED",
-	       json_pack("{s:b,s:I,s:o,s:o}", "all_dead", all_dead,
+	data = json_pack("{s:b,s:I,s:o,s:o}", "all_dead", all_dead,
 			 "elapsed_ms", (json_int_t)ns_ms(now - f->contract_ns),
 			 "victims", victims_json(f, 0), "scan",
-			 scan_report_json(&f->scan)));
-	if (all_dead || p->strategy != FENCE_FORCE)
+			 scan_report_json(&f->scan));
+	/* What the kernel saw: dead victims' writes may still land. */
+	if (inflight >= 0)
+		json_object_set_new(data, "writes_in_flight",
+				    json_integer(inflight));
+	report(f, "FENCE_COMPLETED", data);
+	if ((all_dead && inflight <= 0) || p->strategy != FENCE_FORCE)
 		return;
 	f->escalated = true;
-	report(f, "FENCE_ESCALATED",
-	       json_pack("{s:i,s:b,s:s,s:I}", "alive", f->victims_alive,
+	data = json_pack("{s:i,s:b,s:s,s:I}", "alive", f->victims_alive,
 			 "search_complete", f->scan.complete, "watchdog",
 			 f->c->wd.fd >= 0 ? "petting stopped" :
 					    "none: reporting and killing",
-			 "reset_within_ms", (json_int_t)f->c->wd.timeout_ms));
+			 "reset_within_ms", (json_int_t)f->c->wd.timeout_ms);
+	if (inflight >= 0)
+		json_object_set_new(data, "writes_in_flight",
+				    json_integer(inflight));
+	report(f, "FENCE_ESCALATED", data);
 	core_watchdog_update(f->c);
 }
 
@@ -1235,6 +1279,71 @@ static void fence_settled(struct fencer *f, uint64_t now)
 static uint64_t min_ns(uint64_t a, uint64_t b)
 {
 	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/*
+ * What the kernel saw since the last look (timeline.h): a write stuck on
+ * the storage's devices, or a burst of failed completions, as the
+ * "evidence" of an early HEARTBEAT_LATE; NULL when nothing new. Each is
+ * told on the first look that sees it, again only after one that did not.
+ */
+static json_t *evidence_look(struct fencer *f, uint64_t now)
+{
+	const struct iofence_slot *s = own_slot(f);
+	uint64_t min = 0, max = 0, failed;
+	bool stuck, burst;
+	json_t *ev = NULL;
+
+	if (!s)
+		return NULL;
+	failed = __atomic_load_n(&s->done_failed, __ATOMIC_RELAXED);
+	stuck = __atomic_load_n(&s->writes_in_flight, __ATOMIC_RELAXED) > 0 &&
+		write_ages_oldest(f->cfg.ages, now, &min, &max) &&
+		min >= ms_ns(timeline_stuck_write_ms(params(f)));
+	burst = f->ev_next_ns && failed - f->ev_failed >= TL_ERROR_BURST;
+	if (stuck && !f->ev_stuck)
+		ev = json_pack("{s:s,s:I,s:I}", "kind", "write stuck",
+			       "oldest_write_ms", (json_int_t)ns_ms(min),
+			       "writes_in_flight",
+			       (json_int_t)__atomic_load_n(&s->writes_in_flight,
+							   __ATOMIC_RELAXED));
+	else if (burst && !f->ev_burst)
+		ev = json_pack("{s:s,s:I,s:i}", "kind", "errors", "failed",
+			       (json_int_t)(failed - f->ev_failed),
+			       "last_status",
+			       (int)__atomic_load_n(&s->last_error_status,
+						    __ATOMIC_RELAXED));
+	f->ev_stuck = stuck;
+	f->ev_burst = burst;
+	f->ev_failed = failed;
+	return ev;
+}
+
+/* HEARTBEAT_LATE: by the clock, or earlier by the kernel's @evidence. */
+static void turn_late(struct fencer *f, uint64_t now, json_t *evidence)
+{
+	const struct storage_params *p = params(f);
+	json_t *data;
+
+	f->state = HB_LATE;
+	f->next_ns = now; /* the extra attempt, at once */
+	/*
+	 * A fence may come: the VMs on the storage are named now, while
+	 * their command lines can still be read (a victim is killed before
+	 * its own is).
+	 */
+	f->vms_ns = 0;
+	census_start(f, now);
+	data = json_pack("{s:I,s:I,s:s}", "since_ok_ms",
+			 (json_int_t)ns_ms(now - f->t_ok_ns), "fence_in_ms",
+			 (json_int_t)ns_ms(at(f, timeline_timeout_ms(p)) - now),
+			 "error",
+			 f->last_error ? write_error(f->last_error) :
+			 evidence     ? "none yet: the kernel's evidence" :
+					"write still in flight");
+	if (evidence)
+		json_object_set_new(data, "evidence", evidence);
+	report(f, "HEARTBEAT_LATE", data);
 }
 
 static void step(struct fencer *f)
@@ -1249,25 +1358,16 @@ static void step(struct fencer *f)
 		f->next_ns = now;
 		changed = true;
 	}
-	if (f->state == HB_HEALTHY && now >= late_at(f)) {
-		f->state = HB_LATE;
-		f->next_ns = now; /* the extra attempt, at once */
-		/*
-		 * A fence may come: the VMs on the storage are named now,
-		 * while their command lines can still be read (a victim is
-		 * killed before its own is).
-		 */
-		f->vms_ns = 0;
-		census_start(f, now);
-		report(f, "HEARTBEAT_LATE",
-		       json_pack("{s:I,s:I,s:s}", "since_ok_ms",
-				 (json_int_t)ns_ms(now - f->t_ok_ns),
-				 "fence_in_ms",
-				 (json_int_t)ns_ms(
-					 at(f, timeline_timeout_ms(p)) - now),
-				 "error",
-				 f->last_error ? write_error(f->last_error) :
-						 "write still in flight"));
+	if (f->state == HB_HEALTHY && now >= late_at(f))
+		turn_late(f, now, NULL);
+	if (f->cfg.slot && f->state != HB_FENCED && now >= f->ev_next_ns) {
+		json_t *ev = evidence_look(f, now);
+
+		f->ev_next_ns = now + ms_ns(timeline_evidence_poll_ms(p));
+		if (ev && f->state == HB_HEALTHY)
+			turn_late(f, now, ev);
+		else
+			json_decref(ev);
 	}
 	/*
 	 * The grace counts from the moment the contract names (t_ok + T,
@@ -1298,6 +1398,8 @@ static void step(struct fencer *f)
 		wake = min_ns(wake, f->next_ns);
 	if (f->state == HB_HEALTHY)
 		wake = min_ns(wake, late_at(f));
+	if (f->cfg.slot && f->state != HB_FENCED)
+		wake = min_ns(wake, f->ev_next_ns);
 	if (f->state != HB_FENCED)
 		wake = min_ns(wake, at(f, timeline_timeout_ms(p)));
 	if (f->state == HB_FENCED && p->strategy != FENCE_PERMISSIVE)

@@ -7,7 +7,9 @@
  * duplicate of the record fd, the device set), and the core sends back
  * a snapshot of the fencer's state after every change, with the event,
  * if any, that the change made. query-status is answered from the last
- * snapshot; the state file's fence comes from it too.
+ * snapshot; the state file's fence comes from it too. The one thing both
+ * see is the storage's slot in the BPF tracker's mapped maps, which the
+ * kernel writes and the core only reads (its evidence).
  */
 #ifndef IOFENCE_FENCER_MSG_H
 #define IOFENCE_FENCER_MSG_H
@@ -17,7 +19,10 @@
 #include <sys/types.h>
 #include <jansson.h>
 
+#include <linux/types.h>
+
 #include "chan.h"
+#include "iofence.h"
 #include "storage.h"
 #include "victims.h"
 
@@ -41,6 +46,14 @@ struct fencer_cfg {
 	struct devset devs;
 	uint64_t seq_floor; /* the sequence goes on after the record found */
 	uint64_t t_ok_ns; /* from that record, on this boot; or 0 */
+	/*
+	 * The storage's slot in the BPF tracker, mapped, read only; NULL
+	 * without the tracker. Its generation as armed: a slot that shows
+	 * another is another storage's since, and says nothing of this one.
+	 */
+	const struct iofence_slot *slot;
+	const struct iofence_write_ages *ages;
+	uint32_t slot_gen;
 };
 
 /* Frees what @c holds, the fd aside (its owner closes it). */

@@ -17,6 +17,19 @@ uint64_t timeline_late_ms(const struct storage_params *p)
 	return timeline_next_write_ms(p) + p->io_timeout_ms;
 }
 
+uint64_t timeline_evidence_poll_ms(const struct storage_params *p)
+{
+	uint64_t ms = p->io_timeout_ms / 2;
+
+	return ms < TL_EVIDENCE_POLL_MIN_MS ? TL_EVIDENCE_POLL_MIN_MS : ms;
+}
+
+uint64_t timeline_stuck_write_ms(const struct storage_params *p)
+{
+	/* As long as a heartbeat write has before it counts as failed. */
+	return p->io_timeout_ms;
+}
+
 uint64_t timeline_timeout_ms(const struct storage_params *p)
 {
 	/* Parsing puts interval × attempts here when the caller gave none. */

@@ -33,6 +33,15 @@
  * written on this boot, so a restart never moves a deadline that peers
  * computed. Nothing else extends these figures: not block evidence, not
  * load.
+ *
+ * The kernel's evidence (iofence-bpf(7)) can only bring things forward.
+ * The core looks at it every D / 2: a write on the storage's devices in
+ * flight for longer than D, or TL_ERROR_BURST failed completions since
+ * the last look, turns a healthy storage late at once (HEARTBEAT_LATE
+ * with "evidence") and starts the extra attempt then, not at t_ok + I + D.
+ * The fence stays at t_ok + T. Once fenced, the victims dead, writes
+ * still in flight on those devices mean some may still land: with
+ * "force" that escalates as a survivor does.
  */
 #ifndef IOFENCE_TIMELINE_H
 #define IOFENCE_TIMELINE_H
@@ -54,6 +63,10 @@
 #define TL_KILL_GRACE_DEFAULT_MS 5000
 /* Failed writes are retried this many times per interval. */
 #define TL_RETRIES_PER_INTERVAL 4
+/* Failed block completions, between two looks, that turn a storage late. */
+#define TL_ERROR_BURST 3
+/* The kernel's evidence is looked at no less often than this. */
+#define TL_EVIDENCE_POLL_MIN_MS 10
 
 /* From t_ok to the next heartbeat write. */
 uint64_t timeline_next_write_ms(const struct storage_params *p);
@@ -61,6 +74,10 @@ uint64_t timeline_next_write_ms(const struct storage_params *p);
 uint64_t timeline_retry_ms(const struct storage_params *p);
 /* From t_ok to HEARTBEAT_LATE. */
 uint64_t timeline_late_ms(const struct storage_params *p);
+/* How often the core looks at the kernel's evidence. */
+uint64_t timeline_evidence_poll_ms(const struct storage_params *p);
+/* A write on the storage's devices in flight this long is stuck. */
+uint64_t timeline_stuck_write_ms(const struct storage_params *p);
 /* T: from t_ok to the fence. */
 uint64_t timeline_timeout_ms(const struct storage_params *p);
 /* From t_ok to escalation (stop petting the watchdog). */

@@ -397,6 +397,31 @@ static struct text fmt_deadline(json_t *timeline)
 	return t;
 }
 
+/* Writes the storage's devices hold, and how long the oldest has waited. */
+static void print_in_flight(json_t *f)
+{
+	json_t *age = json_object_get(f, "oldest_write_ms");
+
+	if (!json_is_object(f))
+		return;
+	printf("; in flight %lld reads, %lld writes",
+	       (long long)int_of(f, "reads"), (long long)int_of(f, "writes"));
+	if (json_is_object(age))
+		printf(" (the oldest for %s)",
+		       fmt_duration(int_of(age, "min")).s);
+}
+
+/* The daemon's heartbeat writes as the kernel saw them complete. */
+static void print_kernel_heartbeats(json_t *h)
+{
+	if (!json_is_true(json_object_get(h, "seen_by_kernel")))
+		return;
+	printf("; kernel-seen heartbeats %lld", (long long)int_of(h, "count"));
+	if (json_is_integer(json_object_get(h, "since_ms")))
+		printf(", the last one %s ago",
+		       fmt_duration(int_of(h, "since_ms")).s);
+}
+
 /* What the BPF tracker saw on the storage's device, or why nothing. */
 static void print_io(json_t *io)
 {
@@ -416,6 +441,8 @@ static void print_io(json_t *io)
 	if (int_of(io, "last_error"))
 		printf(", last error %lld",
 		       (long long)int_of(io, "last_error"));
+	print_in_flight(json_object_get(io, "in_flight"));
+	print_kernel_heartbeats(json_object_get(io, "heartbeats"));
 	putchar('\n');
 }
 
