@@ -261,13 +261,14 @@ static json_t *status_fixed_json(const struct fencer_link *f)
 		"state", hb_state_name(h->state), "seq", (json_int_t)h->seq,
 		"since_ok_ms", (json_int_t)0, "in_flight", h->writing, "direct",
 		f->s->record_direct, "record_size", f->s->record_size,
-		"rt_ioprio", h->rt_ioprio, "writes_ok", (json_int_t)h->writes_ok,
-		"writes_failed", (json_int_t)h->writes_failed,
-		"writes_timed_out", (json_int_t)h->writes_timed_out,
-		"last_error", h->last_error ? write_error(h->last_error) : NULL,
-		"latency_us", "last", (json_int_t)(h->last_latency_ns / 1000),
-		"max", (json_int_t)(h->max_latency_ns / 1000), "jitter_us",
-		"last", (json_int_t)(h->last_jitter_ns / 1000), "max",
+		"rt_ioprio", h->rt_ioprio, "writes_ok",
+		(json_int_t)h->writes_ok, "writes_failed",
+		(json_int_t)h->writes_failed, "writes_timed_out",
+		(json_int_t)h->writes_timed_out, "last_error",
+		h->last_error ? write_error(h->last_error) : NULL, "latency_us",
+		"last", (json_int_t)(h->last_latency_ns / 1000), "max",
+		(json_int_t)(h->max_latency_ns / 1000), "jitter_us", "last",
+		(json_int_t)(h->last_jitter_ns / 1000), "max",
 		(json_int_t)(h->max_jitter_ns / 1000));
 
 	if (!o)
@@ -300,8 +301,8 @@ json_t *fencer_status_json(struct fencer_link *f)
 	json_integer_set(json_object_get(f->status, "since_ok_ms"),
 			 since_ok_ms);
 	if (f->snap.state != HB_FENCED)
-		json_integer_set(
-			json_object_get(f->status, "fence_in_ms"),
-			(int64_t)timeline_timeout_ms(&f->s->p) - since_ok_ms);
+		json_integer_set(json_object_get(f->status, "fence_in_ms"),
+				 (int64_t)timeline_timeout_ms(&f->s->p) -
+					 since_ok_ms);
 	return json_incref(f->status);
 }

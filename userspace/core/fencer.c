@@ -1339,8 +1339,8 @@ static void turn_late(struct fencer *f, uint64_t now, json_t *evidence)
 			 (json_int_t)ns_ms(at(f, timeline_timeout_ms(p)) - now),
 			 "error",
 			 f->last_error ? write_error(f->last_error) :
-			 evidence     ? "none yet: the kernel's evidence" :
-					"write still in flight");
+			 evidence      ? "none yet: the kernel's evidence" :
+					 "write still in flight");
 	if (evidence)
 		json_object_set_new(data, "evidence", evidence);
 	report(f, "HEARTBEAT_LATE", data);
