@@ -7,7 +7,8 @@
 # IOFENCE_VM=1. The guest's root is this host's, read-only under a tmpfs
 # overlay, so binaries built here run there unchanged; /tmp is a fresh ext4
 # disk of VM_DISK bytes; the rest of the file system is described in
-# selftests/vm/init. COMMAND's stdout and stderr come here as written.
+# selftests/vm/init. COMMAND's stdin is /dev/null; its stdout and stderr
+# come here as written.
 #
 # VM_ACCEL=kvm runs the guest under KVM, =tcg under qemu's emulator; the
 # default picks KVM where it runs a stock kernel (kvm_intel, kvm_amd). A PVM

@@ -20,7 +20,10 @@ ok "kernel $(uname -r), active LSMs $lsms"
 
 # write FILE: appends a line; fails with write(2)'s error message.
 write() { { printf 'x\n' >>"$1"; } 2>&1; }
-lsm_progs() { bpftool prog show 2>/dev/null | grep -c '^[0-9]*: lsm  name fence_write '; }
+no_fence_prog() { ! bpftool prog show | grep -q '^[0-9]*: lsm  name fence_write '; }
+
+# loader_ready PID OUT: it attached, or it exited (and said why).
+loader_ready() { grep -qx attached "$2" || ! kill -0 "$1" 2>/dev/null; }
 
 fence_round() { # build
 	local obj=build/bpf/vm_lsm.$1.bpf.o f=$T/$1.marked g=$T/$1.other
@@ -33,7 +36,8 @@ fence_round() { # build
 	exec {fd}>"$ctl"
 	# Its link goes with it (no pin).
 	on_exit "kill $pid"
-	if ! wait_until 60 grep -qx attached "$out"; then
+	wait_until 60 loader_ready "$pid" "$out"
+	if ! grep -qx attached "$out"; then
 		not_ok "$1: loads and attaches" "$(cat "$out")"
 		return
 	fi
@@ -55,7 +59,7 @@ fence_round() { # build
 	wait "$pid"
 	check "$1: the program counted the one refusal" grep -qx 'refused 1' "$out"
 	check "$1: detached" grep -qx detached "$out"
-	check "$1: the program is gone" wait_until 10 test "$(lsm_progs)" -eq 0
+	check "$1: the program is gone" wait_until 10 no_fence_prog
 	err=$(write "$f")
 	check "$1: the marked file takes writes again" test -z "$err"
 }
