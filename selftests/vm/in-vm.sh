@@ -6,7 +6,9 @@
 # run-in-vm.sh, and exits with the test's result. The test's own summary
 # line comes from the guest; a guest that cannot run reports one here.
 if [ -z "${IOFENCE_VM-}" ]; then
-	"$(dirname "${BASH_SOURCE[0]}")/run-in-vm.sh" bash "$(realpath "$0")" "$@"
+	# lib.sh's scratch space: tmpfs has no O_DIRECT before Linux 6.6, and
+	# the guest's /tmp is an ext4 disk cached by the host.
+	IOFENCE_TEST_TMP=/tmp "$(dirname "${BASH_SOURCE[0]}")/run-in-vm.sh" bash "$(realpath "$0")" "$@"
 	rc=$?
 	case $rc in
 	77)

@@ -16,7 +16,7 @@ if [[ ,$lsms, != *,bpf,* ]]; then
 	not_ok "bpf among the active LSMs" "$lsms"
 	exit
 fi
-ok "kernel $(uname -r), active LSMs $lsms"
+ok "kernel $(uname -r), active LSMs $lsms, scratch in $T"
 
 # write FILE: appends a line; fails with write(2)'s error message.
 write() { { printf 'x\n' >>"$1"; } 2>&1; }
