@@ -8,18 +8,27 @@
  * devices belong to which slot; I/O on any other device costs one hash
  * lookup and nothing more.
  *
- * Heartbeats seen by the kernel: io_uring_create, io_uring_submit_req and
- * io_uring_complete recognise the daemon's own ring (struct
- * iofence_daemon) and stamp a slot when a write to its heartbeat record
- * completes on that ring.
+ * Heartbeats seen by the kernel: io_uring_create, io_uring_submit_req (or
+ * io_uring_submit_sqe) and io_uring_complete recognise the daemon's own
+ * ring (struct iofence_daemon) and stamp a slot when a write to its
+ * heartbeat record completes on that ring.
+ *
+ * The kernel write fence: BPF LSM programs refuse with EIO every write
+ * to a fenced slot's files and block devices, but the daemon's own, and
+ * fence a guarded slot by themselves once it had no kernel-seen
+ * heartbeat for its T (the dead man's switch). The daemon loads them
+ * where the kernel runs BPF LSM programs (5.7, with bpf among its LSMs)
+ * and leaves them out elsewhere.
  *
  * Kernels: one object for every kernel from 5.5 (tp_btf). CO-RE covers
  * what moved: rq->rq_disk (gone in 5.17, rq->q->disk since 5.15),
  * rq->part (a struct hd_struct before 5.11), and the request_queue
  * argument that block_rq_issue and block_rq_requeue lost in 5.11 (the
  * loader reads their prototypes from the kernel's BTF into rq_arg).
- * Kernel-seen heartbeats need 5.19 (io_uring_submit_req, io_kiocb.cqe);
- * on older kernels the loader leaves those programs out. Tested on 6.18.
+ * Kernel-seen heartbeats need 5.19 (io_uring_submit_sqe with the request
+ * first, io_kiocb.cqe; io_uring_submit_req since 6.3); on older kernels
+ * the loader leaves those programs out, and the write fence with them.
+ * Tested on 6.18, and on 6.1 with the write fence (selftests/vm).
  *
  * Every time is bpf_ktime_get_ns(), CLOCK_MONOTONIC, like the daemon's.
  */
@@ -36,6 +45,8 @@ char LICENSE[] SEC("license") = "GPL";
  * 0 since 5.11, 1 before (they also passed the queue). Set by the loader.
  */
 const volatile __u32 rq_arg = 0;
+/* The LSM programs are loaded with this object: fences mean refusals. */
+const volatile __u32 fence_on = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -111,6 +122,15 @@ struct hd_struct___old {
 #define IORING_OP_WRITEV_ 2
 #define IORING_OP_WRITE_FIXED_ 5
 #define IORING_OP_WRITE_ 23
+/* include/linux/fs.h, mman.h, mm.h and errno.h: BTF has no macros. */
+#define MAY_WRITE_ 0x2
+#define FMODE_WRITE_ 0x2
+#define PROT_WRITE_ 0x2
+#define MAP_TYPE_ 0x0f
+#define MAP_SHARED_ 0x01
+#define MAP_SHARED_VALIDATE_ 0x03
+#define VM_SHARED_ 0x08
+#define EIO_ 5
 
 /* The partition the request went to when the kernel tracks it, else its disk. */
 static __always_inline __u32 rq_dev(struct request *rq)
@@ -412,6 +432,8 @@ int BPF_PROG(iofence_uring_create, int fd, void *ring, __u32 sq_entries,
 	if (!dm || !dm->tid || (__u32)id != dm->tid ||
 	    (__u32)(id >> 32) != dm->tgid)
 		return 0;
+	/* What a later process that gets the same pid cannot have. */
+	dm->start_ns = bpf_get_current_task_btf()->group_leader->start_time;
 	dm->ring = (__u64)ring;
 	dm->ring_created_ns = bpf_ktime_get_ns();
 	dm->tid = 0;
@@ -444,6 +466,41 @@ int BPF_PROG(iofence_uring_submit, struct io_kiocb *req)
 	p.offset = BPF_CORE_READ((struct io_rw *)req, kiocb.ki_pos);
 	bpf_map_update_elem(&hb_pending, &key, &p, BPF_ANY);
 	return 0;
+}
+
+/* --- the kernel write fence ------------------------------------------ */
+
+/*
+ * Sets @bits in *@p: BPF_ATOMIC | BPF_OR (5.12), which clang emits from
+ * __sync_fetch_and_or() only with -mcpu=v3; the daemon sets its bit in
+ * the same word at the same time, so a plain store could lose one.
+ */
+static __always_inline void fence_or(__u64 *p, __u64 bits)
+{
+	asm volatile("lock *(u64 *)(%0 + 0) |= %1"
+		     :
+		     : "r"(p), "r"(bits)
+		     : "memory");
+}
+
+/*
+ * The dead man's switch, at @now: a guarded slot that had no successful
+ * heartbeat for T is fenced, sticky, from the moment T ran out (writes
+ * after it were refused, whenever the first came). True when fenced.
+ */
+static __always_inline bool deadman(struct iofence_slot *s, __u64 now)
+{
+	__u64 at = iofence_deadman_at(s);
+
+	if (!at || now <= at)
+		return false;
+	if (!(s->fenced & IOFENCE_FENCED_DEADMAN)) {
+		/* Racing programs store the same moment; the daemon an earlier one. */
+		if (!s->fenced_at_ns)
+			s->fenced_at_ns = at;
+		fence_or(&s->fenced, IOFENCE_FENCED_DEADMAN);
+	}
+	return true;
 }
 
 /*
@@ -496,15 +553,154 @@ int iofence_uring_complete(__u64 *ctx)
 		return 0;
 	res = BPF_CORE_READ(req, cqe.res);
 	s->last_heartbeat_res = res;
+	now = bpf_ktime_get_ns();
+	/* One that lands after T ran out ends no fence that began meanwhile. */
+	if (fence_on)
+		deadman(s, now);
 	if (res <= 0) {
 		__sync_fetch_and_add(&s->heartbeats_failed, 1);
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
 	if (p.submitted_ns > s->last_heartbeat_ns)
 		s->last_heartbeat_ns = p.submitted_ns;
 	s->last_heartbeat_done_ns = now;
 	__sync_fetch_and_add(&s->heartbeats, 1);
 	__sync_fetch_and_add(&dm->heartbeats, 1);
 	return 0;
+}
+
+/*
+ * The slot an inode belongs to: a block device node's device (i_rdev), or
+ * any other file's file system (its superblock's s_dev), when the device
+ * map names it; a loop device's backing device is the backing file
+ * system's, not the storage's.
+ */
+static __always_inline struct iofence_slot *inode_slot(struct inode *inode)
+{
+	struct iofence_devkey k;
+	struct iofence_dev *d;
+	__u32 dev, slot;
+
+	if (!inode)
+		return NULL;
+	if ((inode->i_mode & S_IFMT_) == S_IFBLK_)
+		dev = inode->i_rdev;
+	else
+		dev = inode->i_sb->s_dev;
+	k.major = dev >> IOFENCE_MINORBITS;
+	k.minor = dev & IOFENCE_MINORMASK;
+	d = bpf_map_lookup_elem(&devices, &k);
+	if (!d || d->role == IOFENCE_DEV_LOOP_BACKING)
+		return NULL;
+	slot = d->slot;
+	return bpf_map_lookup_elem(&slots, &slot);
+}
+
+/*
+ * The daemon's process: its registered tgid, started when the one that
+ * registered started. Its io-wq workers are threads of it; the children
+ * it spawns (fence hooks) are not.
+ */
+static __always_inline bool is_daemon(void)
+{
+	struct iofence_daemon *dm = daemon_entry();
+
+	if (!dm || !dm->start_ns ||
+	    (__u32)(bpf_get_current_pid_tgid() >> 32) != dm->tgid)
+		return false;
+	return bpf_get_current_task_btf()->group_leader->start_time ==
+	       dm->start_ns;
+}
+
+/* A write to @inode: -EIO when its slot is fenced and the writer not the daemon. */
+static __always_inline int fence_write(struct inode *inode)
+{
+	struct iofence_slot *s = inode_slot(inode);
+
+	if (!s || s->type == IOFENCE_SLOT_FREE || !s->guarded)
+		return 0;
+	if (!s->fenced && !deadman(s, bpf_ktime_get_ns()))
+		return 0;
+	if (is_daemon())
+		return 0;
+	__sync_fetch_and_add(&s->writes_refused, 1);
+	return -EIO_;
+}
+
+/*
+ * rw_verify_area() and vfs_fallocate() ask this hook: write(2), writev,
+ * pwrite and pwritev; io_uring's writes (io_write() verifies the area,
+ * inline or in io-wq); AIO's (aio_write()); fallocate(2) (every mode,
+ * punching holes included); copy_file_range(2) and sendfile(2), for the
+ * file written; splice(2) into a file; reflinks and dedupe
+ * (remap_verify_area). A write through a mapping does not: mmap_file
+ * and file_mprotect below refuse the writable shared mapping instead.
+ */
+SEC("lsm/file_permission")
+int BPF_PROG(iofence_file_permission, struct file *file, int mask, int ret)
+{
+	/* An earlier LSM's refusal stands. */
+	if (ret || !(mask & MAY_WRITE_))
+		return ret;
+	return fence_write(file->f_inode);
+}
+
+/* An open for writing, O_TRUNC included (path_truncate sees it too). */
+SEC("lsm/file_open")
+int BPF_PROG(iofence_file_open, struct file *file, int ret)
+{
+	if (ret || !(file->f_mode & FMODE_WRITE_))
+		return ret;
+	return fence_write(file->f_inode);
+}
+
+static __always_inline bool map_shared(unsigned long flags)
+{
+	unsigned long type = flags & MAP_TYPE_;
+
+	return type == MAP_SHARED_ || type == MAP_SHARED_VALIDATE_;
+}
+
+/* A new shared mapping that may write: its stores reach the file. */
+SEC("lsm/mmap_file")
+int BPF_PROG(iofence_mmap_file, struct file *file, unsigned long reqprot,
+	     unsigned long prot, unsigned long flags, int ret)
+{
+	if (ret || !file || !(prot & PROT_WRITE_) || !map_shared(flags))
+		return ret;
+	return fence_write(file->f_inode);
+}
+
+/* A shared mapping made writable. */
+SEC("lsm/file_mprotect")
+int BPF_PROG(iofence_file_mprotect, struct vm_area_struct *vma,
+	     unsigned long reqprot, unsigned long prot, int ret)
+{
+	struct file *file = vma->vm_file;
+
+	if (ret || !file || !(prot & PROT_WRITE_) ||
+	    !(vma->vm_flags & VM_SHARED_))
+		return ret;
+	return fence_write(file->f_inode);
+}
+
+/*
+ * truncate(2), and up to 6.1 ftruncate(2) and open(O_TRUNC) as well; the
+ * kernel asks it whatever the file's mode, so any size change is refused.
+ */
+SEC("lsm/path_truncate")
+int BPF_PROG(iofence_path_truncate, const struct path *path, int ret)
+{
+	if (ret)
+		return ret;
+	return fence_write(path->dentry->d_inode);
+}
+
+/* ftruncate(2) since 6.2, which asks this one instead. */
+SEC("lsm/file_truncate")
+int BPF_PROG(iofence_file_truncate, struct file *file, int ret)
+{
+	if (ret)
+		return ret;
+	return fence_write(file->f_inode);
 }

@@ -15,7 +15,7 @@
 #define IOFENCE_BPF_H
 
 /* Bump when a map's layout or meaning changes: pins of another are replaced. */
-#define IOFENCE_LAYOUT 2
+#define IOFENCE_LAYOUT 3
 
 /* Storage slots: one per armed storage, as many as the daemon arms. */
 #define IOFENCE_MAX_SLOTS 1024
@@ -60,8 +60,8 @@ enum iofence_fence_reason {
 /*
  * One storage: what the kernel saw of it. The array index is the slot;
  * the daemon allocates it by uuid, so a restarted daemon finds the same
- * slot for the same storage. Only the daemon writes the identity, the
- * arming and the fence fields; the programs write the counters.
+ * slot for the same storage. Only the daemon writes the identity and
+ * the arming; the programs write the counters; both set fence bits.
  */
 struct iofence_slot {
 	char uuid[IOFENCE_UUID_SIZE]; /* the storage's uuid; "" when free */
@@ -70,16 +70,19 @@ struct iofence_slot {
 	__u64 armed_ns; /* when the daemon armed it */
 
 	/*
-	 * The kernel write fence (for the LSM programs): writes to the
-	 * slot's files and devices are refused while fenced is nonzero. The
-	 * dead man's switch: fenced by itself once
-	 * now > last_heartbeat_ns + timeout_ns.
+	 * The kernel write fence (the LSM programs): writes to the slot's
+	 * files and devices by anyone but the daemon are refused with EIO
+	 * while fenced is nonzero. The daemon sets IOFENCE_FENCED_BY_DAEMON
+	 * when it fences the storage; the programs set
+	 * IOFENCE_FENCED_DEADMAN at the first write or heartbeat they see
+	 * past iofence_deadman_at(). Both are sticky: only the daemon clears
+	 * them, at unfence or teardown. A 64-bit word, so that the programs
+	 * can set a bit with an atomic or of their oldest instruction set.
 	 */
-	__u32 fenced; /* enum iofence_fence_reason bits; 0: writable */
-	__u32 pad0;
-	__u64 fenced_at_ns;
+	__u64 fenced; /* enum iofence_fence_reason bits; 0: writable */
+	__u64 fenced_at_ns; /* writes refused since; 0 while not fenced */
 	__u64 timeout_ns; /* T, the storage's timeout_ms */
-	__u64 writes_refused;
+	__u64 writes_refused; /* since the fence began (unfence resets it) */
 
 	/*
 	 * Heartbeats seen by the kernel: completions on the daemon's own
@@ -96,7 +99,12 @@ struct iofence_slot {
 	__u64 last_heartbeat_ns;
 	__u64 last_heartbeat_done_ns; /* ... and when it completed */
 	__s32 last_heartbeat_res; /* the last one's result: bytes or -errno */
-	__u32 pad1;
+	/*
+	 * 1: the LSM programs guard this slot (the daemon sets it at
+	 * arming where they run): fenced refuses writes, and the dead man's
+	 * switch runs. 0: fenced stays 0, nothing is refused.
+	 */
+	__u32 guarded;
 
 	/* Block I/O on the slot's devices (struct iofence_dev). */
 	__u64 done_ok; /* requests completed without error */
@@ -113,6 +121,25 @@ struct iofence_slot {
 	__s64 writes_in_flight; /* ... writes (op_is_write) */
 	__u64 latency_us[IOFENCE_HIST_SLOTS]; /* log2 histogram */
 };
+
+/*
+ * The dead man's switch of a guarded slot: from this moment on writes
+ * are refused, the switch having seen no successful heartbeat for T. It
+ * arms at the slot's first kernel-seen heartbeat (a slot whose record
+ * the kernel cannot see, or that never had a heartbeat, is fenced by the
+ * daemon alone). 0: not armed. The one rule, for the programs, the
+ * daemon and its fencing core alike.
+ */
+static inline __u64 iofence_deadman_at(const struct iofence_slot *s)
+{
+	__u64 from = s->last_heartbeat_ns;
+
+	if (!s->guarded || !from || !s->timeout_ns)
+		return 0;
+	if (s->armed_ns > from)
+		from = s->armed_ns;
+	return from + s->timeout_ns;
+}
 
 /* A write epoch: writes in flight that started in it (see below). */
 struct iofence_epoch {
@@ -192,20 +219,24 @@ struct iofence_record {
  * makes the ring its fencing core heartbeats through, the daemon writes
  * its tgid and the tid of the thread that will make the ring; when that
  * thread makes its next ring (io_uring_create), the program takes the
- * ring's ctx and clears tid, so nothing after it can take the place. A
- * completion counts as a heartbeat only on that ring, seen from that
- * process. A restarted daemon registers again and takes over.
+ * ring's ctx and the start time of the thread's process, and clears
+ * tid, so nothing after it can take the place. A completion counts as a
+ * heartbeat only on that ring, seen from that process; a write passes
+ * the kernel fence only from that process (its tgid and its start time:
+ * a later process that got the same pid has another). A restarted
+ * daemon registers again and takes over.
  */
 struct iofence_daemon {
 	__u32 layout; /* IOFENCE_LAYOUT of the programs that run */
 	__u32 tgid;
 	__u32 tid; /* waiting for this thread's next ring; 0: none */
-	__u32 pad;
+	__u32 write_fence; /* 1: the LSM programs run (the kernel fence) */
 	__u64 object_id; /* which BPF object runs (a checksum of it) */
 	__u64 registered_ns;
 	__u64 ring; /* the io_ring_ctx, as io_uring_create gave it */
 	__u64 ring_created_ns;
 	__u64 heartbeats; /* over all slots */
+	__u64 start_ns; /* its process's start_time (task_struct) */
 };
 
 /* A write the daemon submitted on its ring, until it completes. */

@@ -15,6 +15,22 @@ ctl_sock "$S" raw '{"execute":"set-host-state","arguments":{"state":"connected"}
 
 check "socket is mode 0660" [ "$(stat -c %a "$S")" = 660 ]
 
+# The kernel write fence: the capability where it runs, else one log line why.
+caps=$(ctl_sock "$S" --json capabilities)
+fence_lines=$(grep -c 'kernel write fence' "$T/a.log")
+if jqe '.capabilities | index("kernel-write-fence")' <<<"$caps"; then
+	check "kernel-write-fence in query-capabilities, and the log says the fence loaded" \
+		grep -q 'BPF tracker .*with the kernel write fence' "$T/a.log"
+else
+	check "no kernel write fence here: query-capabilities omits it, one log line says why: $(grep 'kernel write fence' "$T/a.log")" \
+		[ "$fence_lines" -eq 1 ]
+fi
+start_daemon nb --no-bpf || not_ok "a --no-bpf daemon starts"
+check "--no-bpf: no kernel-write-fence capability" \
+	jqe '.capabilities | index("kernel-write-fence") | not' <<<"$(ctl_sock "$SOCK_nb" --json capabilities)"
+check "--no-bpf: one log line says so" [ "$(grep -c 'no kernel write fence' "$T/nb.log")" -eq 1 ]
+stop_daemon nb
+
 ver=$(ctl_sock "$S" --json version)
 check "query-version answers" [ "$(jqr .package <<<"$ver")" = iofence ]
 
@@ -83,7 +99,18 @@ check "daemon alive after bad input" kill -0 "$PID_a"
 "$IOFENCED" --foreground --socket "$S" --state-dir "$T/b.state" --no-bpf >"$T/b.log" 2>&1
 check "a second daemon refuses a served socket" grep -q 'another iofenced is serving it' "$T/b.log"
 
+bpf=$(ctl_sock "$S" --json status | jqr .bpf.active)
 stop_daemon a
 check "SIGTERM: clean exit status" [ $? -eq 0 ]
 check "SIGTERM: socket removed" [ ! -e "$S" ]
-check "SIGTERM: pins removed" [ ! -e "$PIN" ]
+if [ "$bpf" = true ]; then
+	# A stop keeps what is armed guarded: the programs, the maps and
+	# the kernel fence stay for a restarted daemon; only teardown disarms.
+	check "SIGTERM: the pins stay while storages are armed" [ -e "$PIN/slots" ]
+	start_daemon a2 --pin-dir "$PIN" --state-dir "$T/a.state" || not_ok "a restarted daemon starts"
+	check "restarted: it takes the pins over" grep -q 'taken over from an earlier daemon' "$T/a2.log"
+	out=$(ctl_sock "$SOCK_a2" teardown --host host-a 2>&1)
+	check "teardown of every storage ($(tr '\n' ' ' <<<"$out"))" grep -q 'fs1: disarmed' <<<"$out"
+	stop_daemon a2
+	check "SIGTERM with nothing armed: pins removed" [ ! -e "$PIN" ]
+fi

@@ -35,7 +35,7 @@ static json_t *cmd_query_capabilities(struct daemon *d, struct ctl_conn *c,
 				      struct proto_request *req)
 {
 	return proto_return(json_pack("{s:o,s:b}", "capabilities",
-				      commands_capabilities(), "bpf",
+				      commands_capabilities(d), "bpf",
 				      d->tracker.active),
 			    req->id);
 }
@@ -80,6 +80,9 @@ json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
 	if (!s || !s->hb)
 		return proto_error(PROTO_NOT_FOUND, req->id,
 				   "uuid: no storage %s is armed", uuid);
+	/* The dead man's switch fenced it while the core did not. */
+	if (s->hb->snap.state != HB_FENCED && tracker_fenced(&d->tracker, s))
+		return fencer_unfence_kernel(s->hb, c->cred.uid, req->id);
 	/* The fence is the core's: it answers, at once, by message. */
 	fencer_unfence(s->hb, c->cred.uid, c->id,
 		       req->id ? json_incref(req->id) : NULL);
@@ -133,10 +136,15 @@ const struct command *command_find(const char *name)
 	return NULL;
 }
 
-json_t *commands_capabilities(void)
+json_t *commands_capabilities(const struct daemon *d)
 {
-	return json_pack("[s,s,s,s]", "single-flight", "reconnect",
-			 "no-status-check", "event-journal");
+	json_t *caps = json_pack("[s,s,s,s]", "single-flight", "reconnect",
+				 "no-status-check", "event-journal");
+
+	/* The LSM programs run: fenced storages refuse writes in the kernel. */
+	if (caps && d->tracker.active && d->tracker.write_fence)
+		json_array_append_new(caps, json_string("kernel-write-fence"));
+	return caps;
 }
 
 void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg)

@@ -34,7 +34,8 @@ extern const struct command commands[];
 const struct command *command_find(const char *name);
 /* ctl_server's dispatcher; @ctx is the daemon. */
 void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len);
-json_t *commands_capabilities(void);
+/* The greeting's and query-capabilities' list: what this daemon can do here. */
+json_t *commands_capabilities(const struct daemon *d);
 
 /* Sends a deferred reply to connection @conn_id if it is still there. */
 void cmd_reply_later(struct daemon *d, uint64_t conn_id, json_t *msg);

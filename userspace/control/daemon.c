@@ -274,6 +274,25 @@ static int load_state(struct daemon *d)
 	return 0;
 }
 
+/* A storage of the state that is armed, or is to be tried again. */
+static bool stored(const char *uuid, void *ctx)
+{
+	struct daemon *d = ctx;
+	json_t *entry;
+	size_t i;
+
+	if (storage_find(&d->storages, uuid))
+		return true;
+	json_array_foreach(d->unarmed, i, entry) {
+		const char *u = json_string_value(json_object_get(
+			json_object_get(entry, "params"), "uuid"));
+
+		if (u && !strcmp(u, uuid))
+			return true;
+	}
+	return false;
+}
+
 void daemon_started(struct daemon *d)
 {
 	int ret;
@@ -281,9 +300,14 @@ void daemon_started(struct daemon *d)
 	if (!d->starting && d->ctl.fd >= 0)
 		return;
 	d->starting = false;
+	/*
+	 * What the state re-armed took its slots over; a slot of a storage
+	 * it no longer holds would stay fenced with nobody to lift it.
+	 */
+	tracker_forget_stale(&d->tracker, stored, d);
 	ret = ctl_server_open(&d->ctl, &d->loop, d->cfg.socket_path,
 			      d->socket_gid, d->cfg.max_connections,
-			      proto_greeting(commands_capabilities()),
+			      proto_greeting(commands_capabilities(d)),
 			      commands_dispatch, d);
 	if (ret) {
 		d->exit_code = ret;
@@ -349,7 +373,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 		goto out_loop;
 	chan_attach(&d->in, &d->loop);
 	if (d->cfg.no_bpf)
-		pr_info("BPF tracker off (--no-bpf): no block I/O evidence");
+		pr_info("BPF tracker off (--no-bpf): no block I/O evidence, no kernel write fence");
 	else
 		tracker_open(&d->tracker, d->cfg.pin_dir, &d->in);
 	/* The ring core_open() makes is the one the kernel sees heartbeats on. */
@@ -383,7 +407,8 @@ int daemon_open(struct daemon *d, int ready_fd)
 out_core:
 	core_stop(&d->core);
 out_tracker:
-	tracker_close(&d->tracker, true);
+	/* The slots of an earlier daemon stay guarded: another may take them. */
+	tracker_close(&d->tracker, !tracker_holds(&d->tracker));
 	chan_exit(&d->in);
 out_loop:
 	storage_set_closer(NULL);
@@ -409,7 +434,12 @@ void daemon_close(struct daemon *d)
 	loop_quiesce(&d->loop, CANCEL_QUIESCE_MS);
 	/* Ends the flights waiting on a write; queued ones then fail. */
 	persist_close(&d->persist);
-	tracker_close(&d->tracker, true);
+	/*
+	 * The pins stay while a slot is armed: the programs go on counting
+	 * and the dead man's switch on guarding while the daemon is away,
+	 * until a restarted one takes them over. Only a teardown disarms.
+	 */
+	tracker_close(&d->tracker, !tracker_holds(&d->tracker));
 	/* The socket goes last of what a new daemon needs: it may start. */
 	ctl_server_close(&d->ctl);
 	free_storages(d);

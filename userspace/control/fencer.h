@@ -61,6 +61,12 @@ json_t *fencer_status_json(struct fencer_link *f);
  */
 void fencer_unfence(struct fencer_link *f, uid_t uid, uint64_t conn_id,
 		    json_t *req_id);
+/*
+ * `unfence` of a storage that the kernel fenced (its dead man's switch)
+ * while the core did not: lifted here once the core's last snapshot says
+ * its heartbeats succeed. Returns the reply (@req_id is borrowed).
+ */
+json_t *fencer_unfence_kernel(struct fencer_link *f, uid_t uid, json_t *req_id);
 
 /* The core's messages to the control plane (core_ops). */
 void fencer_on_report(struct msg *m, void *ctx);

@@ -181,6 +181,15 @@ void fencer_on_report(struct msg *m, void *ctx)
 			f->victims = r->victims;
 			r->victims = NULL;
 		}
+		/*
+		 * The kernel fence follows the core's: set from the first
+		 * snapshot that is fenced (a fence as it fires, or one that
+		 * survived a restart), lifted only by an unfence.
+		 */
+		if (f->snap.state == HB_FENCED)
+			tracker_fence(&d->tracker, f->s);
+		else if (r->event && !strcmp(r->event, "STORAGE_UNFENCED"))
+			tracker_unfence(&d->tracker, f->s);
 	}
 	/* An event of a storage torn down since is still an event. */
 	if (r->event)
@@ -208,6 +217,26 @@ void fencer_unfence(struct fencer_link *f, uid_t uid, uint64_t conn_id,
 	m->conn_id = conn_id;
 	m->req_id = req_id;
 	core_send(&f->d->core, &m->m, fencer_on_unfence);
+}
+
+json_t *fencer_unfence_kernel(struct fencer_link *f, uid_t uid, json_t *req_id)
+{
+	struct daemon *d = f->d;
+	const char *uuid = f->s->p.uuid;
+
+	if (f->snap.state != HB_HEALTHY || f->snap.failing)
+		return proto_error(
+			PROTO_GENERIC_ERROR, req_id,
+			"uuid: storage %s is still lost; it stays fenced in the kernel",
+			uuid);
+	tracker_unfence(&d->tracker, f->s);
+	daemon_event(d, "STORAGE_UNFENCED",
+		     json_pack("{s:i,s:b,s:s,s:s}", "uid", (int)uid,
+			       "kernel_only", 1, "storage", uuid, "host_uuid",
+			       f->s->host_uuid));
+	return proto_return(json_pack("{s:s,s:s}", "uuid", uuid, "state",
+				      "healthy"),
+			    req_id);
 }
 
 void fencer_on_unfence_done(struct msg *m, void *ctx)

@@ -668,6 +668,8 @@ static void unarmed_forget(struct daemon *d, const char *uuid)
 			break;
 		}
 	}
+	/* A slot kept for it since an earlier daemon goes, unless it is armed now. */
+	tracker_forget(&d->tracker, uuid);
 	json_array_foreach(d->unarmed_hung, i, entry) {
 		if (!strcmp(json_string_value(entry), uuid)) {
 			json_array_remove(d->unarmed_hung, i);

@@ -39,6 +39,10 @@
 #define ARM_MARGIN_NS (100 * NS_PER_MS)
 /* Loop backing lookups that may wait on a backing file at once. */
 #define LOOKUPS_MAX 64
+/* The LSMs the kernel runs, in the order it calls them. */
+#define TRACKER_LSM_LIST "/sys/kernel/security/lsm"
+/* progs[]'s io_uring_submit_req, which may attach to another name. */
+#define PROG_SUBMIT 5
 
 struct tracker_slot {
 	bool used; /* armed, or found pinned at start (stale) */
@@ -50,20 +54,34 @@ struct tracker_slot {
 	bool looking; /* a loop backing lookup for it is out */
 };
 
-/* The programs, with their link pins and the tracepoints they need. */
+enum prog_kind {
+	PROG_BLOCK, /* the block evidence */
+	PROG_HEARTBEAT, /* one of the io_uring three: all or none */
+	PROG_LSM, /* the kernel write fence: all or none */
+};
+
+/* The programs, with their link pins and the tracepoints or hooks they need. */
 static const struct prog_desc {
-	const char *tp;
+	const char *tp; /* a tracepoint, or an LSM hook */
 	const char *pin;
-	bool optional; /* left out where the kernel lacks the tracepoint */
-	bool heartbeat; /* one of the io_uring three: all or none */
+	enum prog_kind kind;
+	bool optional; /* left out where the kernel lacks it */
 } progs[TRACKER_PROGS] = {
-	{ "block_rq_issue", "link_rq_issue", false, false },
-	{ "block_rq_requeue", "link_rq_requeue", true, false },
-	{ "block_rq_complete", "link_rq_complete", false, false },
-	{ "block_rq_error", "link_rq_error", true, false },
-	{ "io_uring_create", "link_uring_create", true, true },
-	{ "io_uring_submit_req", "link_uring_submit", true, true },
-	{ "io_uring_complete", "link_uring_complete", true, true },
+	{ "block_rq_issue", "link_rq_issue", PROG_BLOCK, false },
+	{ "block_rq_requeue", "link_rq_requeue", PROG_BLOCK, true },
+	{ "block_rq_complete", "link_rq_complete", PROG_BLOCK, false },
+	{ "block_rq_error", "link_rq_error", PROG_BLOCK, true },
+	{ "io_uring_create", "link_uring_create", PROG_HEARTBEAT, false },
+	/* io_uring_submit_sqe, with the request first, before 6.3 */
+	{ "io_uring_submit_req", "link_uring_submit", PROG_HEARTBEAT, false },
+	{ "io_uring_complete", "link_uring_complete", PROG_HEARTBEAT, false },
+	{ "file_permission", "link_lsm_file_permission", PROG_LSM, false },
+	{ "file_open", "link_lsm_file_open", PROG_LSM, false },
+	{ "mmap_file", "link_lsm_mmap_file", PROG_LSM, false },
+	{ "file_mprotect", "link_lsm_file_mprotect", PROG_LSM, false },
+	{ "path_truncate", "link_lsm_path_truncate", PROG_LSM, false },
+	/* since 6.2; ftruncate asked path_truncate before */
+	{ "file_truncate", "link_lsm_file_truncate", PROG_LSM, true },
 };
 
 static struct bpf_program *prog_of(struct iofence_bpf *skel, unsigned int i)
@@ -76,6 +94,12 @@ static struct bpf_program *prog_of(struct iofence_bpf *skel, unsigned int i)
 		skel->progs.iofence_uring_create,
 		skel->progs.iofence_uring_submit,
 		skel->progs.iofence_uring_complete,
+		skel->progs.iofence_file_permission,
+		skel->progs.iofence_file_open,
+		skel->progs.iofence_mmap_file,
+		skel->progs.iofence_file_mprotect,
+		skel->progs.iofence_path_truncate,
+		skel->progs.iofence_file_truncate,
 	};
 
 	return p[i];
@@ -159,8 +183,8 @@ static void unpin_all(struct tracker *t)
 
 /* --- what this kernel has ------------------------------------------- */
 
-/* The parameters of tracepoint @tp's probe, or -1 when it has none. */
-static int tp_params(const struct btf *btf, const char *tp)
+/* The prototype of tracepoint @tp's probe, or NULL when it has none. */
+static const struct btf_type *tp_proto(const struct btf *btf, const char *tp)
 {
 	char name[128];
 	const struct btf_type *t;
@@ -169,14 +193,45 @@ static int tp_params(const struct btf *btf, const char *tp)
 	snprintf(name, sizeof(name), "btf_trace_%s", tp);
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
 	if (id < 0)
-		return -1;
+		return NULL;
 	t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type);
 	if (!t || !btf_is_ptr(t))
-		return -1;
+		return NULL;
 	t = btf__type_by_id(btf, t->type);
-	if (!t || !btf_is_func_proto(t))
-		return -1;
-	return btf_vlen(t);
+	return t && btf_is_func_proto(t) ? t : NULL;
+}
+
+/* The parameters of tracepoint @tp's probe, or -1 when it has none. */
+static int tp_params(const struct btf *btf, const char *tp)
+{
+	const struct btf_type *t = tp_proto(btf, tp);
+
+	return t ? btf_vlen(t) : -1;
+}
+
+/* Parameter @i of @tp's probe is a pointer to struct @type. */
+static bool tp_param_is(const struct btf *btf, const char *tp, unsigned int i,
+			const char *type)
+{
+	const struct btf_type *t = tp_proto(btf, tp), *p;
+
+	if (!t || i >= btf_vlen(t))
+		return false;
+	p = btf__type_by_id(btf, btf_params(t)[i].type);
+	if (!p || !btf_is_ptr(p))
+		return false;
+	p = btf__type_by_id(btf, p->type);
+	return p && btf_is_struct(p) &&
+	       !strcmp(btf__name_by_offset(btf, p->name_off), type);
+}
+
+/* The kernel has LSM hook @hook for BPF programs (CONFIG_BPF_LSM). */
+static bool lsm_hook(const struct btf *btf, const char *hook)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "bpf_lsm_%s", hook);
+	return btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
 }
 
 static bool has_member(const struct btf *btf, const char *type,
@@ -197,14 +252,51 @@ static bool has_member(const struct btf *btf, const char *type,
 }
 
 /*
+ * BPF LSM programs attach anywhere CONFIG_BPF_LSM is built, but run only
+ * where bpf is among the LSMs the kernel booted with (lsm=).
+ */
+static bool lsm_active(char *why, size_t len)
+{
+	char list[512], *tok, *save;
+	ssize_t n;
+	int fd;
+
+	fd = open(TRACKER_LSM_LIST, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "cannot read %s: %s", TRACKER_LSM_LIST,
+			 strerror(errno));
+		return false;
+	}
+	n = read(fd, list, sizeof(list) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(why, len, "cannot read %s: %s", TRACKER_LSM_LIST,
+			 strerror(errno));
+		return false;
+	}
+	list[n] = '\0';
+	list[strcspn(list, "\n")] = '\0';
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save))
+		if (!strcmp(tok, "bpf"))
+			return true;
+	snprintf(
+		why, len,
+		"bpf is not among the active LSMs (%s: %.160s; boot with lsm=...,bpf)",
+		TRACKER_LSM_LIST, list);
+	return false;
+}
+
+/*
  * Which programs load here, and where block_rq_issue has its request.
  * Returns 0, or -ENOTSUP with @why when the block programs cannot run.
+ * Leaves in t->fence_why why the write fence cannot, if it cannot.
  */
 static int probe_kernel(struct tracker *t, bool load[TRACKER_PROGS], char *why,
 			size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
-	bool hb = true;
+	bool hb = true, lsm = true;
 	int n;
 
 	if (!btf) {
@@ -213,29 +305,73 @@ static int probe_kernel(struct tracker *t, bool load[TRACKER_PROGS], char *why,
 		return -ENOTSUP;
 	}
 	for (unsigned int i = 0; i < TRACKER_PROGS; i++) {
-		load[i] = tp_params(btf, progs[i].tp) >= 0;
-		if (!load[i] && !progs[i].optional) {
+		if (progs[i].kind == PROG_LSM)
+			load[i] = lsm_hook(btf, progs[i].tp);
+		else
+			load[i] = tp_params(btf, progs[i].tp) >= 0;
+		if (progs[i].kind == PROG_BLOCK && !load[i] &&
+		    !progs[i].optional) {
 			snprintf(why, len, "the kernel has no %s tracepoint",
 				 progs[i].tp);
 			btf__free(btf);
 			return -ENOTSUP;
 		}
-		if (progs[i].heartbeat && !load[i])
-			hb = false;
 	}
 	/* Before 5.11 the request was the second argument, after the queue. */
 	n = tp_params(btf, "block_rq_issue");
 	t->skel->rodata->rq_arg = n >= 3 ? 1 : 0;
+	/* io_uring_submit_req was io_uring_submit_sqe, with the request first since 5.19. */
+	t->submit_tp = NULL;
+	if (!load[PROG_SUBMIT] && tp_params(btf, "io_uring_submit_sqe") == 3 &&
+	    tp_param_is(btf, "io_uring_submit_sqe", 1, "io_kiocb")) {
+		t->submit_tp = "io_uring_submit_sqe";
+		load[PROG_SUBMIT] = true;
+	}
+	for (unsigned int i = 0; i < TRACKER_PROGS; i++)
+		if (progs[i].kind == PROG_HEARTBEAT && !load[i])
+			hb = false;
 	/* io_uring_complete has passed its request second since 5.18. */
 	if (tp_params(btf, "io_uring_complete") < 3 ||
 	    !has_member(btf, "io_kiocb", "cqe"))
 		hb = false;
-	for (unsigned int i = 0; i < TRACKER_PROGS; i++)
-		if (progs[i].heartbeat)
+	t->fence_why[0] = '\0';
+	/* The switch runs on kernel-seen heartbeats, and knows the daemon by its ring. */
+	if (!hb) {
+		snprintf(
+			t->fence_why, sizeof(t->fence_why),
+			"this kernel gives no kernel-seen heartbeats, which the dead man's switch runs on");
+		lsm = false;
+	}
+	for (unsigned int i = 0; lsm && i < TRACKER_PROGS; i++)
+		if (progs[i].kind == PROG_LSM && !load[i] &&
+		    !progs[i].optional) {
+			snprintf(
+				t->fence_why, sizeof(t->fence_why),
+				"this kernel has no BPF LSM hook %s (CONFIG_BPF_LSM)",
+				progs[i].tp);
+			lsm = false;
+		}
+	if (lsm)
+		lsm = lsm_active(t->fence_why, sizeof(t->fence_why));
+	for (unsigned int i = 0; i < TRACKER_PROGS; i++) {
+		if (progs[i].kind == PROG_HEARTBEAT)
 			load[i] = hb;
+		if (progs[i].kind == PROG_LSM)
+			load[i] = load[i] && lsm;
+	}
 	t->heartbeats = hb;
+	t->skel->rodata->fence_on = lsm;
 	btf__free(btf);
 	return 0;
+}
+
+/* The LSM programs are among those to load. */
+static bool wants_fence(const bool load[TRACKER_PROGS])
+{
+	for (unsigned int i = 0; i < TRACKER_PROGS; i++)
+		if (progs[i].kind == PROG_LSM && load[i])
+			return true;
+	return false;
 }
 
 /* --- loading, taking over, pinning ----------------------------------- */
@@ -253,7 +389,8 @@ static uint64_t object_id(void)
  * The programs of an earlier daemon still run, and they are this very
  * build's: keep them and their maps, so nothing in flight is lost.
  */
-static bool can_take_over(struct tracker *t, const bool load[TRACKER_PROGS])
+static bool can_take_over(struct tracker *t, const bool load[TRACKER_PROGS],
+			  bool *fence)
 {
 	char path[PATH_MAX];
 	struct iofence_daemon dm;
@@ -269,8 +406,10 @@ static bool can_take_over(struct tracker *t, const bool load[TRACKER_PROGS])
 	ok = !bpf_map_lookup_elem(fd, &zero, &dm) &&
 	     dm.layout == IOFENCE_LAYOUT && dm.object_id == object_id();
 	close(fd);
+	/* Its LSM programs run where they loaded for it. */
+	*fence = ok && dm.write_fence;
 	for (unsigned int i = 0; ok && i < TRACKER_PROGS; i++) {
-		if (!load[i])
+		if (!load[i] || (progs[i].kind == PROG_LSM && !*fence))
 			continue;
 		if (pin_path(t, progs[i].pin, path, sizeof(path)))
 			return false;
@@ -307,6 +446,12 @@ static int load(struct tracker *t, const bool load[TRACKER_PROGS])
 	for (unsigned int i = 0; i < TRACKER_PROGS; i++)
 		bpf_program__set_autoload(prog_of(t->skel, i),
 					  load[i] && !t->took_over);
+	if (t->submit_tp) {
+		ret = bpf_program__set_attach_target(
+			t->skel->progs.iofence_uring_submit, 0, t->submit_tp);
+		if (ret)
+			return ret;
+	}
 	bpf_object__for_each_map(map, t->skel->obj)
 	{
 		if (bpf_map__is_internal(map))
@@ -406,9 +551,49 @@ static int open_maps(struct tracker *t)
 	return 0;
 }
 
+/* A fresh skeleton, and what this kernel loads of it. */
+static int reopen(struct tracker *t, bool want[TRACKER_PROGS], char *why,
+		  size_t len)
+{
+	if (t->skel)
+		iofence_bpf__destroy(t->skel);
+	t->skel = iofence_bpf__open();
+	if (!t->skel)
+		return -errno;
+	return probe_kernel(t, want, why, len);
+}
+
+/*
+ * Loads the programs afresh (the pin dir was cleared). Where the LSM
+ * programs do not load (a kernel that refuses them, as one whose ftrace
+ * is locked down refuses every trampoline), the rest load without them.
+ */
+static int load_fresh(struct tracker *t, bool want[TRACKER_PROGS], char *why,
+		      size_t len)
+{
+	char first[sizeof(t->fence_why)];
+	int ret = load(t, want);
+
+	if (!ret || !wants_fence(want))
+		return ret;
+	snprintf(first, sizeof(first),
+		 "its LSM programs do not load: %s%s%.200s", strerror(-ret),
+		 libbpf_first[0] ? "; libbpf: " : "", libbpf_first);
+	libbpf_first[0] = '\0';
+	ret = reopen(t, want, why, len);
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; i < TRACKER_PROGS; i++)
+		if (progs[i].kind == PROG_LSM)
+			want[i] = false;
+	t->skel->rodata->fence_on = 0;
+	snprintf(t->fence_why, sizeof(t->fence_why), "%s", first);
+	return load(t, want);
+}
+
 int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 {
-	bool want[TRACKER_PROGS];
+	bool want[TRACKER_PROGS], fence = false;
 	char why[512] = "";
 	const char *what;
 	int ret;
@@ -430,32 +615,30 @@ int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 		goto fail;
 	}
 	what = "cannot open the BPF object";
-	t->skel = iofence_bpf__open();
-	if (!t->skel) {
-		ret = -errno;
-		goto fail_what;
-	}
-	ret = probe_kernel(t, want, why, sizeof(why));
-	if (ret)
+	ret = reopen(t, want, why, sizeof(why));
+	if (ret == -ENOTSUP)
 		goto fail;
-	t->took_over = can_take_over(t, want);
+	if (ret)
+		goto fail_what;
+	t->took_over = can_take_over(t, want, &fence);
 	if (!t->took_over)
 		unpin_all(t);
 	what = "cannot load the BPF programs (they need BTF and CAP_BPF with CAP_PERFMON, or CAP_SYS_ADMIN)";
-	ret = load(t, want);
-	if (ret && t->took_over) {
-		/* Pins that looked like ours but are not: start afresh. */
-		iofence_bpf__destroy(t->skel);
-		t->skel = iofence_bpf__open();
-		if (!t->skel) {
-			ret = -errno;
-			goto fail_what;
-		}
-		probe_kernel(t, want, why, sizeof(why));
-		t->took_over = false;
-		unpin_all(t);
+	if (t->took_over) {
 		ret = load(t, want);
+		if (ret) {
+			/* Pins that looked like ours but are not: start afresh. */
+			t->took_over = false;
+			unpin_all(t);
+			ret = reopen(t, want, why, sizeof(why));
+			if (!ret)
+				ret = load_fresh(t, want, why, sizeof(why));
+		}
+	} else {
+		ret = load_fresh(t, want, why, sizeof(why));
 	}
+	if (ret == -ENOTSUP && why[0])
+		goto fail;
 	if (ret)
 		goto fail_what;
 	what = "cannot map its maps";
@@ -470,15 +653,28 @@ int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 		memset(t->dm, 0, sizeof(*t->dm));
 		t->dm->layout = IOFENCE_LAYOUT;
 		t->dm->object_id = object_id();
+		fence = wants_fence(want);
+		t->dm->write_fence = fence;
 	}
+	t->write_fence = fence;
+	if (fence)
+		t->fence_why[0] = '\0';
+	else if (!t->fence_why[0])
+		snprintf(
+			t->fence_why, sizeof(t->fence_why),
+			"the programs taken over from an earlier daemon run without it (its LSM programs did not load for that one)");
 	mirror_load(t);
 	t->active = true;
-	pr_info("BPF tracker %s, pinned under %s%s",
+	pr_info("BPF tracker %s, pinned under %s%s%s",
 		t->took_over ? "taken over from an earlier daemon" : "loaded",
 		pin_dir,
 		t->heartbeats ?
 			"" :
-			" (no kernel-seen heartbeats: this kernel lacks io_uring_submit_req)");
+			" (no kernel-seen heartbeats: this kernel lacks io_uring_submit_req)",
+		fence ? ", with the kernel write fence" : "");
+	if (!fence)
+		pr_warn("kernel write fence off: %s; fenced storages take writes, no dead man's switch (heartbeats and fencing go on)",
+			t->fence_why);
 	return 0;
 
 fail_what:
@@ -488,7 +684,7 @@ fail_what:
 	if (t->skel && !t->took_over)
 		unpin_all(t);
 fail:
-	pr_warn("BPF tracker off, no kernel evidence (heartbeats and fencing go on): %s",
+	pr_warn("BPF tracker off, no kernel evidence and no kernel write fence (heartbeats and fencing go on): %s",
 		why);
 	/* Ours when it is empty. */
 	rmdir(pin_dir);
@@ -525,6 +721,7 @@ void tracker_register_ring(struct tracker *t)
 	if (!t->active || !t->heartbeats)
 		return;
 	t->dm->tid = 0;
+	t->dm->start_ns = 0;
 	t->dm->ring = 0;
 	t->dm->ring_created_ns = 0;
 	t->dm->tgid = (__u32)getpid();
@@ -835,7 +1032,9 @@ int tracker_arm(struct tracker *t, const struct storage *s)
 	}
 	ks->type = s->p.type == STORAGE_BLOCK ? IOFENCE_SLOT_BLOCK :
 						IOFENCE_SLOT_FILE;
+	/* The dead man's switch counts from the last kernel-seen heartbeat. */
 	ks->timeout_ns = (uint64_t)s->p.timeout_ms * NS_PER_MS;
+	ks->guarded = t->write_fence;
 	ks->generation++;
 	ms->used = true;
 	ms->owner = s;
@@ -886,23 +1085,22 @@ int tracker_arm(struct tracker *t, const struct storage *s)
 	return 0;
 }
 
-void tracker_disarm(struct tracker *t, const struct storage *s)
+/* Slot @idx leaves its devices and record, and is free. */
+static void slot_free(struct tracker *t, int idx)
 {
-	struct iofence_slot *ks;
-	struct tracker_slot *ms;
-	int idx;
+	struct iofence_slot *ks = &t->slots[idx];
+	struct tracker_slot *ms = &t->mine[idx];
 
-	if (!t->active || (idx = find_owner(t, s)) < 0)
-		return;
-	ks = &t->slots[idx];
-	ms = &t->mine[idx];
 	for (unsigned int i = 0; i < ms->devs.n; i++)
 		dev_release(t, idx, ms->devs.e[i].dev);
 	if (ms->has_rec)
 		bpf_map_delete_elem(bpf_map__fd(t->skel->maps.records),
 				    &ms->rec);
-	/* A teardown lifts the kernel fence too. */
-	ks->fenced = 0;
+	/* No device points here any more: a teardown lifts the kernel fence. */
+	ks->guarded = 0;
+	__atomic_store_n(&ks->fenced, 0, __ATOMIC_RELEASE);
+	ks->fenced_at_ns = 0;
+	ks->writes_refused = 0;
 	ks->type = IOFENCE_SLOT_FREE;
 	ks->generation++;
 	memset(ks->uuid, 0, sizeof(ks->uuid));
@@ -910,6 +1108,117 @@ void tracker_disarm(struct tracker *t, const struct storage *s)
 	ms->owner = NULL;
 	ms->has_rec = false;
 	ms->devs.n = 0;
+}
+
+void tracker_disarm(struct tracker *t, const struct storage *s)
+{
+	int idx;
+
+	if (!t->active || (idx = find_owner(t, s)) < 0)
+		return;
+	slot_free(t, idx);
+}
+
+void tracker_forget(struct tracker *t, const char *uuid)
+{
+	int idx;
+
+	if (!t->active || (idx = find_uuid(t, uuid)) < 0 || t->mine[idx].owner)
+		return;
+	pr_info("%s: its BPF slot %d goes with it (kept since an earlier daemon; the kernel fence on it ends)",
+		uuid, idx);
+	slot_free(t, idx);
+}
+
+void tracker_forget_stale(struct tracker *t,
+			  bool (*keep)(const char *uuid, void *ctx), void *ctx)
+{
+	char uuid[IOFENCE_UUID_SIZE + 1];
+
+	if (!t->active)
+		return;
+	for (unsigned int i = 0; i < IOFENCE_MAX_SLOTS; i++) {
+		if (!t->mine[i].used || t->mine[i].owner)
+			continue;
+		snprintf(uuid, sizeof(uuid), "%.*s", IOFENCE_UUID_SIZE,
+			 t->slots[i].uuid);
+		if (keep(uuid, ctx))
+			continue;
+		pr_info("%s: BPF slot %u of an earlier daemon names a storage that is no longer armed; freed, with its kernel fence",
+			uuid, i);
+		slot_free(t, (int)i);
+	}
+}
+
+bool tracker_holds(const struct tracker *t)
+{
+	if (!t->active)
+		return false;
+	for (unsigned int i = 0; i < IOFENCE_MAX_SLOTS; i++)
+		if (t->mine[i].used)
+			return true;
+	return false;
+}
+
+/* --- the kernel write fence ----------------------------------------------- */
+
+/* The guarded slot of @s, or NULL. */
+static struct iofence_slot *guarded_slot(struct tracker *t,
+					 const struct storage *s)
+{
+	int idx;
+
+	if (!t->active || !t->write_fence || (idx = find_owner(t, s)) < 0 ||
+	    !t->slots[idx].guarded)
+		return NULL;
+	return &t->slots[idx];
+}
+
+void tracker_fence(struct tracker *t, const struct storage *s)
+{
+	struct iofence_slot *ks = guarded_slot(t, s);
+	uint64_t now, at;
+
+	if (!ks || (__atomic_load_n(&ks->fenced, __ATOMIC_ACQUIRE) &
+		    IOFENCE_FENCED_BY_DAEMON))
+		return;
+	/*
+	 * Where the switch ran out first, the programs have refused every
+	 * write since, whether they saw one or not.
+	 */
+	now = loop_now_ns();
+	at = iofence_deadman_at(ks);
+	if (!ks->fenced_at_ns)
+		ks->fenced_at_ns = at && at < now ? at : now;
+	__atomic_fetch_or(&ks->fenced, IOFENCE_FENCED_BY_DAEMON,
+			  __ATOMIC_SEQ_CST);
+}
+
+void tracker_unfence(struct tracker *t, const struct storage *s)
+{
+	struct iofence_slot *ks = guarded_slot(t, s);
+
+	if (!ks)
+		return;
+	ks->writes_refused = 0;
+	ks->fenced_at_ns = 0;
+	__atomic_store_n(&ks->fenced, 0, __ATOMIC_RELEASE);
+}
+
+/* Fenced, or its switch ran out and the programs refuse the next write. */
+static bool slot_fenced(const struct iofence_slot *ks, uint64_t now)
+{
+	uint64_t at = iofence_deadman_at(ks);
+
+	return __atomic_load_n(&ks->fenced, __ATOMIC_ACQUIRE) ||
+	       (at && now > at);
+}
+
+bool tracker_fenced(struct tracker *t, const struct storage *s)
+{
+	struct iofence_slot *ks = guarded_slot(t, s);
+
+	return ks && slot_fenced(ks, loop_now_ns());
 }
 
 /* --- evidence ------------------------------------------------------------ */
@@ -995,6 +1304,31 @@ static json_t *hist_json(const struct iofence_slot *s)
 	return a;
 }
 
+/* The kernel write fence of a slot, as query-status shows it. */
+static json_t *fence_json(const struct iofence_slot *k, uint64_t now)
+{
+	uint64_t at = iofence_deadman_at(k), since = k->fenced_at_ns;
+	bool fenced = k->guarded && slot_fenced(k, now);
+	json_t *why = json_array();
+
+	if (k->fenced & IOFENCE_FENCED_BY_DAEMON)
+		json_array_append_new(why, json_string("daemon"));
+	if ((k->fenced & IOFENCE_FENCED_DEADMAN) || (at && now > at)) {
+		json_array_append_new(why, json_string("dead man's switch"));
+		if (!since || at < since)
+			since = at;
+	}
+	return json_pack("{s:b,s:b,s:o,s:o,s:o,s:I,s:I}", "active",
+			 (bool)k->guarded, "fenced", fenced, "reasons", why,
+			 "since_ms", fenced ? ago_ms(now, since) : json_null(),
+			 "switch_in_ms",
+			 at ? json_integer((json_int_t)((int64_t)(at - now) /
+							(int64_t)NS_PER_MS)) :
+			      json_null(),
+			 "timeout_ms", (json_int_t)(k->timeout_ns / NS_PER_MS),
+			 "writes_refused", (json_int_t)k->writes_refused);
+}
+
 json_t *tracker_json(struct tracker *t, const struct storage *s)
 {
 	dev_t main_dev = s->p.type == STORAGE_BLOCK ? s->dev : s->fs_dev;
@@ -1018,7 +1352,7 @@ json_t *tracker_json(struct tracker *t, const struct storage *s)
 			 json_null();
 	return json_pack(
 		"{s:s,s:b,s:i,s:o,s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:I,s:I,s:I,"
-		"s:{s:I,s:I,s:o},s:o,s:{s:b,s:I,s:I,s:o,s:i},s:{s:i,s:I,s:I}}",
+		"s:{s:I,s:I,s:o},s:o,s:{s:b,s:I,s:I,s:o,s:i},s:o}",
 		"device", dev, "tracked", 1, "slot", (int)ev.slot, "devices",
 		devices_json(t, ev.slot), "completions",
 		(json_int_t)(k->done_ok + k->done_failed), "errors",
@@ -1039,7 +1373,6 @@ json_t *tracker_json(struct tracker *t, const struct storage *s)
 		(json_int_t)k->heartbeats, "failed",
 		(json_int_t)k->heartbeats_failed, "since_ms",
 		ago_ms(ev.now_ns, k->last_heartbeat_ns), "last_result",
-		k->last_heartbeat_res, "kernel_fence", "fenced", (int)k->fenced,
-		"timeout_ms", (json_int_t)(k->timeout_ns / NS_PER_MS),
-		"writes_refused", (json_int_t)k->writes_refused);
+		k->last_heartbeat_res, "kernel_fence",
+		fence_json(k, ev.now_ns));
 }

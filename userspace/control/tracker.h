@@ -38,7 +38,7 @@ struct storage;
 struct tracker_slot;
 
 /* The programs, in the order they are attached. */
-#define TRACKER_PROGS 7
+#define TRACKER_PROGS 13
 
 struct tracker {
 	struct iofence_bpf *skel;
@@ -48,6 +48,10 @@ struct tracker {
 	bool active;
 	bool heartbeats; /* the io_uring programs run: kernel-seen heartbeats */
 	bool took_over; /* the programs of an earlier daemon kept running */
+	/* The LSM programs run: fenced slots refuse writes (iofence.h). */
+	bool write_fence;
+	char fence_why[320]; /* why not, for the log */
+	const char *submit_tp; /* io_uring_submit_req's older name, or NULL */
 	struct chan *reply; /* the control plane's: loop lookups answer there */
 	/* The maps, mapped: fields are read and written in place. */
 	struct iofence_slot *slots;
@@ -74,7 +78,10 @@ struct tracker_evidence {
  * tracker is off. @reply is the control plane's channel.
  */
 int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply);
-/* Detaches, and with @unpin removes every pin under the pin dir. */
+/*
+ * Detaches, and with @unpin removes every pin under the pin dir; without,
+ * the pinned programs and maps go on (a restarted daemon takes them over).
+ */
 void tracker_close(struct tracker *t, bool unpin);
 
 /*
@@ -92,6 +99,29 @@ void tracker_register_ring(struct tracker *t);
 int tracker_arm(struct tracker *t, const struct storage *s);
 /* Frees @s's slot, unless another storage of its uuid took it since. */
 void tracker_disarm(struct tracker *t, const struct storage *s);
+/*
+ * Frees the slot of @uuid if no storage holds it: one kept from an
+ * earlier daemon, which a teardown names.
+ */
+void tracker_forget(struct tracker *t, const char *uuid);
+/*
+ * Once the daemon re-armed what its state holds: frees every slot kept
+ * from an earlier daemon that no storage took and @keep does not want.
+ */
+void tracker_forget_stale(struct tracker *t,
+			  bool (*keep)(const char *uuid, void *ctx), void *ctx);
+/* Some slot is held (armed, or kept): the pins keep something. */
+bool tracker_holds(const struct tracker *t);
+
+/*
+ * The kernel write fence (no-ops where the LSM programs do not run).
+ * tracker_fence() sets IOFENCE_FENCED_BY_DAEMON on @s's slot: the daemon
+ * fenced it. tracker_unfence() clears every reason and the refusal
+ * count: an unfence. tracker_fenced(): writes to @s are refused now.
+ */
+void tracker_fence(struct tracker *t, const struct storage *s);
+void tracker_unfence(struct tracker *t, const struct storage *s);
+bool tracker_fenced(struct tracker *t, const struct storage *s);
 
 /* -ENOENT when @s has no slot or the tracker is inactive. */
 int tracker_read(struct tracker *t, const struct storage *s,

@@ -1215,6 +1215,35 @@ static int64_t guest_writes_in_flight(const struct fencer *f)
 	return n > 0 ? n : 0;
 }
 
+/*
+ * The kernel write fence's proof, read from the slot (iofence.h): whether
+ * writes to the storage are refused now (the daemon's own aside), since
+ * when, counted from t_ok + T, and how many were refused. NULL: no slot.
+ */
+static json_t *kernel_fence_json(const struct fencer *f, uint64_t now)
+{
+	const struct iofence_slot *s = own_slot(f);
+	uint64_t fenced, since, at;
+	bool active;
+
+	if (!s)
+		return NULL;
+	fenced = __atomic_load_n(&s->fenced, __ATOMIC_ACQUIRE);
+	since = __atomic_load_n(&s->fenced_at_ns, __ATOMIC_RELAXED);
+	at = iofence_deadman_at(s);
+	/* A switch that ran out refuses from then on, seen a write or not. */
+	if (at && now > at && (!fenced || !since || at < since))
+		since = at;
+	active = s->guarded && (fenced || (at && now > at));
+	return json_pack("{s:b,s:o,s:I}", "active", active, "since_ms",
+			 active ? json_integer(ns_ms(
+					  (int64_t)(since - f->contract_ns))) :
+				  json_null(),
+			 "writes_refused",
+			 (json_int_t)__atomic_load_n(&s->writes_refused,
+						     __ATOMIC_RELAXED));
+}
+
 static void fence(struct fencer *f, uint64_t now)
 {
 	const struct storage_params *p = params(f);
@@ -1255,9 +1284,12 @@ static void fence_settled(struct fencer *f, uint64_t now)
 			 "victims", victims_json(f, 0), "scan",
 			 scan_report_json(&f->scan));
 	/* What the kernel saw: dead victims' writes may still land. */
-	if (inflight >= 0)
+	if (inflight >= 0) {
 		json_object_set_new(data, "writes_in_flight",
 				    json_integer(inflight));
+		json_object_set_new(data, "kernel_fence",
+				    kernel_fence_json(f, now));
+	}
 	report(f, "FENCE_COMPLETED", data);
 	if ((all_dead && inflight <= 0) || p->strategy != FENCE_FORCE)
 		return;
