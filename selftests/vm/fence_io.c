@@ -30,10 +30,12 @@
  *   fence_io --probe PERIOD_MS FILE
  *
  * Opens FILE for writing, then writes one byte at offset 0 every
- * PERIOD_MS until SIGTERM, printing "<CLOCK_MONOTONIC ns> ok" or
- * "<ns> <errno name>" for the first write and for every write whose
- * result differs from the one before, and "<ns> end <writes> <refused>"
- * at the end.
+ * PERIOD_MS until SIGTERM. For the first write and every write whose
+ * result differs from the one before it prints "<before> <after> <result>
+ * <prev_before> <prev_after>": CLOCK_MONOTONIC ns (the kernel's clock for
+ * the fence) just before and after the write, ok or its errno name, and
+ * the times of the write before it (0 0 for the first). At the end,
+ * "<ns> <ns> end <writes> <refused>".
  *
  *   fence_io --pid PID ...
  *
@@ -303,23 +305,28 @@ static void on_term(int sig)
 static int probe(int period_ms)
 {
 	struct timespec ts = { period_ms / 1000, period_ms % 1000 * 1000000L };
+	unsigned long long t0 = 0, t1 = 0, p0 = 0, p1 = 0;
 	unsigned long writes = 0, refused = 0;
 	int last = -1, e;
 
 	signal(SIGTERM, on_term);
 	while (!stop) {
+		t0 = mono_ns();
 		e = res(pwrite(fd, "x", 1, 0), 1);
+		t1 = mono_ns();
 		writes++;
 		refused += e == EIO;
 		if (e != last)
-			printf("%llu %s\n", (unsigned long long)mono_ns(),
-			       name(e));
+			printf("%llu %llu %s %llu %llu\n", t0, t1, name(e), p0,
+			       p1);
 		fflush(stdout);
 		last = e;
+		p0 = t0;
+		p1 = t1;
 		nanosleep(&ts, NULL);
 	}
-	printf("%llu end %lu %lu\n", (unsigned long long)mono_ns(), writes,
-	       refused);
+	t0 = mono_ns();
+	printf("%llu %llu end %lu %lu\n", t0, t0, writes, refused);
 	return 0;
 }
 
