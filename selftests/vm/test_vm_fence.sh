@@ -20,7 +20,9 @@
 #   3 SIGKILL: the same; a process that got the dead daemon's pid does not
 #     pass; a restarted daemon takes the slots over; teardown lifts a fence
 #   4 SIGKILL and a restart within T: not one refusal
-#   5 a stop keeps the pins (the switch goes on guarding)
+#   5 a clean stop keeps the pins, and the switch goes on guarding: past T
+#     the storage is refused; the restarted daemon (which starts afresh
+#     after a clean-shutdown record) lifts that kernel-only fence at unfence
 source "$(dirname "$0")/in-vm.sh"
 source "$(dirname "$0")/../lib.sh"
 need_root
@@ -120,6 +122,7 @@ start() { # name: a daemon on the shared state and pins
 	eval "S=\$SOCK_$1 D=\$PID_$1"
 }
 slot_of() { bpftool map dump pinned "$PIN/slots" | jq -c --arg u "$1" '[.[] | select(.value.uuid == $u)][0].value // empty'; }
+state_of() { hb_of "$S" "$1" | jq -r .state; }
 kf_of() { ctl_sock "$S" --json status | jq -c --arg u "$1" '.storages[] | select(.uuid == $u) | .io.kernel_fence'; }
 # back UUID...: each is healthy, or fenced with its heartbeats restored.
 back() {
@@ -325,10 +328,24 @@ check "4: ok's slot never fenced: $(kf_of ok)" jqe '(.fenced | not) and .writes_
 # --- 5: a stop keeps the pins -------------------------------------------------------
 echo "# $(awk '{print $1}' /proc/uptime) s since boot"
 
+probe_start p5 "$FA/vm.img"
 daemon_stop c 10 >/dev/null
 check "5: SIGTERM: the pins stay while storages are armed" \
 	eval "[ -e '$PIN/slots' ] && [ -e '$PIN/link_lsm_file_permission' ]"
 check "5: the LSM programs still run" [ "$(bpftool prog show | grep -c ' lsm  name iofence_')" -eq "$lsm" ]
+wait_until $(((TMO + 3000) / 1000)) probe_refused p5 || not_ok "5: stopped, writes to ff are refused within T + 3 s"
+refusal_check "5 stopped" p5 "$(switch_at ff)"
+start d || { not_ok "5: a new daemon starts"; exit 1; }
+wait_until 5 hb_wrote "$S" ff 1
+check "5: after a clean stop the daemon starts afresh ($(state_of ff)), the kernel fence holds: $(kf_of ff)" \
+	eval '[ "$(state_of ff)" = healthy ] && kfenced ff'
+out=$(ctl_sock "$S" unfence ff 2>&1)
+check "5: unfence lifts the kernel-only fence ($out)" grep -q unfenced <<<"$out"
+check "5: journalled as kernel_only" \
+	jqe '[.[] | select(.event == "STORAGE_UNFENCED" and .data.storage == "ff")][-1].data.kernel_only' <<<"$(journal_of "$S")"
+check "5: ff takes writes again" wait_until 2 probe_ok_again p5
+probe_stop p5
+daemon_stop d 10 >/dev/null
 rm -rf "$PIN"
 # One release of the hangs, first, where every daemon's cleanup has its own.
 on_exit_drop hangs_release
