@@ -136,6 +136,12 @@ restored() { # uuid: heartbeats succeed again, still fenced
 	[ "$(hb_of "$S" "$1" | jq -r '"\(.state) \(.fence.restored)"')" = "fenced true" ]
 }
 kfenced() { [ "$(kf_of "$1" | jq -r .fenced)" = true ]; }
+# kf_check LABEL UUID FILTER [JQ OPTION...]: its kernel_fence passes FILTER.
+kf_check() {
+	local k
+	k=$(kf_of "$2")
+	check "$1: $k" jqe "${@:4}" "$3" <<<"$k"
+}
 # probe_start NAME FILE: writes a byte to FILE every 20 ms, logging changes.
 probe_start() {
 	"$FIO" --probe 20 "$2" </dev/null >"$T/$1.probe" 2>&1 &
@@ -163,8 +169,8 @@ arm_storages "$S" host-a "uuid=ff,type=file,target=$FA,$P" \
 	"uuid=ok,type=file,target=$OK,$P" || { not_ok "arm ff, lb, ok"; exit 1; }
 wait_until 10 hb_wrote "$S" ok 3
 for u in ff lb ok; do
-	check "$u: its kernel fence is active, not fenced, the switch armed: $(kf_of $u)" \
-		jqe '.active and (.fenced | not) and (.switch_in_ms | type) == "number" and .writes_refused == 0' <<<"$(kf_of $u)"
+	kf_check "$u: its kernel fence is active, not fenced, the switch armed" $u \
+		'.active and (.fenced | not) and (.switch_in_ms | type) == "number" and .writes_refused == 0'
 done
 
 # --- 1: the daemon fences -------------------------------------------------------
@@ -212,9 +218,9 @@ io_all "1: an unarmed file system" un ok "${FILE_W[@]}"
 nff=$(slot_of ff | jq .writes_refused) nlb=$(slot_of lb | jq .writes_refused)
 check "1: the slots counted the refusals: ff $nff >= $((${#FILE_W[@]} + 2)), lb $nlb >= $((${#BLOCK_W[@]} + 1))" \
 	eval "[ ${nff:-0} -ge $((${#FILE_W[@]} + 2)) ] && [ ${nlb:-0} -ge $((${#BLOCK_W[@]} + 1)) ]"
-check "1: query-status shows them: $(kf_of ff)" \
-	jqe --argjson n "${nff:-0}" '.fenced and (.reasons | index("daemon")) and .writes_refused == $n' <<<"$(kf_of ff)"
-check "1: ok never fenced, never refused: $(kf_of ok)" jqe '(.fenced | not) and .writes_refused == 0' <<<"$(kf_of ok)"
+kf_check "1: query-status shows them" ff \
+	'.fenced and (.reasons | index("daemon")) and .writes_refused == $n' --argjson n "${nff:-0}"
+kf_check "1: ok never fenced, never refused" ok '(.fenced | not) and .writes_refused == 0'
 for u in ff lb; do
 	out=$(ctl_sock "$S" unfence $u 2>&1)
 	check "1: unfence $u ($out)" grep -q unfenced <<<"$out"
@@ -259,7 +265,7 @@ check "2: the unarmed file system takes writes ($r)" [ "$r" = ok ]
 kill -CONT "$D"
 wait_until 10 back ok || not_ok "2: ok heartbeats again after SIGCONT"
 check "2: SIGCONT and heartbeats: still refused" eval '! probe_ok_again p2'
-check "2: the slot says why: $(kf_of ok)" jqe '.fenced and (.reasons | index("dead man'"'"'s switch"))' <<<"$(kf_of ok)"
+kf_check "2: the slot says why" ok '.fenced and (.reasons | index("dead man'"'"'s switch"))'
 unf() { # uuid...: unfence each, once they are not lost any more
 	local out u
 	wait_until 10 back "$@" || return 1
@@ -296,7 +302,7 @@ start b || { not_ok "3: a new daemon starts"; exit 1; }
 check "3: it took the BPF side over" grep -q 'taken over from an earlier daemon, .*with the kernel write fence' "$T/b.log"
 check "3: still refused after the restart" eval '! probe_ok_again p3'
 check "3: unfence ff and ok" unf ff ok
-check "3: lb stays fenced until it goes: $(kf_of lb)" jqe '.fenced' <<<"$(kf_of lb)"
+kf_check "3: lb stays fenced until it goes" lb .fenced
 out=$(ctl_sock "$S" teardown --host host-a --storage lb 2>&1)
 check "3: teardown of lb ($(tr '\n' ' ' <<<"$out"))" grep -q 'lb: disarmed' <<<"$out"
 r=$(io_do lb write)
@@ -311,7 +317,7 @@ echo "# $(awk '{print $1}' /proc/uptime) s since boot"
 TMO4=10000
 out=$(ctl_sock "$S" --json setup --host host-a --storage "uuid=ok,type=file,target=$OK,${P/timeout=${TMO}ms/timeout=${TMO4}ms}")
 check "4: ok updated to T = $TMO4 ms" jqe '.storages[0].result == "updated"' <<<"$out"
-check "4: the slot's T follows the update" jqe --argjson t $TMO4 '.timeout_ms == $t' <<<"$(kf_of ok)"
+kf_check "4: the slot's T follows the update" ok '.timeout_ms == $t' --argjson t $TMO4
 wait_until 5 hb_wrote "$S" ok 1
 probe_start p4 "$OK/vm.img"
 t0=$(mono_ms)
@@ -323,7 +329,7 @@ wait_until 5 hb_wrote "$S" ok 2
 probe_stop p4
 read -r _ _ _ n4 r4 < <(grep ' end ' "$T/p4.probe")
 check "4: restarted ${up} ms after the kill: not one of $n4 writes refused (${r4})" [ "${r4:-x}" = 0 ]
-check "4: ok's slot never fenced: $(kf_of ok)" jqe '(.fenced | not) and .writes_refused == 0' <<<"$(kf_of ok)"
+kf_check "4: ok's slot never fenced" ok '(.fenced | not) and .writes_refused == 0'
 
 # --- 5: a stop keeps the pins -------------------------------------------------------
 echo "# $(awk '{print $1}' /proc/uptime) s since boot"
@@ -337,8 +343,9 @@ wait_until $(((TMO + 3000) / 1000)) probe_refused p5 || not_ok "5: stopped, writ
 refusal_check "5 stopped" p5 "$(switch_at ff)"
 start d || { not_ok "5: a new daemon starts"; exit 1; }
 wait_until 5 hb_wrote "$S" ff 1
-check "5: after a clean stop the daemon starts afresh ($(state_of ff)), the kernel fence holds: $(kf_of ff)" \
-	eval '[ "$(state_of ff)" = healthy ] && kfenced ff'
+st5=$(state_of ff)
+kf_check "5: after a clean stop the daemon starts afresh ($st5), the kernel fence holds" ff \
+	'.fenced and $st == "healthy"' --arg st "$st5"
 out=$(ctl_sock "$S" unfence ff 2>&1)
 check "5: unfence lifts the kernel-only fence ($out)" grep -q unfenced <<<"$out"
 check "5: journalled as kernel_only" \
