@@ -422,6 +422,28 @@ static void print_kernel_heartbeats(json_t *h)
 		       fmt_duration(int_of(h, "since_ms")).s);
 }
 
+/* The kernel write fence of the storage, where the BPF LSM runs. */
+static void print_kernel_fence(json_t *k)
+{
+	json_t *why = json_object_get(k, "reasons"), *r;
+	size_t i;
+
+	if (!json_is_true(json_object_get(k, "active")))
+		return;
+	if (!json_is_true(json_object_get(k, "fenced"))) {
+		if (json_is_integer(json_object_get(k, "switch_in_ms")))
+			printf("; kernel fence armed, the switch in %s",
+			       fmt_duration(int_of(k, "switch_in_ms")).s);
+		return;
+	}
+	printf("; KERNEL FENCED (");
+	json_array_foreach(why, i, r)
+		printf("%s%s", i ? ", " : "", json_string_value(r));
+	printf(") for %s, %lld writes refused",
+	       fmt_duration(int_of(k, "since_ms")).s,
+	       (long long)int_of(k, "writes_refused"));
+}
+
 /* What the BPF tracker saw on the storage's device, or why nothing. */
 static void print_io(json_t *io)
 {
@@ -443,6 +465,7 @@ static void print_io(json_t *io)
 		       (long long)int_of(io, "last_error"));
 	print_in_flight(json_object_get(io, "in_flight"));
 	print_kernel_heartbeats(json_object_get(io, "heartbeats"));
+	print_kernel_fence(json_object_get(io, "kernel_fence"));
 	putchar('\n');
 }
 
