@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "hex.h"
 #include "record.h"
 
 #define OFF_MAGIC 0
@@ -242,18 +243,6 @@ int record_decode(const void *buf, size_t len, struct record *r)
 	return 0;
 }
 
-/* Not isxdigit(): the format is ASCII whatever the locale says. */
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_dash_pos(int i)
 {
 	return i == 8 || i == 13 || i == 18 || i == 23;
@@ -273,7 +262,7 @@ int record_uuid_parse(const char *s, uint8_t out[RECORD_VM_UUID_SIZE])
 				return -EINVAL;
 			continue;
 		}
-		v = hex_val(s[i]);
+		v = hex_digit(s[i]);
 		if (v < 0)
 			return -EINVAL;
 		if (nib % 2)

@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "record.h"
 #include "victims.h"
 
@@ -353,17 +354,6 @@ static bool maps_line_uses(const struct devset *set, const struct maps_line *l)
 	       devset_has(set, makedev(l->maj, l->min));
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Feeds @n bytes of maps; true once a line maps a file on @set. */
 static bool maps_feed(const struct devset *set, struct maps_line *l,
 		      const char *buf, size_t n)
@@ -392,7 +382,7 @@ static bool maps_feed(const struct devset *set, struct maps_line *l,
 			continue;
 		}
 		if (l->field == 3) {
-			v = hexval(c);
+			v = hex_digit(c);
 			if (c == ':')
 				l->minor = true;
 			else if (v < 0)
