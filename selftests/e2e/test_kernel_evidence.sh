@@ -50,6 +50,19 @@ ok "BPF tracker active"
 io_of() { ctl_sock "$S" --json status | jq -c --arg u "$1" '.storages[] | select(.uuid == $u) | .io'; }
 slot_of() { bpftool map dump pinned "$PIN/slots" | jq -c --arg u "$1" '[.[] | select(.value.uuid == $u)][0] // empty'; }
 hsum() { jq '[.latency_us_log2[]] | add // 0'; }
+# ff_loop MVAR LVAR NAME: a faultfs mount at $T/NAME (in MVAR) and a
+# direct-I/O loop device (in LVAR) over a 64 MiB file on it, detached at exit.
+ff_loop() {
+	# Not "m": ff_mount's own local of that name would take the mount.
+	local ffl_mnt ffl_dev
+	ff_mount ffl_mnt "$3" || { not_ok "faultfs mounts"; return 1; }
+	truncate -s 64M "$ffl_mnt/disk.img"
+	ffl_dev=$(losetup --find --show --direct-io=on "$ffl_mnt/disk.img") ||
+		{ not_ok "loop device on faultfs"; return 1; }
+	on_exit "losetup -d $ffl_dev"
+	printf -v "$1" '%s' "$ffl_mnt"
+	printf -v "$2" '%s' "$ffl_dev"
+}
 
 # --- 1: a block storage -----------------------------------------------------
 
@@ -120,10 +133,7 @@ check "the unarmed device is not in the device map" \
 if [ ! -c /dev/fuse ] || [ ! -x "$FAULTFS" ]; then
 	skip "faultfs or /dev/fuse is missing: no stuck write"
 else
-	ff_mount M ff || not_ok "faultfs mounts"
-	truncate -s 64M "$M/disk.img"
-	L3=$(losetup --find --show --direct-io=on "$M/disk.img") || not_ok "loop device on faultfs"
-	on_exit "losetup -d $L3"
+	ff_loop M L3 ff
 	on_exit hangs_release
 	# A long interval: after the hang, no heartbeat is due for 10 s, so
 	# only the kernel's evidence can tell the daemon before that.
@@ -206,10 +216,7 @@ check "the registration names the daemon's process" jqe --argjson p "$PID_a" '.t
 if [ ! -c /dev/fuse ] || [ ! -x "$FAULTFS" ] || [ ! -x "$OUT/writeback_left" ]; then
 	skip "faultfs, /dev/fuse or $OUT/writeback_left is missing: no dead victim's writes"
 else
-	ff_mount M6 ff6 || not_ok "faultfs mounts"
-	truncate -s 64M "$M6/disk.img"
-	L6=$(losetup --find --show --direct-io=on "$M6/disk.img") || not_ok "loop device on faultfs"
-	on_exit "losetup -d $L6"
+	ff_loop M6 L6 ff6
 	# The dummy VM under a name of this run's own: only this fence kills it.
 	WB=$T/iofence-wb-$$
 	cp "$OUT/writeback_left" "$WB"
