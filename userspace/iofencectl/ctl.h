@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What iofencectl's parts share: the connection to the daemon, the exit
+ * statuses, the values of its command line and the forms of its output.
+ */
+#ifndef IOFENCE_CTL_H
+#define IOFENCE_CTL_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linebuf.h"
+
+enum {
+	CTL_EXIT_OK,
+	CTL_EXIT_ERROR_REPLY,
+	CTL_EXIT_USAGE, /* also: no connection, no reply */
+};
+
+struct client {
+	int fd;
+	struct linebuf in;
+	int timeout_ms; /* for each reply */
+	bool timeout_given; /* then also for setup and teardown */
+	int wait_ms; /* what the read under way waits, for its error */
+	json_int_t next_id;
+	bool json;
+};
+
+/* watch ends on SIGINT or SIGTERM with status 0. */
+extern volatile sig_atomic_t ctl_interrupted;
+
+/* client.c */
+int client_connect(struct client *cl, const char *path);
+int64_t now_ms(void);
+json_t *client_read(struct client *cl, int64_t deadline);
+int send_all(int fd, const char *buf, size_t len);
+json_t *client_call(struct client *cl, const char *execute, json_t *args,
+		    int wait_ms);
+int call(struct client *cl, const char *execute, json_t *args, int wait_ms,
+	 json_t **reply);
+
+/* spec.c */
+enum kind { KIND_STRING, KIND_UINT, KIND_DURATION, KIND_BOOL, KIND_LIST };
+
+#define DURATION_RULE "500ms, 2s, 1.5s, 1m, or a number of ms"
+
+int parse_duration(const char *s, uint64_t *ms, const char **why);
+json_t *parse_value(enum kind kind, const char *text, const char **why);
+json_t *parse_storage(const char *spec);
+
+/* fmt.c: short formatted text, by value so it can go inline in printf. */
+struct text {
+	char s[64];
+};
+
+int clamp_int(int64_t v);
+json_int_t int_of(json_t *obj, const char *key);
+const char *str_of(json_t *obj, const char *key);
+struct text fmt_duration(json_int_t ms);
+struct text fmt_bytes(json_int_t bytes);
+struct text fmt_time(json_int_t sec, json_int_t usec);
+struct text fmt_deadline(json_t *timeline);
+void print_json(json_t *v);
+int max_width(json_t *list, const char *key, int min);
+
+/* print.c: each reply for people. */
+void print_status(json_t *ret);
+void print_storage(json_t *s);
+void print_version(json_t *ret);
+void print_capabilities(json_t *ret);
+void print_commands(json_t *ret);
+void print_host_state(json_t *ret);
+void print_unfence(json_t *ret);
+void print_peer(json_t *ret);
+void print_flight(json_t *ret);
+void print_event(const struct client *cl, json_t *ev);
+
+#endif
