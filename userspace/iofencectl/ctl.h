@@ -12,13 +12,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deadlines.h"
 #include "linebuf.h"
 
 enum {
 	CTL_EXIT_OK,
 	CTL_EXIT_ERROR_REPLY,
 	CTL_EXIT_USAGE, /* also: no connection, no reply */
+	CTL_EXIT_UNREACHABLE, /* connect only: no connection, no reply */
 };
+
+/*
+ * setup and teardown answer once the state file is written, which their
+ * own deadline does not bound: a write already under way, then theirs,
+ * each of five stages of up to PERSIST_STEP_DEADLINE_MS. A client that
+ * gave up sooner would not know what is armed.
+ */
+#define CTL_PERSIST_MARGIN_MS (2 * 5 * PERSIST_STEP_DEADLINE_MS)
+
+/* What the command line asked of a subcommand. */
+struct invocation {
+	int argc;
+	char **argv; /* argv[0] is the subcommand */
+	json_t *args; /* the request's arguments; NULL: none */
+	int deadline_ms; /* the daemon's own deadline for it; 0: none */
+};
+
+struct subcommand;
 
 struct client {
 	int fd;
@@ -51,6 +71,11 @@ enum kind { KIND_STRING, KIND_UINT, KIND_DURATION, KIND_BOOL, KIND_LIST };
 int parse_duration(const char *s, uint64_t *ms, const char **why);
 json_t *parse_value(enum kind kind, const char *text, const char **why);
 json_t *parse_storage(const char *spec);
+
+/* connect.c: the connect agent's hook. */
+int parse_connect(struct invocation *inv);
+int run_connect(struct client *cl, const struct subcommand *sc,
+		struct invocation *inv);
 
 /* fmt.c: short formatted text, by value so it can go inline in printf. */
 struct text {

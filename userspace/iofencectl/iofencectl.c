@@ -29,23 +29,8 @@
 
 /* How long to wait for the daemon's reply unless --timeout says. */
 #define CTL_DEFAULT_TIMEOUT_MS 30000
-/*
- * setup and teardown answer once the state file is written, which their
- * own deadline does not bound: a write already under way, then theirs,
- * each of five stages of up to PERSIST_STEP_DEADLINE_MS. A client that
- * gave up sooner would not know what is armed.
- */
-#define CTL_PERSIST_MARGIN_MS (2 * 5 * PERSIST_STEP_DEADLINE_MS)
 /* Where a subcommand's summary starts in --help. */
 #define HELP_COLUMN 26
-
-/* What the command line asked of a subcommand. */
-struct invocation {
-	int argc;
-	char **argv; /* argv[0] is the subcommand */
-	json_t *args; /* the request's arguments; NULL: none */
-	int deadline_ms; /* the daemon's own deadline for it; 0: none */
-};
 
 struct subcommand {
 	const char *name;
@@ -58,6 +43,8 @@ struct subcommand {
 	/* NULL: one request, its reply printed by print(). */
 	int (*run)(struct client *cl, const struct subcommand *sc,
 		   struct invocation *inv);
+	/* The exit status when the daemon cannot be reached; 0: usage's. */
+	int unreachable;
 };
 
 volatile sig_atomic_t ctl_interrupted;
@@ -571,6 +558,15 @@ static const struct subcommand subcommands[] = {
 		     "every new event as it comes, until interrupted",
 	  .parse = parse_since,
 	  .run = run_watch },
+	{ .name = "connect",
+	  .usage = "--host UUID [--reconnect] [--deadline DUR]\n"
+		   "        [--storages FILE|-]",
+	  .summary = "the connect agent's hook: set-host-state connecting,\n"
+		     "then setup of the storage list (JSON); exit 0 all\n"
+		     "armed, 1 refused, 2 bad list, 3 no daemon or reply",
+	  .parse = parse_connect,
+	  .run = run_connect,
+	  .unreachable = CTL_EXIT_UNREACHABLE },
 	{ .name = "raw",
 	  .usage = "[LINE]",
 	  .summary = "send LINE, or each line of stdin, as it is, and\n"
@@ -708,7 +704,7 @@ int main(int argc, char **argv)
 		inv.args = NULL;
 	}
 
-	status = CTL_EXIT_USAGE;
+	status = sc->unreachable ? sc->unreachable : CTL_EXIT_USAGE;
 	if (client_connect(&cl, path))
 		goto out;
 	cl.wait_ms = cl.timeout_ms;
