@@ -422,7 +422,7 @@ static json_t *list_load(const char *file, struct item_err *e)
 			return NULL;
 		}
 	}
-	doc = json_loadf(in, JSON_REJECT_DUPLICATES, &jerr);
+	doc = json_loadf(in, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (in != stdin)
 		fclose(in);
 	if (!doc)
