@@ -255,7 +255,7 @@ static void config_print(const struct config *cfg, bool found)
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
 		const struct setting *s = &settings[i];
 		const void *field = (const char *)cfg + s->off;
-		const char *str = *(char *const *)field;
+		const char *str;
 
 		switch (s->kind) {
 		case SET_BOOL:
@@ -267,9 +267,10 @@ static void config_print(const struct config *cfg, bool found)
 			break;
 		case SET_WATCHDOG:
 			printf("%s%s = %s\n", cfg->watchdog_required ? "" : "#",
-			       s->name, str);
+			       s->name, *(char *const *)field);
 			break;
 		default:
+			str = *(char *const *)field;
 			printf("%s =%s%s\n", s->name, str ? " " : "",
 			       str ? str : "");
 		}
