@@ -13,6 +13,8 @@ pkgs=(
 	libcriterion-dev libfuse3-dev fuse3
 	fio jq util-linux procps e2fsprogs kmod
 	qemu-system-x86 busybox-static xz-utils
+	# the man pages: test_docs.sh renders them (groff, col), man reads them
+	groff-base bsdextrautils man-db
 )
 
 log() { printf 'deps: %s\n' "$*"; }

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The protocol reference cannot drift from the code: the names of commands,
-# their arguments, error classes, events and setup storage keys are read
-# from the sources, and each must have its entry in iofence-protocol.7;
-# each command of `iofencectl --help` must have its entry in iofencectl.8.
-# A name added to the code fails here until it is documented.
+# The manual cannot drift from the code: the names of commands, their
+# arguments, error classes, events and setup storage keys are read from
+# the sources, and each must have its entry in iofence-protocol.7; each
+# command and option of `iofencectl --help` (and of each command's own
+# help, where it has one) must be in iofencectl.8, each option of
+# `iofenced --help` under OPTIONS in iofenced.8, each setting the config
+# loader takes (`iofenced --check-config` prints them) in iofenced.conf.5
+# and in the example config, which must load; each map, field and link of
+# the BPF side in iofence-bpf.7; the worked example of the timeline must
+# be what a daemon reports for its parameters; and every page renders
+# without warnings. A name added to the code fails here until it is
+# documented.
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/lib.sh
 
@@ -13,6 +20,11 @@ cd "$(dirname "$0")/../.." || exit 1
 SRC=userspace
 PROTO_MAN=${PROTO_MAN:-$SRC/iofence-protocol.7}
 CTL_MAN=${CTL_MAN:-$SRC/iofencectl/iofencectl.8}
+DAEMON_MAN=${DAEMON_MAN:-$SRC/control/iofenced.8}
+CONF_MAN=${CONF_MAN:-$SRC/control/iofenced.conf.5}
+CONF_EXAMPLE=${CONF_EXAMPLE:-$SRC/control/iofenced.conf}
+BPF_MAN=${BPF_MAN:-bpf/iofence-bpf.7}
+BPF_H=bpf/iofence.h
 # src FILE: where FILE (a name, such as commands.c) is in the tree.
 src() { ls "$SRC"/*/"$1"; }
 
@@ -143,13 +155,15 @@ check "storage_params.c: the storage keys are read" [ "$(wc -w <<<"$keys")" -ge 
 check "commands.c: the argument tables are read" \
 	[ "$(command_args | grep -c '^setup host_uuid reconnect')" -eq 1 ]
 
-if command -v groff >/dev/null; then
-	for m in "$PROTO_MAN" "$CTL_MAN"; do
-		out=$(LC_ALL=C.UTF-8 groff -man -ww -Tutf8 -z "$m" 2>&1)
+have_groff=
+if command -v groff >/dev/null && command -v col >/dev/null; then
+	have_groff=1
+	for m in "$PROTO_MAN" "$CTL_MAN" "$DAEMON_MAN" "$CONF_MAN" "$BPF_MAN"; do
+		out=$(LC_ALL=C.UTF-8 groff -t -man -ww -Tutf8 -z "$m" 2>&1)
 		check "$(basename "$m") renders without warnings${out:+: $out}" [ -z "$out" ]
 	done
 else
-	skip "groff not installed: rendering not checked"
+	skip "groff or col not installed (scripts/deps.sh installs them): pages not rendered"
 fi
 
 documented=$(headings "$PROTO_MAN" COMMANDS)
@@ -234,4 +248,209 @@ if help=$("$IOFENCECTL" --help 2>/dev/null); then
 	done
 else
 	skip "$IOFENCECTL --help failed: build it first (make)"
+fi
+
+# --- options, settings and the BPF side, from the programs themselves ---
+
+# render FILE: the page as a reader sees it, in plain ASCII (roff's \- and
+# - both come out as -), without overstrike, on lines too wide to break
+# an option's entry.
+render() {
+	LC_ALL=C groff -t -man -Tascii -P-cbou -rLL=200n "$1" 2>/dev/null | col -bx
+}
+# rsection NAME: the body of the rendered section NAME on stdin.
+rsection() { awk -v want="$1" '/^[A-Z]/ { on = ($0 == want); next } on'; }
+# help_options: every -x and --long-name that a help text on stdin shows
+# as an option (after a space, a comma or a bracket).
+help_options() {
+	grep -oE '(^|[ ,[])--?[A-Za-z][A-Za-z0-9-]*' | sed 's/^[ ,[]//' | sort -u
+}
+# has_option OPT: stdin has OPT as a word of its own.
+has_option() { grep -qE -- "(^|[^A-Za-z0-9-])$1([^A-Za-z0-9-]|\$)"; }
+# flat: stdin on one line, with single spaces.
+flat() { tr -s '[:space:]' ' '; }
+not() { ! "$@"; }
+quiet() { "$@" >/dev/null 2>&1; }
+
+if [ -n "$have_groff" ] && help=$("$IOFENCED" --help 2>/dev/null); then
+	opts=$(help_options <<<"$help")
+	check "iofenced --help lists options" [ "$(wc -w <<<"$opts")" -ge 10 ]
+	man_opts=$(render "$DAEMON_MAN" | rsection OPTIONS)
+	for o in $opts; do
+		check "iofenced option $o is under OPTIONS in iofenced.8" has_option "$o" <<<"$man_opts"
+	done
+	# Entries of options that no longer exist fail as well.
+	for o in $(grep -E '^ {7}-' <<<"$man_opts" | help_options); do
+		check "documented iofenced option $o is in --help" has_option "$o" <<<"$help"
+	done
+else
+	skip "$IOFENCED --help failed or no groff: iofenced.8 not checked"
+fi
+
+if [ -n "$have_groff" ] && help=$("$IOFENCECTL" --help 2>/dev/null); then
+	page=$(render "$CTL_MAN")
+	for o in $(help_options <<<"$help"); do
+		check "iofencectl option $o is in iofencectl.8" has_option "$o" <<<"$page"
+	done
+	# Each command's own help, in whichever form exits 0.
+	subs=$(sed -n '/^Commands/,/^$/p' <<<"$help" | grep -E '^  [a-z]' | awk '{ print $1 }')
+	helped=0
+	for s in $subs; do
+		if sub=$("$IOFENCECTL" help "$s" 2>/dev/null) ||
+			sub=$("$IOFENCECTL" "$s" --help 2>/dev/null); then
+			helped=$((helped + 1))
+			for o in $(help_options <<<"$sub"); do
+				check "iofencectl $s option $o is in iofencectl.8" has_option "$o" <<<"$page"
+			done
+		fi
+	done
+	[ "$helped" -gt 0 ] ||
+		skip "no command of iofencectl has help of its own (help SUB, SUB --help): its options are checked from --help alone"
+else
+	skip "$IOFENCECTL --help failed or no groff: iofencectl.8 options not checked"
+fi
+
+# The settings, as the loader's own --check-config prints them: each is a
+# line "key = value", the default watchdog commented out.
+defaults=$("$IOFENCED" --check-config --config /dev/null 2>&1)
+check "iofenced --check-config runs with an empty file" \
+	grep -q '^\[daemon\]$' <<<"$defaults"
+keys=$(sed -n 's/^#\{0,1\}\([a-z_]*\) =.*/\1/p' <<<"$defaults")
+check "iofenced --check-config prints the settings" [ "$(wc -w <<<"$keys")" -ge 10 ]
+# default KEY: its value in the defaults, "" for none.
+default() { sed -n "s/^#\{0,1\}$1 = \{0,1\}//p" <<<"$defaults"; }
+
+help=$("$IOFENCED" --help 2>/dev/null)
+cf="$T/probe.conf"
+for o in $(help_options <<<"$help" | grep '^--'); do
+	k=${o#--}
+	k=${k//-/_}
+	if grep -qx -- "$k" <<<"$keys"; then
+		continue
+	fi
+	# An option without a setting: the loader must refuse it by name,
+	# so that the settings are exactly the options --check-config shows.
+	printf '[daemon]\n%s = 1\n' "$k" >"$cf"
+	out=$("$IOFENCED" --check-config --config "$cf" 2>&1)
+	check "option $o has no setting, and a file naming $k is refused" \
+		grep -q "unknown setting '$k'" <<<"$out"
+done
+for k in $keys; do
+	check "setting $k is the option --${k//_/-}" has_option "--${k//_/-}" <<<"$help"
+done
+printf '[daemon]\nno_such_setting = 1\n' >"$cf"
+check "an unknown setting is refused" \
+	not quiet "$IOFENCED" --check-config --config "$cf"
+printf '[other]\nverbose = yes\n' >"$cf"
+check "an unknown section is refused" \
+	not quiet "$IOFENCED" --check-config --config "$cf"
+check "a config file that --config names must exist" \
+	not quiet "$IOFENCED" --check-config --config "$T/absent.conf"
+# What --check-config prints loads, and gives the same settings.
+printf '%s\n' "$defaults" >"$cf"
+check "what --check-config prints loads as it was" \
+	[ "$("$IOFENCED" --check-config --config "$cf" 2>&1 | sed 1d)" = "$(sed 1d <<<"$defaults")" ]
+
+if [ -n "$have_groff" ]; then
+	settings=$(render "$CONF_MAN" | rsection SETTINGS)
+	for k in $keys; do
+		text=$(awk -v k="$k" '/^       [a-z_]+ = / { on = ($1 == k) } on' <<<"$settings" | flat)
+		v=$(default "$k")
+		check "setting $k has its entry in iofenced.conf.5" [ -n "$text" ]
+		want="default: empty"
+		[ -n "$v" ] && want="default $v"
+		check "iofenced.conf.5 gives $k's default (${v:-empty})" \
+			grep -qF -- "$want" <<<"$text"
+	done
+	for k in $(grep -oE '^ {7}[a-z_]+ = ' <<<"$settings" | awk '{ print $1 }'); do
+		check "documented setting $k is one the loader takes" grep -qx -- "$k" <<<"$keys"
+	done
+fi
+
+# The example config: it loads; every setting is there, commented out at
+# its default, but the groups that the package's sysusers.d makes.
+out=$("$IOFENCED" --check-config --config "$CONF_EXAMPLE" 2>&1)
+errs=$("$IOFENCED" --check-config --config "$CONF_EXAMPLE" 2>&1 >/dev/null)
+check "the example config loads${errs:+: $errs}" \
+	quiet "$IOFENCED" --check-config --config "$CONF_EXAMPLE"
+check "the example config sets socket_group = iofence" grep -qx 'socket_group = iofence' <<<"$out"
+check "the example config sets control_group = iofence-admin" grep -qx 'control_group = iofence-admin' <<<"$out"
+for k in $keys; do
+	line=$(grep -E "^#?$k =" "$CONF_EXAMPLE")
+	check "setting $k is in the example config once" [ "$(grep -c . <<<"$line")" -eq 1 ]
+	case $k in
+	socket_group | control_group) continue ;;
+	esac
+	v=$(sed "s/^#$k = \{0,1\}//" <<<"$line")
+	check "the example config has $k commented out" [ "${line:0:1}" = "#" ]
+	check "the example config shows $k's default (${v:-empty})" [ "$v" = "$(default "$k")" ]
+done
+# Nothing else is set.
+check "the example config sets nothing but the groups" \
+	[ "$(grep -vE '^[[:space:]]*(#|;|$|\[daemon\]$)' "$CONF_EXAMPLE" | sed 's/ = .*//' | sort | xargs)" = "control_group socket_group" ]
+
+# The BPF side: each map of iofence.bpf.c has its heading, each field of
+# the shared structs and each pinned link is named in iofence-bpf.7.
+maps=$(sed -n 's/^} \([a-z_]*\) SEC(".maps");/\1/p' bpf/iofence.bpf.c)
+check "iofence.bpf.c: the maps are read" [ "$(wc -w <<<"$maps")" -ge 5 ]
+bpf_headings=$(sed -e 's/\\-/-/g' "$BPF_MAN" | sed -n 's/^\.SS //p' | tr ', ' '\n\n')
+for m in $maps; do
+	check "map $m has its heading in iofence-bpf.7" grep -qx -- "$m" <<<"$bpf_headings"
+done
+fields=$(awk '/^struct iofence_[a-z_]+ \{/ { on = 1; next } on && /^\};/ { on = 0 } on' "$BPF_H" |
+	grep -oE '^[[:space:]]+(enum |struct )?[a-z_0-9]+ [a-z_0-9]+(\[[A-Z_0-9]+\])?;' |
+	sed 's/\[.*//; s/;//' | awk '{ print $NF }' | grep -v '^pad[0-9]*$' | sort -u)
+check "iofence.h: the fields are read" [ "$(wc -w <<<"$fields")" -ge 30 ]
+bpf_text=$(sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$BPF_MAN")
+for f in $fields; do
+	check "BPF field $f is in iofence-bpf.7" grep -qw -- "$f" <<<"$bpf_text"
+done
+links=$(grep -o '"link_[a-z_]*"' "$(src tracker.c)" | tr -d '"' | sort -u)
+check "tracker.c: the links are read" [ "$(wc -w <<<"$links")" -ge 7 ]
+for l in $links; do
+	check "link $l is in iofence-bpf.7" grep -qw -- "$l" <<<"$bpf_text"
+done
+
+# --- the worked example of the timeline, against a running daemon -------
+
+ex=$(part "$PROTO_MAN" SS "Choosing the timeline")
+wdt=$(grep -oE -- '--watchdog-timeout [0-9]+' <<<"$ex" | awk '{ print $2 }')
+spec=$(grep -oE 'uuid=[^ ]+' <<<"$ex" | head -1)
+page_tl=$(awk '/jq \.timeline/ { on = 1; next } on && /^\{/ { j = 1 } j { print } j && /^\}/ { exit }' <<<"$ex")
+check "the worked example names a watchdog timeout" [ -n "$wdt" ]
+check "the worked example names a storage" [ -n "$spec" ]
+check "the worked example shows its timeline" quiet jq -e .fence_deadline_ms <<<"$page_tl"
+if [ ! -x "$IOFENCED" ]; then
+	skip "$IOFENCED missing: build it first (make)"
+elif [ -n "$wdt" ] && [ -n "$spec" ]; then
+	# The page's storage, on a folder of this test, killing nobody; a
+	# FIFO as the watchdog, so that nothing can reset this machine.
+	mkdir -p "$T/ps1"
+	mkfifo "$T/wd"
+	spec=$(sed -E "s|target=[^,]*|target=$T/ps1|" <<<"$spec"),victims=iofence-test-nobody
+	uuid=$(sed -E 's/^uuid=([^,]*).*/\1/' <<<"$spec")
+	if start_daemon ex --no-bpf --watchdog "$T/wd" --watchdog-timeout "$wdt"; then
+		ctl_sock "$SOCK_ex" setup --no-status-check --host h1 --storage "$spec" >/dev/null
+		got=$(ctl_sock "$SOCK_ex" --json storage "$uuid" | jq -S .timeline)
+		check "the worked example's timeline is the daemon's (page $(jq -c . <<<"$page_tl"), daemon $(jq -c . <<<"$got"))" \
+			[ "$got" = "$(jq -S . <<<"$page_tl")" ]
+		record_read() {
+			rec=$(ctl_sock "$SOCK_ex" --json peer --storage "$uuid" --host h1 --window 0 | jq -c .record)
+			[ -n "$rec" ] && [ "$rec" != null ]
+		}
+		wait_until 10 record_read
+		text=$(render "$PROTO_MAN" | sed -n '/^   Choosing the timeline/,/^   [A-Z]/p' | flat)
+		for k in interval_ms timeout_ms fence_deadline_ms; do
+			v=$(jq -r ".$k" <<<"$rec")
+			check "the worked example's record carries $k $v" grep -qF -- "$k $v" <<<"$text"
+		done
+		# Its arithmetic: F in seconds, and H - F = the margin.
+		f=$(($(jq -r .fence_deadline_ms <<<"$got") / 1000))
+		check "the worked example states F = $f s" grep -qE -- "= $f s" <<<"$text"
+		h=$(grep -oE 'example: H = [0-9]+ s' <<<"$text" | grep -oE '[0-9]+')
+		check "the worked example's margin is H - F = $((h - f)) s" \
+			grep -qF -- "margin of $h - $f = $((h - f)) s" <<<"$text"
+	else
+		not_ok "a daemon with the worked example's watchdog starts"
+	fi
 fi

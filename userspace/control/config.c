@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ enum {
 	OPT_WATCHDOG_TIMEOUT,
 	OPT_FENCE_HOOK,
 	OPT_RT_PRIORITY,
+	OPT_CHECK_CONFIG,
 };
 
 static const struct option long_options[] = {
@@ -39,6 +41,7 @@ static const struct option long_options[] = {
 	{ "fence-hook", required_argument, NULL, OPT_FENCE_HOOK },
 	{ "rt-priority", required_argument, NULL, OPT_RT_PRIORITY },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{},
@@ -82,8 +85,8 @@ static void usage(FILE *out)
 		"                            skipped with a warning when absent); a FIFO or\n"
 		"                            file works as a test device; 'none': no watchdog,\n"
 		"                            so no fence deadline is published\n"
-		"      --watchdog-timeout S  set the device's timeout to S seconds\n"
-		"                            (default: keep the device's own)\n"
+		"      --watchdog-timeout S  set the device's timeout to S seconds, 1-3600\n"
+		"                            (default 0: keep the device's own)\n"
 		"      --fence-hook PATH     run at every fence of a storage without its\n"
 		"                            own fence_hook (default: none)\n"
 		"      --rt-priority N       SCHED_FIFO priority of the fencing core (its\n"
@@ -91,6 +94,10 @@ static void usage(FILE *out)
 		"                            to stay SCHED_OTHER (default %d); the control\n"
 		"                            plane always runs SCHED_OTHER\n"
 		"  -v, --verbose             log debug messages\n"
+		"      --check-config        read the config file and the command line,\n"
+		"                            print the resulting settings (in the\n"
+		"                            file's syntax) and exit: 0 when they are\n"
+		"                            valid, 1 when not\n"
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n",
 		IOFENCE_DEFAULT_MAX_CONNECTIONS, IOFENCE_DEFAULT_IDLE_TIMEOUT,
@@ -134,49 +141,140 @@ static int parse_int(const char *val, int min, int max, int *out)
 	return 0;
 }
 
+/*
+ * Every setting of the file, by its name there. The command line reaches
+ * the same entries through its long option's name, with '_' for '-', so
+ * the file and the command line cannot accept different things, and
+ * --check-config prints each of them.
+ */
+enum setting_kind {
+	SET_STR, /* a non-empty string */
+	SET_GROUP, /* a group name; empty: none (root only) */
+	SET_HOOK, /* an absolute path; empty: none */
+	SET_WATCHDOG, /* a path or "none"; set at all, it must open */
+	SET_BOOL,
+	SET_INT,
+};
+
+struct setting {
+	const char *name;
+	enum setting_kind kind;
+	size_t off;
+	int min, max;
+};
+
+#define SETTING(n, k, field)                                                \
+	{                                                                   \
+		.name = n, .kind = k, .off = offsetof(struct config, field) \
+	}
+#define SETTING_INT(n, field, lo, hi)                                       \
+	{                                                                   \
+		.name = n, .kind = SET_INT,                                 \
+		.off = offsetof(struct config, field), .min = lo, .max = hi \
+	}
+
+static const struct setting settings[] = {
+	SETTING("socket", SET_STR, socket_path),
+	SETTING("socket_group", SET_GROUP, socket_group),
+	SETTING("control_group", SET_GROUP, control_group),
+	SETTING("state_dir", SET_STR, state_dir),
+	SETTING("pin_dir", SET_STR, pin_dir),
+	SETTING("foreground", SET_BOOL, foreground),
+	SETTING("no_bpf", SET_BOOL, no_bpf),
+	SETTING_INT("max_connections", max_connections, 1, 4096),
+	SETTING_INT("idle_timeout", idle_timeout_s, 0, 86400),
+	SETTING("watchdog", SET_WATCHDOG, watchdog),
+	/* 0: the device's own, so that what --check-config prints loads. */
+	SETTING_INT("watchdog_timeout", watchdog_timeout_s, 0, 3600),
+	SETTING("fence_hook", SET_HOOK, fence_hook),
+	SETTING_INT("rt_priority", rt_priority, 0, 99),
+	SETTING("verbose", SET_BOOL, verbose),
+};
+
 /* One setting by name, from the file or the command line. */
 static int config_set(struct config *cfg, const char *name, const char *val,
 		      const char *where)
 {
-	int ret = -ENOENT;
+	const struct setting *s = NULL;
+	void *field;
+	int ret;
 
-	if (!strcmp(name, "socket"))
-		ret = set_str(&cfg->socket_path, val);
-	else if (!strcmp(name, "socket_group"))
-		ret = set_str(&cfg->socket_group, val);
-	else if (!strcmp(name, "control_group"))
-		ret = set_str(&cfg->control_group, val);
-	else if (!strcmp(name, "state_dir"))
-		ret = set_str(&cfg->state_dir, val);
-	else if (!strcmp(name, "pin_dir"))
-		ret = set_str(&cfg->pin_dir, val);
-	else if (!strcmp(name, "foreground"))
-		ret = parse_bool(val, &cfg->foreground);
-	else if (!strcmp(name, "no_bpf"))
-		ret = parse_bool(val, &cfg->no_bpf);
-	else if (!strcmp(name, "verbose"))
-		ret = parse_bool(val, &cfg->verbose);
-	else if (!strcmp(name, "max_connections"))
-		ret = parse_int(val, 1, 4096, &cfg->max_connections);
-	else if (!strcmp(name, "idle_timeout"))
-		ret = parse_int(val, 0, 86400, &cfg->idle_timeout_s);
-	else if (!strcmp(name, "watchdog")) {
-		ret = set_str(&cfg->watchdog, val);
-		cfg->watchdog_required = true;
-	} else if (!strcmp(name, "watchdog_timeout"))
-		ret = parse_int(val, 1, 3600, &cfg->watchdog_timeout_s);
-	else if (!strcmp(name, "fence_hook"))
-		ret = val[0] == '/' ? set_str(&cfg->fence_hook, val) : -EINVAL;
-	else if (!strcmp(name, "rt_priority"))
-		ret = parse_int(val, 0, 99, &cfg->rt_priority);
-
-	if (ret == -ENOENT)
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (!strcmp(settings[i].name, name))
+			s = &settings[i];
+	if (!s) {
 		fprintf(stderr, "iofenced: %s: unknown setting '%s'\n", where,
 			name);
-	else if (ret == -EINVAL)
+		return -ENOENT;
+	}
+	field = (char *)cfg + s->off;
+	switch (s->kind) {
+	case SET_GROUP:
+	case SET_HOOK:
+		if (!val[0]) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+			return 0;
+		}
+		ret = s->kind == SET_HOOK && val[0] != '/' ?
+			      -EINVAL :
+			      set_str(field, val);
+		break;
+	case SET_WATCHDOG:
+		cfg->watchdog_required = true;
+		/* fallthrough */
+	case SET_STR:
+		ret = val[0] ? set_str(field, val) : -EINVAL;
+		break;
+	case SET_BOOL:
+		ret = parse_bool(val, field);
+		break;
+	case SET_INT:
+		ret = parse_int(val, s->min, s->max, field);
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	if (ret == -EINVAL)
 		fprintf(stderr, "iofenced: %s: %s: invalid value '%s'\n", where,
 			name, val);
 	return ret;
+}
+
+/*
+ * --check-config: the settings in the file's own syntax, so that the
+ * output loads as a config file and gives the same settings. The default
+ * watchdog is printed commented out: named in a file, it would have to
+ * open, where the default is skipped when absent.
+ */
+static void config_print(const struct config *cfg, bool found)
+{
+	printf("# iofenced --check-config: %s%s; the command line over it\n",
+	       cfg->config_path, found ? "" : " (not found: the defaults)");
+	printf("[daemon]\n");
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const struct setting *s = &settings[i];
+		const void *field = (const char *)cfg + s->off;
+		const char *str;
+
+		switch (s->kind) {
+		case SET_BOOL:
+			printf("%s = %s\n", s->name,
+			       *(const bool *)field ? "yes" : "no");
+			break;
+		case SET_INT:
+			printf("%s = %d\n", s->name, *(const int *)field);
+			break;
+		case SET_WATCHDOG:
+			printf("%s%s = %s\n", cfg->watchdog_required ? "" : "#",
+			       s->name, *(char *const *)field);
+			break;
+		default:
+			str = *(char *const *)field;
+			printf("%s =%s%s\n", s->name, str ? " " : "",
+			       str ? str : "");
+		}
+	}
 }
 
 struct ini_ctx {
@@ -204,12 +302,13 @@ static int config_ini_entry(void *user, const char *section, const char *name,
 	return 1;
 }
 
-static int load_file(struct config *cfg, bool explicit)
+static int load_file(struct config *cfg, bool explicit, bool *found)
 {
 	struct ini_ctx ctx = { .cfg = cfg };
 	FILE *f = fopen(cfg->config_path, "re");
 	int line;
 
+	*found = f != NULL;
 	if (!f) {
 		if (errno == ENOENT && !explicit)
 			return 0;
@@ -237,7 +336,7 @@ static const char *opt_name(int c)
 
 int config_load(struct config *cfg, int argc, char **argv)
 {
-	bool explicit = false;
+	bool explicit = false, check = false, found;
 	char name[64];
 	int c, ret;
 
@@ -263,6 +362,9 @@ int config_load(struct config *cfg, int argc, char **argv)
 				return -ENOMEM;
 			explicit = true;
 			break;
+		case OPT_CHECK_CONFIG:
+			check = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -280,7 +382,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 			argv[optind]);
 		return -EINVAL;
 	}
-	ret = load_file(cfg, explicit);
+	ret = load_file(cfg, explicit, &found);
 	if (ret)
 		return ret;
 
@@ -290,7 +392,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 				NULL)) != -1) {
 		const char *val = optarg;
 
-		if (c == 'c')
+		if (c == 'c' || c == OPT_CHECK_CONFIG)
 			continue;
 		if (c == 'f' || c == 'v' || c == OPT_NO_BPF)
 			val = "1";
@@ -300,6 +402,10 @@ int config_load(struct config *cfg, int argc, char **argv)
 				*p = '_';
 		if (config_set(cfg, name, val, "command line"))
 			return -EINVAL;
+	}
+	if (check) {
+		config_print(cfg, found);
+		return 1;
 	}
 	return 0;
 }
