@@ -45,7 +45,7 @@ on_exit "umount -l '$ST'"
 
 VMUUID=0e3c8d0a-5b7e-4e51-9a1f-3d2c1b0a9f8e
 sc1() {
-	local S V B1 B2 out line left left2 t hb hb2 i
+	local S V B1 B2 out line left left2 t hb hb2
 	mkdir -p "$ST/s1" "$T/vmb"
 	truncate -s 1M "$ST/s1/vm.img" "$ST/s1/other.img" "$T/elsewhere.img"
 	# A dummy VM that names its VM uuid on its command line, as qemu does.
@@ -73,7 +73,7 @@ sc1() {
 	check "1: last_ok_at is a wall-clock time within 3 s of ours, less since_ok_ms" \
 		jqe --argjson now "$(now_ms)" '(.last_ok_at.seconds * 1000 + (.last_ok_at.microseconds / 1000 | floor) + .since_ok_ms - $now) | fabs < 3000' <<<"$hb"
 	# The time to fence goes down between two heartbeats.
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		hb=$(hbj "$S" s1)
 		sleep 0.4
 		hb2=$(hbj "$S" s1)
@@ -95,7 +95,7 @@ sc1() {
 	t=$(epoch_ms "$t")
 	check "1: last ok is wall-clock time, within interval + 3 s of date ($t)" near_now "${t:-0}" 5000
 	# Again, within one heartbeat interval: the figure is live.
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		line=$(ctl "$S" status | grep -E '^ +fence in ')
 		sleep 0.5
 		left2=$(ctl "$S" status | grep -E '^ +fence in ' | sed -E 's/^ +fence in ([0-9]+)\.([0-9])s.*/\1\2/')
@@ -297,7 +297,7 @@ sc3() {
 # --- 4. the census, held up by a victim in D state ---------------------------
 
 sc4() {
-	local M S H out rc age t0 slow
+	local M S H out rc t0 slow
 	if [ ! -x "$MMAP_HOLD" ]; then
 		not_ok "4: helper $MMAP_HOLD (make tests)"
 		return
