@@ -27,6 +27,10 @@ struct fencer_link {
 	struct hb_snap snap;
 	bool have_snap; /* the core has reported at least once */
 	json_t *victims; /* of the fence, as last reported */
+	/* what a fence would kill now: the last census; NULL before one */
+	json_t *victims_now;
+	unsigned int victims_now_more; /* found but not listed */
+	uint64_t victims_now_ns; /* when that census began, monotonic */
 	/*
 	 * query-status's view of the snapshot, built at the first query
 	 * after a report: a status poller asks far more often than the

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -145,6 +146,7 @@ void fencer_stop(struct fencer_link *f)
 	}
 	f->s->hb = NULL;
 	json_decref(f->victims);
+	json_decref(f->victims_now);
 	json_decref(f->status);
 	free(f);
 }
@@ -164,6 +166,37 @@ static struct fencer_link *link_find(struct daemon *d, uint32_t idx,
 	return NULL;
 }
 
+static json_t *census_json(const struct census_report *c)
+{
+	json_t *list = json_array();
+
+	for (unsigned int i = 0; list && i < c->n; i++) {
+		const struct census_vm *v = &c->vms[i];
+		json_t *o = json_pack("{s:i,s:s,s:s?}", "pid", v->pid, "exe",
+				      v->exe, "vm_uuid",
+				      v->uuid[0] ? v->uuid : NULL);
+
+		/* A name that is no UTF-8 still counts as a victim. */
+		if (!o)
+			o = json_pack("{s:i,s:s,s:n}", "pid", v->pid, "exe",
+				      "(not UTF-8)", "vm_uuid");
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+static void census_take(struct fencer_link *f, const struct census_report *c)
+{
+	json_t *list = census_json(c);
+
+	if (!list)
+		return;
+	json_decref(f->victims_now);
+	f->victims_now = list;
+	f->victims_now_more = c->found > c->n ? c->found - c->n : 0;
+	f->victims_now_ns = c->started_ns;
+}
+
 void fencer_on_report(struct msg *m, void *ctx)
 {
 	struct msg_fencer_report *r =
@@ -181,6 +214,8 @@ void fencer_on_report(struct msg *m, void *ctx)
 			f->victims = r->victims;
 			r->victims = NULL;
 		}
+		if (r->census)
+			census_take(f, r->census);
 		/*
 		 * The kernel fence follows the core's: set from the first
 		 * snapshot that is fenced (a fence as it fires, or one that
@@ -197,6 +232,7 @@ void fencer_on_report(struct msg *m, void *ctx)
 	else
 		json_decref(r->data);
 	json_decref(r->victims);
+	free(r->census);
 	free(r);
 }
 
@@ -281,6 +317,27 @@ static const char *write_error(int err)
 	return err == ETIMEDOUT ? "write deadline passed" : strerror(err);
 }
 
+/*
+ * The wall-clock time of the last write that succeeded, from the core's
+ * monotonic t_ok: null when none did, on this run or, by the record
+ * found when it armed, on an earlier one of this boot.
+ */
+static json_t *last_ok_at_json(const struct fencer_link *f)
+{
+	const struct hb_snap *h = &f->snap;
+	struct timespec rt;
+	int64_t real_ns, ago_ns;
+
+	if (!h->writes_ok && !f->s->t_ok_ns)
+		return json_null();
+	clock_gettime(CLOCK_REALTIME, &rt);
+	ago_ns = (int64_t)loop_now_ns() - (int64_t)h->t_ok_ns;
+	real_ns = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec - ago_ns;
+	return json_pack("{s:I,s:I}", "seconds",
+			 (json_int_t)(real_ns / 1000000000), "microseconds",
+			 (json_int_t)(real_ns % 1000000000 / 1000));
+}
+
 /* What the snapshot says, but for the figures that age with the clock. */
 static json_t *status_fixed_json(const struct fencer_link *f)
 {
@@ -302,10 +359,20 @@ static json_t *status_fixed_json(const struct fencer_link *f)
 
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "last_ok_at", last_ok_at_json(f));
+	json_object_set_new(o, "fences", json_integer((json_int_t)h->fences));
+	json_object_set_new(o, "victims_now",
+			    f->victims_now ? json_incref(f->victims_now) :
+					     json_null());
+	json_object_set_new(o, "victims_now_more",
+			    json_integer(f->victims_now_more));
+	json_object_set_new(o, "victims_now_age_ms",
+			    f->victims_now ? json_integer(0) : json_null());
 	if (h->state != HB_FENCED) {
 		json_object_set_new(o, "fence_in_ms", json_integer(0));
 		return o;
 	}
+	json_object_set_new(o, "fence_in_ms", json_null());
 	json_object_set_new(
 		o, "fence",
 		json_pack("{s:I,s:s,s:b,s:b,s:b,s:o,s:o}", "fenced_at",
@@ -329,6 +396,11 @@ json_t *fencer_status_json(struct fencer_link *f)
 		return NULL;
 	json_integer_set(json_object_get(f->status, "since_ok_ms"),
 			 since_ok_ms);
+	if (f->victims_now)
+		json_integer_set(
+			json_object_get(f->status, "victims_now_age_ms"),
+			((int64_t)loop_now_ns() - (int64_t)f->victims_now_ns) /
+				(int64_t)NS_PER_MS);
 	if (f->snap.state != HB_FENCED)
 		json_integer_set(json_object_get(f->status, "fence_in_ms"),
 				 (int64_t)timeline_timeout_ms(&f->s->p) -

@@ -128,6 +128,8 @@ json_t *cmd_query_status(struct daemon *d, struct ctl_conn *c,
 		json_put_bool(x, "active", d->tracker.active);
 		json_put_str(x, "pin_dir",
 			     d->tracker.active ? d->tracker.pin_dir : NULL);
+		json_put_bool(x, "write_fence",
+			      d->tracker.active && d->tracker.write_fence);
 	}
 	watchdog_put(o, d);
 	if ((x = json_put_obj(o, "lag")))

@@ -61,12 +61,6 @@ _Static_assert(LOOP_BOUNDED_WORKERS > STORAGE_MAX,
 /* Victim searches of one storage under way at once. */
 #define FENCER_SCANS_MAX 2
 
-/* A VM the census saw on the storage. */
-struct census_vm {
-	pid_t pid;
-	char uuid[37];
-};
-
 /* VMs one census remembers; more are counted in the record. */
 #define CENSUS_VMS_MAX 256
 _Static_assert(CENSUS_VMS_MAX >= RECORD_VMS_MAX, "the record's VMs fit");
@@ -147,6 +141,8 @@ struct fencer {
 	unsigned int nvms, vms_found;
 	uint64_t vms_ns;
 	bool census_busy;
+	struct census_report *census; /* done, for the next report */
+	uint64_t fences;
 
 	/* the kernel's evidence: when to look next, and what the last saw */
 	uint64_t ev_next_ns;
@@ -245,6 +241,7 @@ static void snapshot(const struct fencer *f, struct hb_snap *s)
 		.completed = f->completed,
 		.escalated = f->escalated,
 		.scan = f->scan,
+		.fences = f->fences,
 	};
 	memcpy(s->reason, f->reason, sizeof(s->reason));
 }
@@ -269,6 +266,8 @@ static void report(struct fencer *f, const char *name, json_t *data)
 		r->victims = victims_json(f, 0);
 		f->victims_changed = false;
 	}
+	r->census = f->census;
+	f->census = NULL;
 	r->event = name;
 	if (data) {
 		json_object_set_new(data, "storage",
@@ -391,6 +390,7 @@ static void fencer_free(struct fencer *f)
 	loop_close(loop_of(f), f->cfg.fd);
 	fencer_cfg_release(&f->cfg);
 	free(f->vms);
+	free(f->census);
 	/*
 	 * A write the kernel still holds (stuck on a dead storage at exit)
 	 * may read its buffer whenever the storage answers: never free it.
@@ -687,6 +687,7 @@ struct msg_scan_done {
 	/* census: the VMs seen (with a uuid: vms_named of them) */
 	struct census_vm *vms;
 	unsigned int nvms, vms_named;
+	uint64_t started_ns;
 };
 
 static void scan_job_free(struct scan_job *j)
@@ -705,8 +706,11 @@ static void census_found(struct victim *v, void *arg)
 	struct scan_job *j = arg;
 	struct msg_scan_done *d = j->done;
 
-	if (d->nvms < CENSUS_VMS_MAX)
-		d->vms[d->nvms++] = (struct census_vm){ .pid = v->pid };
+	if (d->nvms < CENSUS_VMS_MAX) {
+		d->vms[d->nvms] = (struct census_vm){ .pid = v->pid };
+		memcpy(d->vms[d->nvms].exe, v->exe, sizeof(v->exe));
+		d->nvms++;
+	}
 	victims_release(v, 1);
 }
 
@@ -783,6 +787,7 @@ static void scan_run(struct work *w)
 		return;
 	}
 	j->done = d;
+	d->started_ns = loop_now_ns();
 	if (j->census)
 		ret = victims_scan_each(&j->devs, &filter, "/proc",
 					census_found, census_named, j, &st);
@@ -1137,6 +1142,24 @@ static void fence_fired(struct fencer *f, uint64_t now)
 	run_hook(f);
 }
 
+/*
+ * What a fence would kill now, for query-status: the census searched
+ * with the fence's own rules (filter, device set, the same /proc walk),
+ * so it lists every victim, named or not.
+ */
+static void census_report(struct fencer *f, const struct msg_scan_done *d)
+{
+	struct census_report *c = f->census;
+
+	if (!c && !(c = f->census = malloc(sizeof(*c))))
+		return;
+	c->n = d->nvms < CENSUS_REPORT_MAX ? d->nvms : CENSUS_REPORT_MAX;
+	memcpy(c->vms, d->vms, c->n * sizeof(*c->vms));
+	c->found = (unsigned int)d->found;
+	c->started_ns = d->started_ns;
+	report(f, NULL, NULL);
+}
+
 static void on_scan_done(struct msg *m, void *ctx)
 {
 	struct msg_scan_done *d = container_of(m, struct msg_scan_done, m);
@@ -1156,6 +1179,7 @@ static void on_scan_done(struct msg *m, void *ctx)
 			f->vms_found = d->vms_named + (d->found - d->nvms);
 			f->nvms = d->nvms;
 			memcpy(f->vms, d->vms, f->nvms * sizeof(*f->vms));
+			census_report(f, d);
 		}
 		goto out;
 	}
@@ -1251,6 +1275,7 @@ static void fence(struct fencer *f, uint64_t now)
 
 	f->state = HB_FENCED;
 	f->failing = true;
+	f->fences++;
 	f->fenced_ns = now;
 	f->contract_ns = at(f, timeline_timeout_ms(p));
 	f->fence_t_ok_ns = f->t_ok_ns;

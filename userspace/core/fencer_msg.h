@@ -78,6 +78,24 @@ struct scan_report {
 const char *hb_state_name(enum hb_state s);
 json_t *scan_report_json(const struct scan_report *s);
 
+/* A process a fence would kill, as the VM census last saw it. */
+struct census_vm {
+	pid_t pid;
+	char exe[VICTIM_EXE_MAX];
+	char uuid[37]; /* "" when it names no VM */
+};
+
+/* Of the census, what query-status lists; the rest are counted. */
+#define CENSUS_REPORT_MAX 32
+
+/* The last census of a fencer, for the control plane. */
+struct census_report {
+	struct census_vm vms[CENSUS_REPORT_MAX];
+	unsigned int n; /* listed */
+	unsigned int found; /* in all: more than n when some are not listed */
+	uint64_t started_ns; /* monotonic: it saw processes from then on */
+};
+
 struct hb_snap {
 	enum hb_state state;
 	uint64_t seq; /* of the last record sent */
@@ -94,6 +112,7 @@ struct hb_snap {
 	char reason[FENCE_REASON_MAX];
 	bool completed, escalated;
 	struct scan_report scan;
+	uint64_t fences; /* fired since the fencer started */
 };
 
 /* control -> core */
@@ -132,6 +151,7 @@ struct msg_fencer_report {
 	uint32_t idx;
 	struct hb_snap snap;
 	json_t *victims; /* the fence's victims now; NULL: unchanged */
+	struct census_report *census; /* a census done; NULL: unchanged */
 	const char *event; /* NULL: none */
 	json_t *data;
 };

@@ -36,9 +36,18 @@ struct invocation {
 	char **argv; /* argv[0] is the subcommand */
 	json_t *args; /* the request's arguments; NULL: none */
 	int deadline_ms; /* the daemon's own deadline for it; 0: none */
+	bool answered; /* the status is status_of()'s */
 };
 
 struct subcommand;
+
+/* peer: its answer is its exit status; anything else that failed is 3. */
+enum {
+	PEER_EXIT_ALIVE,
+	PEER_EXIT_DEAD,
+	PEER_EXIT_UNKNOWN,
+	PEER_EXIT_FAILED,
+};
 
 struct client {
 	int fd;
@@ -86,8 +95,10 @@ int clamp_int(int64_t v);
 json_int_t int_of(json_t *obj, const char *key);
 const char *str_of(json_t *obj, const char *key);
 struct text fmt_duration(json_int_t ms);
+struct text fmt_left(json_int_t ms);
 struct text fmt_bytes(json_int_t bytes);
 struct text fmt_time(json_int_t sec, json_int_t usec);
+struct text fmt_stamp(json_t *ts);
 struct text fmt_deadline(json_t *timeline);
 void print_json(json_t *v);
 int max_width(json_t *list, const char *key, int min);
@@ -101,7 +112,11 @@ void print_commands(json_t *ret);
 void print_host_state(json_t *ret);
 void print_unfence(json_t *ret);
 void print_peer(json_t *ret);
+int peer_status(json_t *ret);
 void print_flight(json_t *ret);
 void print_event(const struct client *cl, json_t *ev);
+
+/* metrics.c: query-status in the OpenMetrics text format. */
+void print_metrics(json_t *ret);
 
 #endif

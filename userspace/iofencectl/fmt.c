@@ -58,6 +58,20 @@ struct text fmt_duration(json_int_t ms)
 	return t;
 }
 
+/* 12.3s, 850ms, 2m30s: a time left, to a tenth of a second below 60 s. */
+struct text fmt_left(json_int_t ms)
+{
+	struct text t;
+
+	if (ms < 0)
+		ms = 0;
+	if (ms < 1000 || ms >= 60000)
+		return fmt_duration(ms < 1000 ? ms : ms / 1000 * 1000);
+	snprintf(t.s, sizeof(t.s), "%lld.%llds", (long long)(ms / 1000),
+		 (long long)(ms % 1000 / 100));
+	return t;
+}
+
 struct text fmt_bytes(json_int_t bytes)
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
@@ -98,6 +112,18 @@ struct text fmt_time(json_int_t sec, json_int_t usec)
 			      (long long)(usec / 1000));
 	strftime(t.s + n, sizeof(t.s) - n, "%z", &tm);
 	return t;
+}
+
+/* An event-style timestamp ({seconds, microseconds}) as fmt_time(). */
+struct text fmt_stamp(json_t *ts)
+{
+	struct text t;
+
+	if (!json_is_object(ts)) {
+		snprintf(t.s, sizeof(t.s), "never");
+		return t;
+	}
+	return fmt_time(int_of(ts, "seconds"), int_of(ts, "microseconds"));
 }
 
 /* "force" publishes a deadline after t_ok; the others promise none. */

@@ -40,6 +40,9 @@ struct subcommand {
 	const char *positional; /* the key of its one argument; NULL: none */
 	int (*parse)(struct invocation *inv);
 	void (*print)(json_t *ret);
+	/* The exit status its reply means; NULL: 0. */
+	int (*status_of)(json_t *ret);
+	int fail_status; /* when it fails otherwise; 0: the usual ones */
 	/* NULL: one request, its reply printed by print(). */
 	int (*run)(struct client *cl, const struct subcommand *sc,
 		   struct invocation *inv);
@@ -328,8 +331,10 @@ static int run_simple(struct client *cl, const struct subcommand *sc,
 		print_json(ret);
 	else
 		sc->print(ret);
+	status = sc->status_of ? sc->status_of(ret) : CTL_EXIT_OK;
+	inv->answered = true;
 	json_decref(reply);
-	return CTL_EXIT_OK;
+	return status;
 }
 
 /* The key under which @seen holds an event shown from the journal. */
@@ -544,7 +549,15 @@ static const struct subcommand subcommands[] = {
 	  .summary = "whether another host still writes heartbeats\n"
 		     "there (waits DUR, default its timeout)",
 	  .parse = parse_peer,
-	  .print = print_peer },
+	  .print = print_peer,
+	  .status_of = peer_status,
+	  .fail_status = PEER_EXIT_FAILED },
+	{ .name = "metrics",
+	  .execute = "query-status",
+	  .usage = "",
+	  .summary = "the daemon's figures in the OpenMetrics text\n"
+		     "format, for node_exporter's textfile collector",
+	  .print = print_metrics },
 	{ .name = "events",
 	  .execute = "query-events",
 	  .usage = "[--since N]",
@@ -720,6 +733,8 @@ int main(int argc, char **argv)
 	json_decref(greeting);
 	status = (sc->run ? sc->run : run_simple)(&cl, sc, &inv);
 out:
+	if (status && sc->fail_status && !inv.answered)
+		status = sc->fail_status;
 	json_decref(inv.args);
 	if (cl.fd >= 0)
 		close(cl.fd);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 
@@ -92,6 +93,93 @@ static bool one_host(json_t *list)
 	return true;
 }
 
+/* The watchdog device, and whether the core still pets it. */
+static void print_watchdog(json_t *w)
+{
+	if (!json_is_object(w)) {
+		printf("watchdog: none (a fence that cannot finish only reports)\n");
+		return;
+	}
+	printf("watchdog: %s, timeout %s, ", str_of(w, "path"),
+	       fmt_duration(int_of(w, "timeout_ms")).s);
+	if (json_is_true(json_object_get(w, "petting")))
+		printf("petting (%lld pets)\n", (long long)int_of(w, "pets"));
+	else
+		printf("NOT PETTING: the host resets within %s\n",
+		       fmt_duration(int_of(w, "timeout_ms")).s);
+}
+
+/* The kernel write fence: whether it runs, and over which storages. */
+static void print_write_fence(json_t *bpf, json_t *list)
+{
+	size_t i, guarded = 0, fenced = 0;
+	json_t *s;
+
+	if (!json_is_true(json_object_get(bpf, "write_fence"))) {
+		printf("kernel fence: off (the BPF LSM does not run here)\n");
+		return;
+	}
+	json_array_foreach(list, i, s) {
+		json_t *k = json_object_get(json_object_get(s, "io"),
+					    "kernel_fence");
+
+		guarded += json_is_true(json_object_get(k, "active"));
+		fenced += json_is_true(json_object_get(k, "fenced"));
+	}
+	printf("kernel fence: on, %zu of %zu storages guarded", guarded,
+	       json_array_size(list));
+	if (fenced)
+		printf(", %zu FENCED (writes refused)", fenced);
+	putchar('\n');
+}
+
+/*
+ * A census starts at a heartbeat write, every 5 s at most: older than
+ * this, one is held up (a process it cannot read) or the writes are.
+ */
+#define CENSUS_STALE_MS 15000
+
+/* The processes a fence would kill now, as the last census saw them. */
+static void print_would_kill(json_t *hb)
+{
+	json_t *now = json_object_get(hb, "victims_now");
+	json_int_t age = int_of(hb, "victims_now_age_ms");
+	size_t n = json_array_size(now) + int_of(hb, "victims_now_more");
+
+	if (!json_is_array(now)) {
+		printf("would kill: not known yet");
+		return;
+	}
+	if (n)
+		printf("would kill %zu now", n);
+	else
+		printf("would kill none now");
+	printf(age > CENSUS_STALE_MS ? " (as of %s ago: stale)" :
+				       " (as of %s ago)",
+	       fmt_duration(age / 100 * 100).s);
+}
+
+/* Under a storage's line: the time to fence, the last good heartbeat. */
+static void print_outlook(json_t *hb)
+{
+	json_t *left = json_object_get(hb, "fence_in_ms");
+
+	if (!json_is_object(hb)) {
+		printf("no heartbeats\n");
+		return;
+	}
+	if (!strcmp(str_of(hb, "state"), "fenced"))
+		printf("FENCED");
+	else if (json_integer_value(left) > 0)
+		printf("fence in %s", fmt_left(json_integer_value(left)).s);
+	else
+		printf("fence due now");
+	printf(", last ok %s, ",
+	       fmt_stamp(json_object_get(hb, "last_ok_at")).s);
+	print_would_kill(hb);
+	putchar('\n');
+}
+
 void print_status(json_t *ret)
 {
 	json_t *bpf = json_object_get(ret, "bpf");
@@ -113,6 +201,8 @@ void print_status(json_t *ret)
 		       str_of(bpf, "pin_dir"));
 	else
 		printf("BPF tracker: off (no block I/O evidence)\n");
+	print_watchdog(json_object_get(ret, "watchdog"));
+	print_write_fence(bpf, list);
 	printf("%zu storage%s armed", n, n == 1 ? "" : "s");
 	if (n && !hosts)
 		printf(" for host %s",
@@ -140,6 +230,8 @@ void print_status(json_t *ret)
 		       str_of(p, "strategy"),
 		       fmt_deadline(json_object_get(s, "timeline")).s,
 		       str_of(p, "target"));
+		printf("%*s", uw + 1, "");
+		print_outlook(json_object_get(s, "heartbeat"));
 		/* Evidence under its storage; nothing to say without it. */
 		if (json_is_true(json_object_get(io, "tracked"))) {
 			printf("%*s", uw + 1, "");
@@ -167,6 +259,18 @@ static void print_heartbeat(json_t *hb)
 	       (long long)int_of(json_object_get(hb, "latency_us"), "max"),
 	       json_is_true(json_object_get(hb, "direct")) ? "" :
 							     " (no O_DIRECT)");
+	printf("outlook   ");
+	print_outlook(hb);
+	json_array_foreach(json_object_get(hb, "victims_now"), i, v) {
+		printf("would kill %lld %s", (long long)int_of(v, "pid"),
+		       str_of(v, "exe"));
+		if (json_is_string(json_object_get(v, "vm_uuid")))
+			printf(" VM %s", str_of(v, "vm_uuid"));
+		putchar('\n');
+	}
+	if (int_of(hb, "victims_now_more"))
+		printf("would kill %lld more, not listed\n",
+		       (long long)int_of(hb, "victims_now_more"));
 	if (!fence)
 		return;
 	printf("fenced    %s: %s%s%s\n",
@@ -277,13 +381,70 @@ void print_unfence(json_t *ret)
 	       str_of(ret, "state"));
 }
 
+/*
+ * When a dead peer's VMs may be restarted, in wall-clock ms: its
+ * record's fence deadline, counted from the later of when it wrote the
+ * record (its clock) and when this daemon first read it (ours: the
+ * record was there before, so its write began before). The second needs
+ * no agreement between the clocks; the first keeps the answer safe should
+ * ours run behind. 0: the record publishes no deadline.
+ */
+static int64_t peer_safe_ms(json_t *ret, json_t *r, int64_t *first_read)
+{
+	json_int_t deadline = int_of(r, "fence_deadline_ms");
+	json_int_t written = int_of(r, "written_at_ms");
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* The reply came after the query's observed_ms: an upper bound. */
+	*first_read = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+		      int_of(ret, "observed_ms");
+	if (!deadline)
+		return 0;
+	return (written > *first_read ? written : *first_read) + deadline;
+}
+
+static struct text fmt_ms_time(int64_t ms)
+{
+	return fmt_time(ms / 1000, ms % 1000 * 1000);
+}
+
+/* Whether, and from when, another host's VMs may be restarted. */
+static void print_verdict(json_t *ret, json_t *r)
+{
+	const char *liveness = str_of(ret, "liveness");
+	int64_t safe, first_read;
+
+	if (!strcmp(liveness, "alive")) {
+		printf("alive: do not restart its VMs\n");
+		return;
+	}
+	if (strcmp(liveness, "dead")) {
+		printf("unknown: do not restart its VMs on this evidence\n");
+		return;
+	}
+	safe = peer_safe_ms(ret, r, &first_read);
+	if (!safe) {
+		printf("dead; its record publishes no fence deadline (strategy kill-only or permissive, or no watchdog): no safe time to restart its VMs can be derived from the record\n");
+		return;
+	}
+	printf("dead; its VMs may be restarted %s %s (its fence deadline %s after its last write: written %s by its clock, before our first read at %s)\n",
+	       safe <= first_read + int_of(ret, "observed_ms") ?
+		       "now: the deadline passed at" :
+		       "after",
+	       fmt_ms_time(safe).s,
+	       fmt_duration(int_of(r, "fence_deadline_ms")).s,
+	       fmt_ms_time(int_of(r, "written_at_ms")).s,
+	       fmt_ms_time(first_read).s);
+}
+
 void print_peer(json_t *ret)
 {
 	json_t *r = json_object_get(ret, "record"), *v;
 	size_t i;
 
-	printf("host %s on %s: %s", str_of(ret, "host"), str_of(ret, "storage"),
-	       str_of(ret, "liveness"));
+	printf("host %s on storage %s: %s", str_of(ret, "host"),
+	       str_of(ret, "storage"), str_of(ret, "liveness"));
 	if (json_object_get(ret, "progress"))
 		printf(", %lld heartbeats in %s",
 		       (long long)int_of(ret, "progress"),
@@ -291,10 +452,12 @@ void print_peer(json_t *ret)
 	if (json_object_get(ret, "reason"))
 		printf(" (%s)", str_of(ret, "reason"));
 	putchar('\n');
+	print_verdict(ret, r);
 	if (!r)
 		return;
-	printf("record seq %lld, %s, every %s, timeout %s, ",
+	printf("record seq %lld, %s, written %s, every %s, timeout %s, ",
 	       (long long)int_of(r, "seq"), str_of(r, "state"),
+	       fmt_ms_time(int_of(r, "written_at_ms")).s,
 	       fmt_duration(int_of(r, "interval_ms")).s,
 	       fmt_duration(int_of(r, "timeout_ms")).s);
 	if (int_of(r, "fence_deadline_ms"))
@@ -311,6 +474,17 @@ void print_peer(json_t *ret)
 	    !int_of(r, "vms_omitted"))
 		printf(" none");
 	putchar('\n');
+}
+
+int peer_status(json_t *ret)
+{
+	const char *liveness = str_of(ret, "liveness");
+
+	if (!strcmp(liveness, "alive"))
+		return PEER_EXIT_ALIVE;
+	if (!strcmp(liveness, "dead"))
+		return PEER_EXIT_DEAD;
+	return PEER_EXIT_UNKNOWN;
 }
 
 /* setup and teardown: the flight, then each storage's result. */
