@@ -5,7 +5,8 @@
 # kernel file systems it uses. Idempotent: a second run changes nothing.
 set -u
 
-# Debian packages: build, BPF pipeline, tests, benchmarks.
+# Debian packages: build, BPF pipeline, tests, benchmarks, the .deb
+# (debian/rules needs no root: no fakeroot).
 pkgs=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev libbpf-tools
@@ -13,6 +14,7 @@ pkgs=(
 	libcriterion-dev libfuse3-dev fuse3
 	fio jq util-linux procps e2fsprogs kmod
 	qemu-system-x86 busybox-static xz-utils
+	dpkg-dev debhelper
 )
 
 log() { printf 'deps: %s\n' "$*"; }
