@@ -141,7 +141,8 @@ endif
 endif
 
 # SOURCE:DESTINATION:MODE of each file that is installed as it is. A
-# missing source fails the install: nothing is skipped.
+# missing source, or a placeholder left in a unit, fails the install
+# before it copies anything: nothing is skipped.
 inst-y += $(OUT)/iofenced:$(SBINDIR)/iofenced:0755
 inst-y += $(OUT)/iofencectl:$(BINDIR)/iofencectl:0755
 inst-y += scripts/iofence-inspect:$(SBINDIR)/iofence-inspect:0755
@@ -169,7 +170,11 @@ install: all
 	for i in $(inst-y) $(inst-unit-y) $(inst-conf); do \
 		[ -f "$${i%%:*}" ] || missing="$$missing $${i%%:*}"; \
 	done; \
-	[ -z "$$missing" ] || { echo "install: missing:$$missing" >&2; exit 1; }
+	[ -z "$$missing" ] || { echo "install: missing:$$missing" >&2; exit 1; }; \
+	for i in $(inst-unit-y); do \
+		! sed $(inst-subst) "$${i%%:*}" | grep -nE '@[A-Za-z_]+@' >&2 || { \
+			echo "install: $${i%%:*}: a placeholder is left" >&2; exit 1; }; \
+	done
 	$(Q)set -e; for i in $(inst-y); do \
 		src=$${i%%:*} rest=$${i#*:}; dst=$(DESTDIR)$${rest%:*}; \
 		printf '  %-8s %s\n' INSTALL "$$dst"; \
@@ -180,10 +185,6 @@ install: all
 		printf '  %-8s %s\n' INSTALL "$$dst"; \
 		install -d "$${dst%/*}"; \
 		sed $(inst-subst) "$$src" >"$$dst.tmp"; \
-		if grep -n '@[A-Z_]*@' "$$dst.tmp" >&2; then \
-			echo "install: $$src: a placeholder is left" >&2; \
-			rm -f "$$dst.tmp"; exit 1; \
-		fi; \
 		chmod "$${rest##*:}" "$$dst.tmp"; mv "$$dst.tmp" "$$dst"; \
 	done
 	$(Q)dst=$(inst-conf-dst); \

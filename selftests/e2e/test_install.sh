@@ -109,7 +109,7 @@ modes_ok() {
 # no placeholder is left in them.
 units_ok() {
 	grep -q "^ExecStart=-\?$2/sbin/iofenced\b" "$1$3/iofenced.service" &&
-		! grep -q '@[A-Z_]*@' "$1$3/iofenced.service" "$1$3/iofenced.socket"
+		! grep -qE '@[A-Za-z_]+@' "$1$3/iofenced.service" "$1$3/iofenced.socket"
 }
 
 # groups_and_dirs LABEL ROOT: after systemd-sysusers and systemd-tmpfiles
@@ -197,6 +197,16 @@ if "${MAKE_Q[@]}" install DESTDIR="$D" PREFIX=/usr inst-conf=no/such/iofenced.co
 else
 	check "make install fails when a file is missing, names it, installs nothing" \
 		eval "grep -q 'missing: no/such/iofenced.conf' '$T/install.log' && [ -z \"\$(tree_list '$D')\" ]"
+fi
+
+# So does a unit with a placeholder that install does not know.
+printf '[Service]\nExecStart=@sbindir@/iofenced\n' >"$T/bad.service"
+if "${MAKE_Q[@]}" install DESTDIR="$D" PREFIX=/usr "inst-unit-y=$T/bad.service:/x/bad.service:0644" \
+	>"$T/install.log" 2>&1; then
+	not_ok "make install fails on a placeholder left in a unit"
+else
+	check "make install fails on a placeholder left in a unit, names it, installs nothing" \
+		eval "grep -q 'bad.service: a placeholder is left' '$T/install.log' && [ -z \"\$(tree_list '$D')\" ]"
 fi
 
 # --- the Debian package ------------------------------------------------------
