@@ -45,7 +45,7 @@ override LDFLAGS += $(SAN_FLAGS)
 BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
 	-I$(BPF_OUT) -Ibpf
 
-.PHONY: all tests check demo deps install clean bench
+.PHONY: all tests check demo deps install uninstall clean bench
 .DEFAULT_GOAL := all
 # Keep generated BPF files: they are inputs of more than one rule.
 .SECONDARY:
@@ -119,12 +119,102 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)OUT=$(OUT) selftests/bench/run.sh
 
+# `make install`: PREFIX=/usr for a package (debian/rules), /usr/local by
+# default; DESTDIR stages it. The units go to systemd's own unit dir when
+# PREFIX=/usr (pkg-config systemd: /lib/systemd/system on Debian 12), else
+# under PREFIX: systemd, systemd-tmpfiles and systemd-sysusers read
+# /usr/local/lib/{systemd/system,tmpfiles.d,sysusers.d} as well.
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ifndef SYSTEMDUNITDIR
+ifeq ($(PREFIX),/usr)
+SYSTEMDUNITDIR := $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+else
+SYSTEMDUNITDIR := $(PREFIX)/lib/systemd/system
+endif
+endif
+
+# SOURCE:DESTINATION:MODE of each file that is installed as it is. A
+# missing source, or a placeholder left in a unit, fails the install
+# before it copies anything: nothing is skipped.
+inst-y += $(OUT)/iofenced:$(SBINDIR)/iofenced:0755
+inst-y += $(OUT)/iofencectl:$(BINDIR)/iofencectl:0755
+inst-y += scripts/iofence-inspect:$(SBINDIR)/iofence-inspect:0755
+inst-y += scripts/iofence-connect-hook:$(LIBEXECDIR)/iofence/iofence-connect-hook:0755
+inst-y += scripts/systemd/iofence.tmpfiles:$(TMPFILESDIR)/iofence.conf:0644
+inst-y += scripts/systemd/iofence.sysusers:$(SYSUSERSDIR)/iofence.conf:0644
+inst-y += scripts/bash-completion/iofencectl:$(BASHCOMPDIR)/iofencectl:0644
+inst-y += userspace/control/iofenced.8:$(MANDIR)/man8/iofenced.8:0644
+inst-y += userspace/iofencectl/iofencectl.8:$(MANDIR)/man8/iofencectl.8:0644
+inst-y += userspace/control/iofenced.conf.5:$(MANDIR)/man5/iofenced.conf.5:0644
+inst-y += userspace/iofence-protocol.7:$(MANDIR)/man7/iofence-protocol.7:0644
+inst-y += bpf/iofence-bpf.7:$(MANDIR)/man7/iofence-bpf.7:0644
+# The units, the same way, with @SBINDIR@ and the like replaced by this
+# install's paths.
+inst-unit-y += scripts/systemd/iofenced.service:$(SYSTEMDUNITDIR)/iofenced.service:0644
+inst-unit-y += scripts/systemd/iofenced.socket:$(SYSTEMDUNITDIR)/iofenced.socket:0644
+inst-subst := -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+# The config: installed when absent; one already there is the admin's.
+inst-conf := userspace/control/iofenced.conf
+inst-conf-dst = $(DESTDIR)$(SYSCONFDIR)/iofence/iofenced.conf
+
 install: all
-	install -D -m 0755 $(OUT)/iofenced $(DESTDIR)$(PREFIX)/sbin/iofenced
-	install -D -m 0755 $(OUT)/iofencectl $(DESTDIR)$(PREFIX)/sbin/iofencectl
-	install -D -m 0644 userspace/iofencectl/iofencectl.8 $(DESTDIR)$(PREFIX)/share/man/man8/iofencectl.8
-	install -D -m 0644 userspace/iofence-protocol.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-protocol.7
-	install -D -m 0644 bpf/iofence-bpf.7 $(DESTDIR)$(PREFIX)/share/man/man7/iofence-bpf.7
+	$(Q)missing=; \
+	for i in $(inst-y) $(inst-unit-y) $(inst-conf); do \
+		[ -f "$${i%%:*}" ] || missing="$$missing $${i%%:*}"; \
+	done; \
+	[ -z "$$missing" ] || { echo "install: missing:$$missing" >&2; exit 1; }; \
+	for i in $(inst-unit-y); do \
+		! sed $(inst-subst) "$${i%%:*}" | grep -nE '@[A-Za-z_]+@' >&2 || { \
+			echo "install: $${i%%:*}: a placeholder is left" >&2; exit 1; }; \
+	done
+	$(Q)set -e; for i in $(inst-y); do \
+		src=$${i%%:*} rest=$${i#*:}; dst=$(DESTDIR)$${rest%:*}; \
+		printf '  %-8s %s\n' INSTALL "$$dst"; \
+		install -D -m "$${rest##*:}" "$$src" "$$dst"; \
+	done
+	$(Q)set -e; for i in $(inst-unit-y); do \
+		src=$${i%%:*} rest=$${i#*:}; dst=$(DESTDIR)$${rest%:*}; \
+		printf '  %-8s %s\n' INSTALL "$$dst"; \
+		install -d "$${dst%/*}"; \
+		sed $(inst-subst) "$$src" >"$$dst.tmp"; \
+		chmod "$${rest##*:}" "$$dst.tmp"; mv "$$dst.tmp" "$$dst"; \
+	done
+	$(Q)dst=$(inst-conf-dst); \
+	if [ ! -e "$$dst" ]; then \
+		printf '  %-8s %s\n' INSTALL "$$dst"; \
+		install -D -m 0644 $(inst-conf) "$$dst"; \
+	elif ! cmp -s $(inst-conf) "$$dst"; then \
+		printf '  %-8s %s (yours; the shipped one is %s)\n' KEPT "$$dst" $(inst-conf); \
+	fi
+
+# Removes what install put there, and iofence's own directories when they
+# are empty; shared ones (bin, man8, tmpfiles.d...) stay. A config that
+# differs from the shipped one is the admin's: it stays, and is named.
+uninstall:
+	$(Q)for i in $(inst-y) $(inst-unit-y); do \
+		rest=$${i#*:}; dst=$(DESTDIR)$${rest%:*}; \
+		[ -e "$$dst" ] || [ -L "$$dst" ] || continue; \
+		printf '  %-8s %s\n' REMOVE "$$dst"; \
+		rm -f "$$dst"; \
+	done
+	$(Q)dst=$(inst-conf-dst); \
+	if [ -e "$$dst" ] && cmp -s $(inst-conf) "$$dst"; then \
+		printf '  %-8s %s\n' REMOVE "$$dst"; \
+		rm -f "$$dst"; \
+	elif [ -e "$$dst" ]; then \
+		printf '  %-8s %s (changed since install: remove it yourself)\n' KEPT "$$dst"; \
+	fi
+	$(Q)for d in $(DESTDIR)$(LIBEXECDIR)/iofence $(DESTDIR)$(SYSCONFDIR)/iofence; do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+	done
 
 clean:
 	rm -rf build

@@ -5,7 +5,8 @@
 # kernel file systems it uses. Idempotent: a second run changes nothing.
 set -u
 
-# Debian packages: build, BPF pipeline, tests, benchmarks.
+# Debian packages: build, BPF pipeline, tests, benchmarks, the .deb
+# (debian/rules needs no root: no fakeroot).
 pkgs=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev libbpf-tools
@@ -15,6 +16,10 @@ pkgs=(
 	qemu-system-x86 busybox-static xz-utils
 	# the man pages: test_docs.sh renders them (groff, col), man reads them
 	groff-base bsdextrautils man-db
+	# the Debian package: test_install.sh builds it
+	dpkg-dev debhelper
+	# test_operator.sh checks the metrics' grammar
+	python3
 )
 
 log() { printf 'deps: %s\n' "$*"; }
