@@ -119,6 +119,7 @@ usage_err "setup --reconect" "^iofencectl: setup: unknown option '--reconect' \(
 	setup --reconect --host h --storage uuid=a,type=file,target=/
 usage_err "teardown --hots" "did you mean --host\?" teardown --hots h
 usage_err "peer --windw" "did you mean --window\?" peer --windw 1s
+usage_err "peer --s: ambiguous" "option '--s' is ambiguous \(--storage, --slot\)" peer --s x
 usage_err "setup --zzzzzzzz: nothing close" "unknown option '--zzzzzzzz'; see" setup --zzzzzzzz
 usage_err "setup --reconnect=yes" "--reconnect takes no value" setup --reconnect=yes
 usage_err "setup --host without a value" "--host needs a value" setup --host

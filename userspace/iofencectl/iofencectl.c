@@ -136,7 +136,7 @@ static void option_error(const char *who, const struct opt_spec *opts,
 			name.s, see);
 }
 
-/* getopt_long's table for @opts, with --help; its short options. */
+/* getopt_long's table for @opts, and the string of their short options. */
 static void getopt_table(const struct opt_spec *opts, struct option *out,
 			 char *shorts, size_t len)
 {
