@@ -64,14 +64,14 @@ else
 	check "bpftool and query-status agree ($bcomp >= $comp)" [ "$bcomp" -ge "$comp" ]
 
 	out=$(ctl_sock "$S" setup --host host-a --storage "uuid=ps2,type=block,target=$T" 2>&1)
-	check "a directory is not a block storage" grep -q 'ArmingFailed: storages\[0\] (ps2): open device .*: Is a directory' <<<"$out"
+	check "a directory is not a block storage" grep -q 'ArmingFailed: --storage #1 (uuid ps2): open device .*: Is a directory' <<<"$out"
 fi
 
 mkdir -p "$T/mnt"
 out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs1,type=file,target=$T/mnt")
 check "setup arms a file storage" grep -qx "fs1: armed" <<<"$out"
 out=$(ctl_sock "$S" setup --host host-a --storage "uuid=fs9,type=file,target=$T/missing" 2>&1)
-check "missing target refused" grep -q 'storages\[0\] (fs9): open target .*No such file' <<<"$out"
+check "missing target refused" grep -q -- '--storage #1 (uuid fs9): open target .*No such file' <<<"$out"
 n=$(ctl_sock "$S" --json status | jqr '[.storages[].uuid] | index("fs9")')
 check "a refused setup arms nothing" [ "$n" = null ]
 
@@ -88,7 +88,7 @@ out=$(head -c 70000 /dev/zero | tr '\0' x | timeout 5 "$IOFENCECTL" --socket "$S
 check "an oversize line is refused with LimitExceeded" grep -q LimitExceeded <<<"$out"
 
 out=$(ctl_sock "$S" setup --host host-a --storage "uuid=x,type=file,target=relative/path" 2>&1)
-check "relative path refused, field named" grep -q 'storages\[0\].target: must be an absolute path' <<<"$out"
+check "relative path refused, field named" grep -q -- '--storage #1 (uuid x): target=relative/path: must be an absolute path' <<<"$out"
 out=$(ctl_sock "$S" raw '{"execute":"setup","arguments":{"host_uuid":"h","storages":[{"uuid":"a","type":"file","target":"/tmp","colour":"red"}]}}' 2>&1)
 check "unknown argument refused, field named" grep -q 'storages\[0\].colour: unknown argument' <<<"$out"
 

@@ -7,22 +7,109 @@
 
 #include "args.h"
 
+static const char *const rule_names[ARGS_RULE_COUNT] = {
+	[ARGS_INVALID] = "invalid",	  [ARGS_MISSING] = "missing",
+	[ARGS_UNKNOWN] = "unknown",	  [ARGS_TYPE] = "type",
+	[ARGS_RANGE] = "range",		  [ARGS_PRODUCT] = "product",
+	[ARGS_DUPLICATE] = "duplicate",	  [ARGS_FAILED] = "failed",
+	[ARGS_HOST_STATE] = "host_state",
+};
+
+const char *args_rule_name(enum args_rule rule)
+{
+	return (unsigned int)rule < ARGS_RULE_COUNT ? rule_names[rule] :
+						      rule_names[ARGS_INVALID];
+}
+
+static int vfail(struct args_err *e, enum args_rule rule, const char *path,
+		 const char *key, const char *fmt, va_list ap)
+{
+	size_t n;
+
+	memset(e, 0, sizeof(*e));
+	e->rule = rule;
+	if (path && *path)
+		snprintf(e->member, sizeof(e->member), "%s.%s", path, key);
+	else
+		snprintf(e->member, sizeof(e->member), "%s", key);
+	n = snprintf(e->msg, sizeof(e->msg), "%s: ", e->member);
+	if (n < sizeof(e->msg)) {
+		e->reason = n;
+		vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+	} else {
+		e->reason = strlen(e->msg);
+	}
+	return -EINVAL;
+}
+
 int args_fail(struct args_err *e, const char *path, const char *key,
 	      const char *fmt, ...)
 {
-	size_t n;
 	va_list ap;
+	int ret;
 
-	if (path && *path)
-		n = snprintf(e->msg, sizeof(e->msg), "%s.%s: ", path, key);
-	else
-		n = snprintf(e->msg, sizeof(e->msg), "%s: ", key);
-	if (n < sizeof(e->msg)) {
-		va_start(ap, fmt);
-		vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
-		va_end(ap);
+	va_start(ap, fmt);
+	ret = vfail(e, ARGS_INVALID, path, key, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int args_fail_rule(struct args_err *e, enum args_rule rule, const char *path,
+		   const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vfail(e, rule, path, key, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+json_t *args_data(const struct args_err *e)
+{
+	json_t *d = json_object();
+
+	if (!d)
+		return NULL;
+	if (e->member[0])
+		json_object_set_new(d, "member", json_string(e->member));
+	json_object_set_new(d, "rule", json_string(args_rule_name(e->rule)));
+	json_object_set_new(d, "reason", json_string(e->msg + e->reason));
+	if (e->type)
+		json_object_set_new(d, "type", json_string(e->type));
+	if (e->bounded) {
+		json_object_set_new(d, "min", json_integer((json_int_t)e->min));
+		json_object_set_new(d, "max", json_integer((json_int_t)e->max));
 	}
-	return -EINVAL;
+	if (e->rule == ARGS_RANGE && e->other[0][0])
+		json_object_set_new(d, "min_member", json_string(e->other[0]));
+	if (e->rule == ARGS_RANGE && e->other[1][0])
+		json_object_set_new(d, "max_member", json_string(e->other[1]));
+	if (e->rule == ARGS_PRODUCT) {
+		json_object_set_new(d, "max", json_integer((json_int_t)e->max));
+		json_object_set_new(d, "value",
+				    json_integer((json_int_t)e->value));
+		json_object_set_new(d, "factors",
+				    json_pack("[s,s]", e->other[0],
+					      e->other[1]));
+	}
+	if (e->rule == ARGS_DUPLICATE)
+		json_object_set_new(d, "same_as", json_string(e->other[0]));
+	return d;
+}
+
+json_t *args_error(enum proto_class cls, json_t *id, const struct args_err *e)
+{
+	json_t *msg = proto_error(cls, id, "%s", e->msg);
+	json_t *data = args_data(e);
+
+	if (msg && data)
+		json_object_set_new(json_object_get(msg, "error"), "data",
+				    data);
+	else
+		json_decref(data);
+	return msg;
 }
 
 int args_only(json_t *obj, const char *path, const char *const *allowed,
@@ -38,7 +125,8 @@ int args_only(json_t *obj, const char *path, const char *const *allowed,
 			if (!strcmp(*a, key))
 				break;
 		if (!*a)
-			return args_fail(e, path, key, "unknown argument");
+			return args_fail_rule(e, ARGS_UNKNOWN, path, key,
+					      "unknown argument");
 	}
 	return 0;
 }
@@ -50,7 +138,7 @@ static json_t *get(json_t *obj, const char *path, const char *key,
 
 	*ret = 0;
 	if (!v && required)
-		*ret = args_fail(e, path, key, "missing");
+		*ret = args_fail_rule(e, ARGS_MISSING, path, key, "missing");
 	return v;
 }
 
@@ -62,8 +150,11 @@ int args_string(json_t *obj, const char *path, const char *key, bool required,
 
 	if (!v)
 		return ret;
-	if (!json_is_string(v))
-		return args_fail(e, path, key, "must be a string");
+	if (!json_is_string(v)) {
+		args_fail_rule(e, ARGS_TYPE, path, key, "must be a string");
+		e->type = "string";
+		return -EINVAL;
+	}
 	if (!json_string_length(v))
 		return args_fail(e, path, key, "must not be empty");
 	if (strlen(json_string_value(v)) != json_string_length(v))
@@ -80,8 +171,12 @@ int args_bool(json_t *obj, const char *path, const char *key, bool *out,
 
 	if (!v)
 		return ret;
-	if (!json_is_boolean(v))
-		return args_fail(e, path, key, "must be true or false");
+	if (!json_is_boolean(v)) {
+		args_fail_rule(e, ARGS_TYPE, path, key,
+			       "must be true or false");
+		e->type = "boolean";
+		return -EINVAL;
+	}
 	*out = json_is_true(v);
 	return 0;
 }
@@ -95,16 +190,28 @@ int args_uint(json_t *obj, const char *path, const char *key, bool required,
 
 	if (!v)
 		return ret;
-	if (!json_is_integer(v))
-		return args_fail(e, path, key,
-				 "must be an integer between %llu and %llu",
-				 (unsigned long long)min,
-				 (unsigned long long)max);
+	if (!json_is_integer(v)) {
+		args_fail_rule(e, ARGS_TYPE, path, key,
+			       "must be an integer between %llu and %llu",
+			       (unsigned long long)min,
+			       (unsigned long long)max);
+		e->type = "integer";
+		e->bounded = true;
+		e->min = min;
+		e->max = max;
+		return -EINVAL;
+	}
 	i = json_integer_value(v);
-	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
-		return args_fail(e, path, key, "must be between %llu and %llu",
-				 (unsigned long long)min,
-				 (unsigned long long)max);
+	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max) {
+		args_fail_rule(e, ARGS_RANGE, path, key,
+			       "must be between %llu and %llu",
+			       (unsigned long long)min,
+			       (unsigned long long)max);
+		e->bounded = true;
+		e->min = min;
+		e->max = max;
+		return -EINVAL;
+	}
 	*out = (uint64_t)i;
 	return 0;
 }

@@ -48,12 +48,13 @@ static json_t *cmd_set_host_state(struct daemon *d, struct ctl_conn *c,
 	struct args_err e;
 
 	if (args_string(req->arguments, "", "state", true, &name, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
-	if (host_state_parse(name, &next))
-		return proto_error(
-			PROTO_INVALID_ARGUMENT, req->id,
-			"state: must be \"connecting\", \"connected\" or \"disconnected\"");
+		return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
+	if (host_state_parse(name, &next)) {
+		args_fail(
+			&e, "", "state",
+			"must be \"connecting\", \"connected\" or \"disconnected\"");
+		return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
+	}
 	d->host_state = next;
 	if (prev != next)
 		daemon_event(d, "HOST_STATE_CHANGED",
@@ -74,12 +75,12 @@ json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
 	struct storage *s;
 
 	if (args_string(req->arguments, "", "uuid", true, &uuid, &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
+		return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
 	s = storage_find(&d->storages, uuid);
-	if (!s || !s->hb)
-		return proto_error(PROTO_NOT_FOUND, req->id,
-				   "uuid: no storage %s is armed", uuid);
+	if (!s || !s->hb) {
+		args_fail(&e, "", "uuid", "no storage %s is armed", uuid);
+		return args_error(PROTO_NOT_FOUND, req->id, &e);
+	}
 	/* The dead man's switch fenced it while the core did not. */
 	if (s->hb->snap.state != HB_FENCED && tracker_fenced(&d->tracker, s))
 		return fencer_unfence_kernel(s->hb, c->cred.uid, req->id);
@@ -209,8 +210,7 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 	}
 	cmd = command_find(req.execute);
 	if (cmd && args_only(req.arguments, "", cmd->args, &e))
-		reply = proto_error(PROTO_INVALID_ARGUMENT, req.id, "%s",
-				    e.msg);
+		reply = args_error(PROTO_INVALID_ARGUMENT, req.id, &e);
 	else if (!cmd)
 		reply = proto_error(PROTO_COMMAND_NOT_FOUND, req.id,
 				    "execute: unknown command '%s'",

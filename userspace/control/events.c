@@ -34,8 +34,7 @@ json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,
 
 	if (args_uint(req->arguments, "", "since", false, 0, INT64_MAX, &since,
 		      &e))
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s",
-				   e.msg);
+		return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
 	list = journal_since(&d->journal, since, &lost);
 	return proto_return(
 		json_pack("{s:o,s:b,s:I}", "events", list, "lost", lost,

@@ -274,7 +274,7 @@ static void peer_next(struct peer_query *q)
 
 static json_t *invalid(struct proto_request *req, const struct args_err *e)
 {
-	return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s", e->msg);
+	return args_error(PROTO_INVALID_ARGUMENT, req->id, e);
 }
 
 json_t *cmd_query_peer(struct daemon *d, struct ctl_conn *c,
@@ -291,27 +291,32 @@ json_t *cmd_query_peer(struct daemon *d, struct ctl_conn *c,
 	    args_uint(req->arguments, "", "window_ms", false, 0,
 		      PEER_WINDOW_MAX_MS, &window, &e))
 		return invalid(req, &e);
-	if (!storage_uuid_valid(host))
-		return proto_error(
-			PROTO_INVALID_ARGUMENT, req->id,
-			"host: must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
+	if (!storage_uuid_valid(host)) {
+		args_fail(
+			&e, "", "host",
+			"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
 			STORAGE_UUID_MAX);
+		return invalid(req, &e);
+	}
 	s = storage_find(&d->storages, uuid);
-	if (!s)
-		return proto_error(PROTO_NOT_FOUND, req->id,
-				   "storage: no storage %s is armed here",
-				   uuid);
+	if (!s) {
+		args_fail(&e, "", "storage", "no storage %s is armed here",
+			  uuid);
+		return args_error(PROTO_NOT_FOUND, req->id, &e);
+	}
 	if (s->p.type == STORAGE_BLOCK) {
-		if (!json_object_get(req->arguments, "slot"))
-			return proto_error(
-				PROTO_INVALID_ARGUMENT, req->id,
-				"slot: missing; a block storage's records are found by slot");
+		if (!json_object_get(req->arguments, "slot")) {
+			args_fail_rule(
+				&e, ARGS_MISSING, "", "slot",
+				"missing; a block storage's records are found by slot");
+			return invalid(req, &e);
+		}
 		if (args_uint(req->arguments, "", "slot", true, 0,
 			      BLOCK_SLOT_MAX, &slot, &e))
 			return invalid(req, &e);
 	} else if (json_object_get(req->arguments, "slot")) {
-		return proto_error(PROTO_INVALID_ARGUMENT, req->id,
-				   "slot: only for block storages");
+		args_fail(&e, "", "slot", "only for block storages");
+		return invalid(req, &e);
 	}
 
 	q = calloc(1, sizeof(*q));

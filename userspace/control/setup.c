@@ -90,6 +90,7 @@ struct flight {
 	struct waiter *waiters;
 	enum proto_class err_class;
 	char err[512]; /* empty: success */
+	json_t *err_data; /* the error's data, iofence-protocol(7); or NULL */
 	unsigned int n;
 	unsigned int staging; /* storages still being staged */
 	unsigned int failed; /* the first storage that failed staging */
@@ -107,9 +108,41 @@ static void flight_fail(struct flight *f, enum proto_class cls, const char *fmt,
 	va_list ap;
 
 	f->err_class = cls;
+	json_decref(f->err_data);
+	f->err_data = NULL;
 	va_start(ap, fmt);
 	vsnprintf(f->err, sizeof(f->err), fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * A failure of one member, storages[@i] or one of its keys (@key; NULL:
+ * the storage itself): the desc is "@member@head: reason", where @head
+ * names the storage's uuid, and the data says the same for programs.
+ */
+static void flight_fail_at(struct flight *f, enum proto_class cls,
+			   enum args_rule rule, unsigned int i, const char *key,
+			   const char *head, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+static void flight_fail_at(struct flight *f, enum proto_class cls,
+			   enum args_rule rule, unsigned int i, const char *key,
+			   const char *head, const char *fmt, ...)
+{
+	char member[ARGS_MEMBER_MAX];
+	size_t n;
+	va_list ap;
+
+	if (key)
+		snprintf(member, sizeof(member), "storages[%u].%s", i, key);
+	else
+		snprintf(member, sizeof(member), "storages[%u]", i);
+	flight_fail(f, cls, "%s%s: ", member, head);
+	n = strlen(f->err);
+	va_start(ap, fmt);
+	vsnprintf(f->err + n, sizeof(f->err) - n, fmt, ap);
+	va_end(ap);
+	f->err_data = json_pack("{s:s,s:s,s:s}", "member", member, "rule",
+				args_rule_name(rule), "reason", f->err + n);
 }
 
 /* --- the BPF slots follow the table ---------------------------------- */
@@ -255,10 +288,10 @@ static void check_records(struct flight *f)
 			it->plan = PLAN_FAILED;
 			continue;
 		}
-		flight_fail(
-			f, PROTO_INVALID_ARGUMENT,
-			"storages[%u]: same heartbeat record as storage %s (host %s): %s; nothing was changed",
-			i, o->p.uuid, o->host_uuid, why);
+		flight_fail_at(
+			f, PROTO_INVALID_ARGUMENT, ARGS_INVALID, i, NULL, "",
+			"same heartbeat record as storage %s (host %s): %s; nothing was changed",
+			o->p.uuid, o->host_uuid, why);
 	}
 }
 
@@ -296,14 +329,16 @@ static void staged_one(struct arm_op *a, int res)
 				   it->p.strategy == FENCE_FORCE;
 		} else if (!f->err[0] || i < f->failed) {
 			/* Of several failures, the first storage is named. */
+			char head[STORAGE_UUID_MAX + 4];
+
 			f->failed = i;
-			flight_fail(
-				f,
-				res == -ETIMEDOUT ? PROTO_TIMEOUT :
-						    PROTO_ARMING_FAILED,
-				"storages[%u] (%s): %s %s: %s; nothing was changed",
-				i, it->p.uuid, a->failed_step, it->p.target,
-				why);
+			snprintf(head, sizeof(head), " (%s)", it->p.uuid);
+			flight_fail_at(f,
+				       res == -ETIMEDOUT ? PROTO_TIMEOUT :
+							   PROTO_ARMING_FAILED,
+				       ARGS_FAILED, i, NULL, head,
+				       "%s %s: %s; nothing was changed",
+				       a->failed_step, it->p.target, why);
 		}
 	}
 	if (!--f->staging)
@@ -465,13 +500,15 @@ static void commit(struct flight *f)
 			break;
 	}
 	if (ret) {
-		flight_fail(f, PROTO_ARMING_FAILED,
-			    "storages[%u] (%s): %s: %s; rolled back", i,
-			    f->items[i].p.uuid,
-			    ret == -ENOSPC ? "table full" :
-			    ret == -ENOMEM ? "heartbeat" :
-					     "BPF device map",
-			    strerror(-ret));
+		char head[STORAGE_UUID_MAX + 4];
+
+		snprintf(head, sizeof(head), " (%s)", f->items[i].p.uuid);
+		flight_fail_at(f, PROTO_ARMING_FAILED, ARGS_FAILED, i, NULL,
+			       head, "%s: %s; rolled back",
+			       ret == -ENOSPC ? "table full" :
+			       ret == -ENOMEM ? "heartbeat" :
+						"BPF device map",
+			       strerror(-ret));
 		undo(f);
 		flight_finish(f);
 		return;
@@ -614,6 +651,7 @@ static void flight_free(struct flight *f)
 	free(f->items);
 	free(f->key);
 	free(f->host_uuid);
+	json_decref(f->err_data);
 	free(f);
 }
 
@@ -748,10 +786,14 @@ static void flight_finish(struct flight *f)
 	}
 	for (w = f->waiters; w; w = next) {
 		next = w->next;
-		cmd_reply_later(
-			d, w->conn_id,
+		json_t *msg =
 			ok ? proto_return(success(f, w->joined), w->id) :
-			     proto_error(f->err_class, w->id, "%s", f->err));
+			     proto_error(f->err_class, w->id, "%s", f->err);
+
+		if (!ok && msg && f->err_data)
+			json_object_set(json_object_get(msg, "error"), "data",
+					f->err_data);
+		cmd_reply_later(d, w->conn_id, msg);
 		json_decref(w->id);
 		free(w);
 	}
@@ -785,10 +827,9 @@ static int plan(struct flight *f)
 
 		it->prev = s;
 		if (s && strcmp(s->host_uuid, f->host_uuid)) {
-			flight_fail(
-				f, PROTO_INVALID_ARGUMENT,
-				"storages[%u].uuid: %s is armed for host %s", i,
-				it->p.uuid, s->host_uuid);
+			flight_fail_at(f, PROTO_INVALID_ARGUMENT, ARGS_INVALID,
+				       i, "uuid", "", "%s is armed for host %s",
+				       it->p.uuid, s->host_uuid);
 			return -EINVAL;
 		}
 		if (f->teardown)
@@ -992,10 +1033,17 @@ static int check_duplicates(struct flight *f, struct args_err *e)
 {
 	for (unsigned int i = 0; i < f->n; i++)
 		for (unsigned int j = 0; j < i; j++)
-			if (!strcmp(f->items[i].p.uuid, f->items[j].p.uuid))
-				return args_fail(e, NULL, "storages",
-						 "[%u] and [%u] are both %s", j,
-						 i, f->items[i].p.uuid);
+			if (!strcmp(f->items[i].p.uuid, f->items[j].p.uuid)) {
+				char key[32];
+
+				snprintf(key, sizeof(key), "storages[%u]", i);
+				args_fail_rule(e, ARGS_DUPLICATE, key, "uuid",
+					       "%s is storages[%u] already",
+					       f->items[i].p.uuid, j);
+				snprintf(e->other[0], sizeof(e->other[0]),
+					 "storages[%u].uuid", j);
+				return -EINVAL;
+			}
 	return 0;
 }
 
@@ -1035,18 +1083,29 @@ json_t *cmd_setup(struct daemon *d, struct ctl_conn *c,
 		goto invalid;
 	/* Checked per request: a bypass never outlives its request. */
 	if (!no_check && d->host_state != HOST_CONNECTED) {
-		flight_free(f);
-		return proto_error(
+		const char *state = host_state_name(d->host_state);
+		json_t *msg = proto_error(
 			PROTO_HOST_NOT_CONNECTED, req->id,
 			"host state is %s; setup needs connected, or no_status_check for this request",
-			host_state_name(d->host_state));
+			state);
+		json_t *err = json_object_get(msg, "error");
+
+		flight_free(f);
+		json_object_set_new(
+			err, "data",
+			json_pack(
+				"{s:s,s:s,s:s}", "rule",
+				args_rule_name(ARGS_HOST_STATE), "reason",
+				json_string_value(json_object_get(err, "desc")),
+				"state", state));
+		return msg;
 	}
 	return submit(d, c, req->id, f);
 
 invalid:
 	if (f)
 		flight_free(f);
-	return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s", e.msg);
+	return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
 }
 
 json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
@@ -1081,8 +1140,11 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 			const char *u = json_string_value(v);
 
 			if (!u || !storage_uuid_valid(u)) {
-				args_fail(&e, NULL, "storages",
-					  "[%zu] must be a storage uuid", i);
+				char key[32];
+
+				snprintf(key, sizeof(key), "storages[%zu]", i);
+				args_fail(&e, NULL, key,
+					  "must be a storage uuid");
 				goto invalid;
 			}
 			f->items[i].p.uuid = strdup(u);
@@ -1101,7 +1163,7 @@ json_t *cmd_teardown(struct daemon *d, struct ctl_conn *c,
 invalid:
 	if (f)
 		flight_free(f);
-	return proto_error(PROTO_INVALID_ARGUMENT, req->id, "%s", e.msg);
+	return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
 }
 
 /*

@@ -56,6 +56,18 @@ static int parse_u32(json_t *obj, const char *path, const char *key,
 	return ret;
 }
 
+/*
+ * The range of @e's member has a bound that is another member's value:
+ * the lower one (@which 0) or the upper one (1).
+ */
+static void bound_by(struct args_err *e, int which, const char *path,
+		     const char *key)
+{
+	if (e->rule == ARGS_RANGE || e->rule == ARGS_TYPE)
+		snprintf(e->other[which], sizeof(e->other[which]), "%s.%s",
+			 path, key);
+}
+
 static int parse_victims(json_t *obj, const char *path,
 			 struct storage_params *p, struct args_err *e)
 {
@@ -120,7 +132,7 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 			"must be 1 to %d of A-Z a-z 0-9 . _ : - and not start with '.'",
 			STORAGE_UUID_MAX);
 	if (!ret && !json_object_get(obj, "type"))
-		ret = args_fail(e, path, "type", "missing");
+		ret = args_fail_rule(e, ARGS_MISSING, path, "type", "missing");
 	if (!ret)
 		ret = parse_enum(obj, path, "type", type_names, 2,
 				 "\"file\" or \"block\"", &type, e);
@@ -149,16 +161,23 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 		ret = parse_u32(obj, path, "interval_ms", TL_INTERVAL_MIN_MS,
 				TL_INTERVAL_MAX_MS, &p->interval_ms, e);
 	p->io_timeout_ms = p->interval_ms;
-	if (!ret)
+	if (!ret) {
 		ret = parse_u32(obj, path, "io_timeout_ms",
 				TL_IO_TIMEOUT_MIN_MS, p->interval_ms,
 				&p->io_timeout_ms, e);
+		if (ret)
+			bound_by(e, 1, path, "interval_ms");
+	}
 	if (!ret)
 		ret = parse_u32(obj, path, "max_attempts", TL_ATTEMPTS_MIN,
 				TL_ATTEMPTS_MAX, &p->max_attempts, e);
-	if (!ret)
+	if (!ret) {
 		ret = args_uint(obj, path, "timeout_ms", false, p->interval_ms,
 				TL_TIMEOUT_MAX_MS, &timeout, e);
+		/* Fenced before the next heartbeat is even due: refused. */
+		if (ret)
+			bound_by(e, 0, path, "interval_ms");
+	}
 	if (!ret)
 		ret = parse_enum(obj, path, "strategy", strategy_names, 3,
 				 "\"force\", \"kill-only\" or \"permissive\"",
@@ -179,11 +198,19 @@ int storage_params_parse(json_t *obj, unsigned int i, struct storage_params *p,
 	/* T defaults to I × attempts, and is never shorter than I. */
 	if (!timeout) {
 		timeout = (uint64_t)p->interval_ms * p->max_attempts;
-		if (timeout > TL_TIMEOUT_MAX_MS)
-			return args_fail(
-				e, path, "timeout_ms",
+		if (timeout > TL_TIMEOUT_MAX_MS) {
+			args_fail_rule(
+				e, ARGS_PRODUCT, path, "timeout_ms",
 				"interval_ms × max_attempts = %llu exceeds %d; lower one of them or give timeout_ms",
 				(unsigned long long)timeout, TL_TIMEOUT_MAX_MS);
+			e->max = TL_TIMEOUT_MAX_MS;
+			e->value = timeout;
+			snprintf(e->other[0], sizeof(e->other[0]),
+				 "%s.interval_ms", path);
+			snprintf(e->other[1], sizeof(e->other[1]),
+				 "%s.max_attempts", path);
+			return -EINVAL;
+		}
 	}
 	p->timeout_ms = timeout;
 	p->uuid = strdup(uuid);

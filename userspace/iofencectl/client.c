@@ -160,13 +160,303 @@ json_t *client_call(struct client *cl, const char *execute, json_t *args,
 	return msg;
 }
 
+/* --- the daemon's errors in the command line's words ------------------ */
+
+/*
+ * A member of the request, as the command line gave it: @where the
+ * storage ("--storage #2 (uuid ps2)"; empty for an option of its own),
+ * @what the key or option ("interval=", "--timeout"; empty: the storage
+ * itself), @value what it was set to, as given ("50ms"; empty: unknown).
+ */
+struct words {
+	char where[160];
+	char what[96];
+	char value[96];
+	char item[32]; /* which item of a list value: " (pattern #2)" */
+	bool key; /* @what is a --storage key: KEY=VALUE */
+	enum kind kind;
+	json_t *json; /* the value, borrowed from the request; or NULL */
+};
+
+static const struct opt_spec *opt_of(const struct client *cl, const char *key)
+{
+	for (const struct opt_spec *o = cl->opts; o && o->name; o++)
+		if (o->key && !strcmp(o->key, key))
+			return o;
+	return NULL;
+}
+
+/* @v as given on the command line: durations with their unit. */
+static void value_text(char *buf, size_t len, json_t *v, enum kind kind)
+{
+	json_t *item;
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	if (json_is_integer(v) && kind == KIND_DURATION)
+		snprintf(buf, len, "%s", fmt_duration(json_integer_value(v)).s);
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
+	else if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_array(v))
+		json_array_foreach(v, i, item)
+			if (n < len)
+				n += snprintf(buf + n, len - n, "%s%s",
+					      i ? ":" : "",
+					      json_string_value(item) ?
+						      json_string_value(item) :
+						      "?");
+}
+
+/* "name[3]" at @p: the name's length, and the index in *@idx (or -1). */
+static size_t path_part(const char *p, long *idx)
+{
+	size_t n = strcspn(p, "[.");
+
+	*idx = -1;
+	if (p[n] == '[')
+		*idx = strtol(p + n + 1, NULL, 10);
+	return n;
+}
+
+static const char *after_part(const char *p)
+{
+	p += strcspn(p, "[.");
+	if (*p == '[')
+		p = strchr(p, ']') ? strchr(p, ']') + 1 : p + strlen(p);
+	return *p == '.' ? p + 1 : p;
+}
+
+static struct words words_of(const struct client *cl, json_t *args,
+			     const char *member)
+{
+	struct words w = { .kind = KIND_STRING };
+	char top[48], sub[48];
+	const struct opt_spec *o;
+	json_t *v, *item = NULL;
+	long i, j;
+	size_t n = path_part(member, &i);
+	const char *rest = after_part(member), *word;
+
+	snprintf(top, sizeof(top), "%.*s", (int)n, member);
+	v = json_object_get(args, top);
+	o = opt_of(cl, top);
+	if (i >= 0) {
+		/* An item of a list, which only --storage makes. */
+		item = json_array_get(v, i);
+		n = snprintf(w.where, sizeof(w.where), "%s%s #%ld",
+			     o ? "--" : "", o ? o->name : top, i + 1);
+		if (json_is_string(json_object_get(item, "uuid")))
+			snprintf(w.where + n, sizeof(w.where) - n, " (uuid %s)",
+				 json_string_value(
+					 json_object_get(item, "uuid")));
+		else if (json_is_string(item))
+			snprintf(w.where + n, sizeof(w.where) - n, " (%s)",
+				 json_string_value(item));
+	} else if (o) {
+		snprintf(w.what, sizeof(w.what), "--%s", o->name);
+		w.kind = o->kind;
+		w.json = v;
+		value_text(w.value, sizeof(w.value), v, o->kind);
+	} else if (cl->positional && !strcmp(top, cl->positional)) {
+		snprintf(w.what, sizeof(w.what), "%s", cl->sub);
+		value_text(w.value, sizeof(w.value), v, KIND_STRING);
+	} else {
+		snprintf(w.what, sizeof(w.what), "%s", top);
+	}
+	if (!*rest || !json_is_object(item))
+		return w;
+	/* A key of that storage, perhaps one item of its list. */
+	n = path_part(rest, &j);
+	snprintf(sub, sizeof(sub), "%.*s", (int)n, rest);
+	word = spec_key_word(sub);
+	w.key = true;
+	w.kind = spec_key_kind(sub);
+	snprintf(w.what, sizeof(w.what), "%s=", word ? word : sub);
+	v = json_object_get(item, sub);
+	/* One item of its list: the list as given, and which one. */
+	if (j >= 0 && json_array_size(v) > 1)
+		snprintf(w.item, sizeof(w.item), " (pattern #%ld)", j + 1);
+	w.json = v;
+	value_text(w.value, sizeof(w.value), v, w.kind);
+	return w;
+}
+
+/* What is named, with its value when it had one: "interval=50ms". */
+static const char *named(const struct words *w, char *buf, size_t len)
+{
+	if (!w->value[0])
+		snprintf(buf, len, "%s", w->what);
+	else
+		snprintf(buf, len, "%s%s%s%s", w->what, w->key ? "" : " ",
+			 w->value, w->item);
+	return buf;
+}
+
+/* A bound, in the unit of the member it bounds. */
+static struct text bound_text(const struct words *w, json_t *v)
+{
+	struct text t;
+
+	value_text(t.s, sizeof(t.s), v, w->kind);
+	return t;
+}
+
+/*
+ * Why the daemon has the rule that one member bounds another: the two
+ * limits of the timeline (iofence-protocol(7), "The timeline").
+ */
+static const char *bound_reason(const char *member, const char *bound)
+{
+	static const struct {
+		const char *member, *bound, *why;
+	} reasons[] = {
+		{ "timeout_ms", "interval_ms",
+		  "the fence would come before the next heartbeat is due" },
+		{ "io_timeout_ms", "interval_ms",
+		  "a heartbeat write must end before the next one is due" },
+	};
+	const char *m = strrchr(member, '.'), *b = strrchr(bound, '.');
+
+	m = m ? m + 1 : member;
+	b = b ? b + 1 : bound;
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (!strcmp(m, reasons[i].member) &&
+		    !strcmp(b, reasons[i].bound))
+			return reasons[i].why;
+	return NULL;
+}
+
+/* A range error: "interval=50ms: must be between 100ms and 10m". */
+static void say_range(char *buf, size_t len, const struct client *cl,
+		      json_t *args, const struct words *w, json_t *data)
+{
+	json_t *min = json_object_get(data, "min");
+	json_t *max = json_object_get(data, "max");
+	const char *minm =
+		json_string_value(json_object_get(data, "min_member"));
+	const char *maxm =
+		json_string_value(json_object_get(data, "max_member"));
+	const char *member = json_string_value(json_object_get(data, "member"));
+	bool have = json_is_integer(w->json);
+	json_int_t v = json_integer_value(w->json);
+	struct words b;
+	const char *why;
+	char name[256];
+
+	named(w, name, sizeof(name));
+	if (have && minm && v < json_integer_value(min)) {
+		b = words_of(cl, args, minm);
+		why = bound_reason(member, minm);
+		snprintf(buf, len,
+			 "%s is below %s%s: %s%s%s must be at least %s", name,
+			 b.what, bound_text(w, min).s, why ? why : "",
+			 why ? "; " : "", w->what, b.what);
+		return;
+	}
+	if (have && maxm && v > json_integer_value(max)) {
+		b = words_of(cl, args, maxm);
+		why = bound_reason(member, maxm);
+		snprintf(buf, len,
+			 "%s is above %s%s: %s%s%s must be at most %s", name,
+			 b.what, bound_text(w, max).s, why ? why : "",
+			 why ? "; " : "", w->what, b.what);
+		return;
+	}
+	snprintf(buf, len, "%s: must be between %s and %s", name,
+		 bound_text(w, min).s, bound_text(w, max).s);
+}
+
+/* The text of an error, in the command line's words where it has them. */
+static void error_words(char *buf, size_t len, const struct client *cl,
+			json_t *args, json_t *err)
+{
+	json_t *data = json_object_get(err, "data");
+	const char *rule = json_string_value(json_object_get(data, "rule"));
+	const char *member = json_string_value(json_object_get(data, "member"));
+	const char *reason = json_string_value(json_object_get(data, "reason"));
+	const char *other;
+	struct words w, o, f;
+	struct suggestion sg = { 0 };
+	char name[256], factor[256], head[200] = "", *p;
+	size_t n;
+
+	if (rule && !strcmp(rule, "host_state")) {
+		snprintf(
+			buf, len,
+			"host state is %s; setup needs connected (iofencectl set-host-state connected), or --no-status-check for this one request",
+			str_of(data, "state"));
+		return;
+	}
+	if (!rule || !member || !reason) {
+		snprintf(buf, len, "%s", str_of(err, "desc"));
+		return;
+	}
+	w = words_of(cl, args, member);
+	if (w.where[0])
+		snprintf(head, sizeof(head), "%s: ", w.where);
+	n = snprintf(buf, len, "%s", head);
+	p = buf + (n < len ? n : len - 1);
+	len -= p - buf;
+	if (!strcmp(rule, "range") ||
+	    (!strcmp(rule, "type") && json_object_get(data, "min") &&
+	     w.kind == KIND_DURATION)) {
+		say_range(p, len, cl, args, &w, data);
+	} else if (!strcmp(rule, "product")) {
+		o = words_of(cl, args,
+			     json_string_value(json_array_get(
+				     json_object_get(data, "factors"), 0)));
+		f = words_of(cl, args,
+			     json_string_value(json_array_get(
+				     json_object_get(data, "factors"), 1)));
+		snprintf(
+			p, len,
+			"%s defaults to %s x %s = %s, above its maximum of %s; lower one of them, or give %s",
+			w.what, named(&o, name, sizeof(name)),
+			named(&f, factor, sizeof(factor)),
+			fmt_duration(int_of(data, "value")).s,
+			fmt_duration(int_of(data, "max")).s, w.what);
+	} else if (!strcmp(rule, "missing") && !strcmp(reason, "missing")) {
+		snprintf(p, len, "%s is missing", w.what);
+	} else if (!strcmp(rule, "unknown")) {
+		/* The name as it was given, the protocol's or not. */
+		snprintf(name, sizeof(name), "%s", w.what);
+		if (w.key) {
+			name[strcspn(name, "=")] = '\0';
+			sg.typed = name;
+			spec_keys_consider(&sg);
+		}
+		snprintf(p, len, "unknown %s '%s'%s%s%s",
+			 w.key ? "key" : "argument", name,
+			 suggest_result(&sg) ? " (did you mean " : "",
+			 suggest_result(&sg) ? suggest_result(&sg) : "",
+			 suggest_result(&sg) ? "=?)" : "");
+	} else if (!strcmp(rule, "duplicate")) {
+		other = json_string_value(json_object_get(data, "same_as"));
+		o = words_of(cl, args, other ? other : "");
+		snprintf(p, len, "the same storage as %s", o.where);
+	} else if (!w.what[0] || !strcmp(w.what, "uuid=")) {
+		/* The storage itself, already named with its uuid. */
+		snprintf(p, len, "%s", reason);
+	} else {
+		snprintf(p, len, "%s: %s", named(&w, name, sizeof(name)),
+			 reason);
+	}
+}
+
 /*
  * One request: CTL_EXIT_OK with the reply in *@reply, or the exit status
- * after saying what went wrong.
+ * after saying what went wrong. With --json an error reply goes to
+ * stdout as it came; the line on stderr says it in the command line's
+ * words, from the error's data (iofence-protocol(7), "Errors").
  */
 int call(struct client *cl, const char *execute, json_t *args, int wait_ms,
 	 json_t **reply)
 {
+	char text[1024];
 	json_t *err;
 
 	*reply = client_call(cl, execute, args, wait_ms);
@@ -177,8 +467,8 @@ int call(struct client *cl, const char *execute, json_t *args, int wait_ms,
 		return CTL_EXIT_OK;
 	if (cl->json)
 		print_json(*reply);
-	fprintf(stderr, "iofencectl: %s: %s\n", str_of(err, "class"),
-		str_of(err, "desc"));
+	error_words(text, sizeof(text), cl, args, err);
+	fprintf(stderr, "iofencectl: %s: %s\n", str_of(err, "class"), text);
 	json_decref(*reply);
 	*reply = NULL;
 	return CTL_EXIT_ERROR_REPLY;

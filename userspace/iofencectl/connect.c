@@ -483,52 +483,53 @@ out:
 	return out;
 }
 
-static void connect_help(void)
-{
-	printf("Usage: iofencectl [--socket PATH] [--json] connect " CONNECT_USAGE
-	       "\n"
-	       "The connect agent's call right after the hypervisor connect step of a\n"
-	       "connect or a reconnect: reads the host's storage list (JSON, from FILE\n"
-	       "or stdin), checks every item, then unless the host state is connected\n"
-	       "sends set-host-state connecting, and arms the storages in one setup\n"
-	       "(with --reconnect: reconnect and no_status_check) within DUR (default\n"
-	       "%s). Prints one line per storage: armed, updated, unchanged,\n"
-	       "skipped (not connected on this host) or failed (why).\n"
-	       "\n"
-	       "The list: [{\"uuid\": ..., \"type\": ..., \"path\": ..., ...}, ...], or an\n"
-	       "object with that array under \"storages\". Fields: uuid, type, path\n"
-	       "(or mount_path or target), connected (default true), interval,\n"
-	       "io_timeout, timeout, kill_grace (a number of seconds, or a string\n"
-	       "with a unit: 500ms, 2s, 1.5s, 1m), attempts, strategy, victims\n"
-	       "(a list), fence_hook, region_offset and slot (block only).\n"
-	       "type: " TYPE_RULE ".\n"
-	       "\n"
-	       "Exit status: 0 every connected storage armed, updated or unchanged;\n"
-	       "1 the daemon refused (nothing was changed: setup is all or nothing);\n"
-	       "2 usage or a bad storage list (nothing was sent); 3 no daemon, or no\n"
-	       "reply in time (what is armed is unknown: query status).\n",
-	       fmt_duration(SETUP_DEFAULT_DEADLINE_MS).s);
-}
+const struct opt_spec connect_opts[] = {
+	{ "host", 'H', false, "UUID", NULL, KIND_STRING,
+	  "this host (required)" },
+	{ "reconnect", 'r', false, NULL, NULL, KIND_BOOL,
+	  "the reconnect path: setup with reconnect and\n"
+	  "no_status_check" },
+	{ "deadline", 'd', false, "DUR", NULL, KIND_DURATION,
+	  "the setup's deadline (default 30s)" },
+	{ "storages", 'S', false, "FILE|-", NULL, KIND_STRING,
+	  "the storage list (default -: stdin)" },
+	{},
+};
+
+_Static_assert(SETUP_DEFAULT_DEADLINE_MS == 30000, "connect's help says 30s");
+
+const char connect_description[] =
+	"The connect agent's call right after the hypervisor connect step of\n"
+	"a connect or a reconnect: reads the host's storage list (JSON, from\n"
+	"FILE or stdin), checks every item, then unless the host state is\n"
+	"connected sends set-host-state connecting, and arms the storages in\n"
+	"one setup (with --reconnect: reconnect and no_status_check) within\n"
+	"DUR. Prints one line per storage: armed, updated, unchanged, skipped\n"
+	"(not connected on this host) or failed (why).\n"
+	"\n"
+	"The list: [{\"uuid\": ..., \"type\": ..., \"path\": ..., ...}, ...], or\n"
+	"an object with that array under \"storages\". Fields: uuid, type,\n"
+	"path (or mount_path or target), connected (default true), interval,\n"
+	"io_timeout, timeout, kill_grace (a number of seconds, or a string\n"
+	"with a unit: 500ms, 2s, 1.5s, 1m), attempts, strategy, victims (a\n"
+	"list), fence_hook, region_offset and slot (block only).\n"
+	"type: " TYPE_RULE ".\n"
+	"\n"
+	"Exit status: 0 every connected storage armed, updated or unchanged;\n"
+	"1 the daemon refused (nothing was changed: setup is all or nothing);\n"
+	"2 usage or a bad storage list (nothing was sent); 3 no daemon, or no\n"
+	"reply in time (what is armed is unknown: query status).";
 
 int parse_connect(struct invocation *inv)
 {
-	static const struct option opts[] = {
-		{ "host", required_argument, NULL, 'H' },
-		{ "reconnect", no_argument, NULL, 'r' },
-		{ "deadline", required_argument, NULL, 'd' },
-		{ "storages", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	const char *host = NULL, *file = "-", *why;
 	bool reconnect = false;
 	uint64_t deadline = SETUP_DEFAULT_DEADLINE_MS;
 	json_t *list;
 	int c;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(inv->argc, inv->argv, ":", opts, NULL)) != -1) {
+	options_start();
+	while ((c = next_option(inv, connect_opts)) != -1) {
 		switch (c) {
 		case 'H':
 			host = optarg;
@@ -552,30 +553,15 @@ int parse_connect(struct invocation *inv)
 		case 'S':
 			file = optarg;
 			break;
-		case 'h':
-			connect_help();
-			exit(CTL_EXIT_OK);
-		case ':':
-			fprintf(stderr,
-				"iofencectl: connect: %s needs a value\n",
-				inv->argv[optind - 1]);
-			return CTL_EXIT_USAGE;
 		default:
-			fprintf(stderr,
-				"iofencectl: connect: unknown option '%s' (see connect --help)\n",
-				inv->argv[optind - 1]);
 			return CTL_EXIT_USAGE;
 		}
 	}
-	if (optind < inv->argc) {
-		fprintf(stderr,
-			"iofencectl: connect: unexpected argument '%s' (see connect --help)\n",
-			inv->argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
+	if (optind < inv->argc)
+		return no_more_arguments(inv);
 	if (!host || !uuid_valid(host)) {
 		fprintf(stderr,
-			"iofencectl: connect: %s (see connect --help)\n",
+			"iofencectl: connect: %s; see 'iofencectl help connect'\n",
 			host ? "--host: must be 1 to 64 of A-Z a-z 0-9 . _ : - not starting with '.'" :
 			       "needs --host");
 		return CTL_EXIT_USAGE;

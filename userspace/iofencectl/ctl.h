@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "deadlines.h"
 #include "linebuf.h"
@@ -19,7 +20,9 @@ enum {
 	CTL_EXIT_OK,
 	CTL_EXIT_ERROR_REPLY,
 	CTL_EXIT_USAGE, /* also: no connection, no reply */
-	CTL_EXIT_UNREACHABLE, /* connect only: no connection, no reply */
+	/* Each of these for one subcommand only: */
+	CTL_EXIT_UNREACHABLE = 3, /* connect: no connection, no reply */
+	CTL_EXIT_NOT_ARMED = 3, /* teardown: some of what it named was not armed */
 };
 
 /*
@@ -49,6 +52,23 @@ enum {
 	PEER_EXIT_FAILED,
 };
 
+enum kind { KIND_STRING, KIND_UINT, KIND_DURATION, KIND_BOOL, KIND_LIST };
+
+/*
+ * An option of iofencectl or of a subcommand: its help, its getopt entry
+ * and the protocol argument it gives, which names it in the daemon's
+ * errors.
+ */
+struct opt_spec {
+	const char *name; /* the long option, without "--" */
+	int val; /* what getopt returns for it */
+	bool short_too; /* val is also its short option, -val */
+	const char *arg; /* its value, as help names it; NULL: none */
+	const char *key; /* the protocol argument it gives; NULL: none */
+	enum kind kind; /* that argument's kind of value */
+	const char *help; /* '\n' breaks a line */
+};
+
 struct client {
 	int fd;
 	struct linebuf in;
@@ -57,6 +77,10 @@ struct client {
 	int wait_ms; /* what the read under way waits, for its error */
 	json_int_t next_id;
 	bool json;
+	/* The subcommand under way: how its errors name its arguments. */
+	const char *sub;
+	const struct opt_spec *opts; /* NULL-named end; NULL: none */
+	const char *positional; /* the key of its one argument, or NULL */
 };
 
 /* watch ends on SIGINT or SIGTERM with status 0. */
@@ -73,15 +97,35 @@ int call(struct client *cl, const char *execute, json_t *args, int wait_ms,
 	 json_t **reply);
 
 /* spec.c */
-enum kind { KIND_STRING, KIND_UINT, KIND_DURATION, KIND_BOOL, KIND_LIST };
+/* The nearest of the names considered, if it is near enough @typed. */
+struct suggestion {
+	const char *typed;
+	const char *best;
+	int dist;
+	int ties;
+};
 
 #define DURATION_RULE "500ms, 2s, 1.5s, 1m, or a number of ms"
 
 int parse_duration(const char *s, uint64_t *ms, const char **why);
 json_t *parse_value(enum kind kind, const char *text, const char **why);
 json_t *parse_storage(const char *spec);
+/* The command line's name of storage key @key (protocol's or not); NULL: none. */
+const char *spec_key_word(const char *key);
+enum kind spec_key_kind(const char *key);
+void spec_keys_help(FILE *out, int column);
+void spec_keys_consider(struct suggestion *sg);
+void suggest_consider(struct suggestion *sg, const char *name);
+const char *suggest_result(const struct suggestion *sg);
+
+/* iofencectl.c: a subcommand's own options. */
+void options_start(void);
+int next_option(struct invocation *inv, const struct opt_spec *opts);
+int no_more_arguments(struct invocation *inv);
 
 /* connect.c: the connect agent's hook. */
+extern const struct opt_spec connect_opts[];
+extern const char connect_description[];
 int parse_connect(struct invocation *inv);
 int run_connect(struct client *cl, const struct subcommand *sc,
 		struct invocation *inv);
@@ -101,6 +145,8 @@ struct text fmt_time(json_int_t sec, json_int_t usec);
 struct text fmt_stamp(json_t *ts);
 struct text fmt_deadline(json_t *timeline);
 void print_json(json_t *v);
+/* @text; each line after a '\n' in it indented to @column. */
+void print_indented(FILE *out, const char *text, int column);
 int max_width(json_t *list, const char *key, int min);
 
 /* print.c: each reply for people. */

@@ -148,6 +148,13 @@ void print_json(json_t *v)
 	free(text);
 }
 
+void print_indented(FILE *out, const char *text, int column)
+{
+	for (const char *nl; (nl = strchr(text, '\n')); text = nl + 1)
+		fprintf(out, "%.*s\n%*s", (int)(nl - text), text, column, "");
+	fprintf(out, "%s\n", text);
+}
+
 int max_width(json_t *list, const char *key, int min)
 {
 	json_t *item;

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,50 +49,157 @@ struct subcommand {
 		   struct invocation *inv);
 	/* The exit status when the daemon cannot be reached; 0: usage's. */
 	int unreachable;
+	/* For `iofencectl help NAME`: what it does, at length, and its options. */
+	const char *description;
+	const struct opt_spec *opts;
 };
 
 volatile sig_atomic_t ctl_interrupted;
 
 /* --- subcommands: their arguments ------------------------------------ */
 
+#define OPT_ENTRIES_MAX 16
+
+static const char *sub_name(const struct invocation *inv)
+{
+	return inv->argv[0];
+}
+
+/* The long option @typed ("--name" or "--name=value") names. */
+static struct text long_name(const char *typed)
+{
+	struct text t;
+
+	snprintf(t.s, sizeof(t.s), "%.*s", (int)strcspn(typed + 2, "="),
+		 typed + 2);
+	return t;
+}
+
+/*
+ * Why getopt_long refused @typed, in one line: unknown (and the option
+ * it most likely meant), ambiguous, or given a value it does not take.
+ * @see names the help to read.
+ */
+static void option_error(const char *who, const struct opt_spec *opts,
+			 const char *typed, int short_opt, const char *see)
+{
+	struct suggestion sg = { 0 };
+	const struct opt_spec *o, *exact = NULL;
+	struct text name;
+	char cands[128] = "";
+	size_t n = 0;
+	int prefixed = 0;
+
+	if (short_opt || strncmp(typed, "--", 2)) {
+		fprintf(stderr,
+			"iofencectl: %sunknown option '-%c'; see '%s'\n", who,
+			short_opt ? short_opt : typed[1], see);
+		return;
+	}
+	name = long_name(typed);
+	sg.typed = name.s;
+	for (o = opts; o->name; o++) {
+		if (!strcmp(o->name, name.s))
+			exact = o;
+		if (*name.s && !strncmp(o->name, name.s, strlen(name.s))) {
+			prefixed++;
+			if (n < sizeof(cands))
+				n += snprintf(cands + n, sizeof(cands) - n,
+					      "%s--%s", n ? ", " : "", o->name);
+		}
+		suggest_consider(&sg, o->name);
+	}
+	if (exact && !exact->arg)
+		fprintf(stderr, "iofencectl: %s--%s takes no value; see '%s'\n",
+			who, exact->name, see);
+	else if (!exact && prefixed > 1)
+		fprintf(stderr,
+			"iofencectl: %soption '--%s' is ambiguous (%s); see '%s'\n",
+			who, name.s, cands, see);
+	else if (suggest_result(&sg))
+		fprintf(stderr,
+			"iofencectl: %sunknown option '--%s' (did you mean --%s?); see '%s'\n",
+			who, name.s, suggest_result(&sg), see);
+	else
+		fprintf(stderr,
+			"iofencectl: %sunknown option '--%s'; see '%s'\n", who,
+			name.s, see);
+}
+
+/* getopt_long's table for @opts, and the string of their short options. */
+static void getopt_table(const struct opt_spec *opts, struct option *out,
+			 char *shorts, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	n += snprintf(shorts, len, ":");
+	for (; opts[i].name && i < OPT_ENTRIES_MAX; i++) {
+		out[i] = (struct option){ opts[i].name,
+					  opts[i].arg ? required_argument :
+							no_argument,
+					  NULL, opts[i].val };
+		if (opts[i].short_too && n + 3 < len)
+			n += snprintf(shorts + n, len - n, "%c%s", opts[i].val,
+				      opts[i].arg ? ":" : "");
+	}
+	out[i] = (struct option){};
+}
+
 /*
  * getopt_long over a subcommand's own options, which are all long;
- * errors name the subcommand.
+ * errors name the subcommand, in one line.
  */
-static int next_option(struct invocation *inv, const struct option *opts)
+int next_option(struct invocation *inv, const struct opt_spec *opts)
 {
-	int c = getopt_long(inv->argc, inv->argv, ":", opts, NULL);
+	struct option table[OPT_ENTRIES_MAX + 1];
+	char shorts[2 * OPT_ENTRIES_MAX + 3], who[64], see[80];
+	int c;
 
-	/* optopt is set for a short option, which none of them is. */
-	if (c == '?' && optopt)
-		fprintf(stderr,
-			"iofencectl: %s: unknown option '-%c' (see --help)\n",
-			inv->argv[0], optopt);
-	else if (c == '?')
-		fprintf(stderr,
-			"iofencectl: %s: unknown option '%s' (see --help)\n",
-			inv->argv[0], inv->argv[optind - 1]);
-	else if (c == ':')
-		fprintf(stderr, "iofencectl: %s: %s needs a value\n",
-			inv->argv[0], inv->argv[optind - 1]);
+	getopt_table(opts, table, shorts, sizeof(shorts));
+	c = getopt_long(inv->argc, inv->argv, shorts, table, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	snprintf(who, sizeof(who), "%s: ", sub_name(inv));
+	snprintf(see, sizeof(see), "iofencectl help %s", sub_name(inv));
+	if (c == ':')
+		fprintf(stderr, "iofencectl: %s%s needs a value; see '%s'\n",
+			who, inv->argv[optind - 1], see);
+	else
+		/* optopt: a short option's letter; a long one leaves 0. */
+		option_error(who, opts, inv->argv[optind - 1],
+			     strncmp(inv->argv[optind - 1], "--", 2) ? optopt :
+								       0,
+			     see);
 	return c;
 }
 
-static void options_start(void)
+void options_start(void)
 {
 	/* 0, not 1: glibc then forgets what the last parse left behind. */
 	optind = 0;
 	opterr = 0;
 }
 
-static int no_more_arguments(struct invocation *inv)
+/* A usage error of the subcommand: one line, and where to read more. */
+static int sub_usage(struct invocation *inv, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int sub_usage(struct invocation *inv, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "iofencectl: %s: ", sub_name(inv));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'iofencectl help %s'\n", sub_name(inv));
+	return CTL_EXIT_USAGE;
+}
+
+int no_more_arguments(struct invocation *inv)
 {
 	if (optind >= inv->argc)
 		return CTL_EXIT_OK;
-	fprintf(stderr,
-		"iofencectl: %s: unexpected argument '%s' (see --help)\n",
-		inv->argv[0], inv->argv[optind]);
-	return CTL_EXIT_USAGE;
+	return sub_usage(inv, "unexpected argument '%s'", inv->argv[optind]);
 }
 
 /* Sets @key of the arguments to @text read as @kind; says why not. */
@@ -101,13 +209,28 @@ static int set_arg(struct invocation *inv, const char *key, enum kind kind,
 	const char *why;
 	json_t *v = parse_value(kind, text, &why);
 
-	if (!v) {
-		fprintf(stderr, "iofencectl: %s: %s %s: %s\n", inv->argv[0],
-			opt, text, why);
-		return CTL_EXIT_USAGE;
-	}
+	if (!v)
+		return sub_usage(inv, "%s %s: %s", opt, text, why);
 	json_object_set_new(inv->args, key, v);
 	return CTL_EXIT_OK;
+}
+
+/* The option that getopt returned @c for: sets its argument. */
+static int set_opt(struct invocation *inv, const struct opt_spec *opts, int c)
+{
+	char opt[64];
+
+	for (const struct opt_spec *o = opts; o->name; o++) {
+		if (o->val != c || !o->key)
+			continue;
+		if (!o->arg) {
+			json_object_set_new(inv->args, o->key, json_true());
+			return CTL_EXIT_OK;
+		}
+		snprintf(opt, sizeof(opt), "--%s", o->name);
+		return set_arg(inv, o->key, o->kind, opt, optarg);
+	}
+	return CTL_EXIT_USAGE;
 }
 
 static int append_arg(struct invocation *inv, json_t *list, const char *opt,
@@ -117,91 +240,78 @@ static int append_arg(struct invocation *inv, json_t *list, const char *opt,
 
 	if (v && !json_array_append_new(list, v))
 		return CTL_EXIT_OK;
-	fprintf(stderr, "iofencectl: %s: %s %s: not valid UTF-8\n",
-		inv->argv[0], opt, text);
-	return CTL_EXIT_USAGE;
+	return sub_usage(inv, "%s %s: not valid UTF-8", opt, text);
 }
+
+static const struct opt_spec setup_opts[] = {
+	{ "host", 'H', false, "UUID", "host_uuid", KIND_STRING,
+	  "the host whose storages these are (required)" },
+	{ "storage", 'S', false, "SPEC", "storages", KIND_STRING,
+	  "a storage to arm, as KEY=VALUE,... (see below); at\n"
+	  "least one, repeat for more" },
+	{ "reconnect", 'r', false, NULL, "reconnect", KIND_BOOL,
+	  "this setup is part of a reconnect of the host" },
+	{ "no-status-check", 'n', false, NULL, "no_status_check", KIND_BOOL,
+	  "let this one request through while the host state\n"
+	  "is not connected" },
+	{ "timeout", 't', false, "DUR", "timeout_ms", KIND_DURATION,
+	  "the daemon's deadline for the request, 100ms to\n"
+	  "10m (default 30s; not iofencectl's own --timeout)" },
+	{},
+};
 
 static int parse_setup(struct invocation *inv)
 {
-	static const struct option opts[] = {
-		{ "host", required_argument, NULL, 'H' },
-		{ "reconnect", no_argument, NULL, 'r' },
-		{ "no-status-check", no_argument, NULL, 'n' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "storage", required_argument, NULL, 'S' },
-		{},
-	};
 	json_t *list = json_array(), *st;
 	int c, ret = CTL_EXIT_OK;
 
 	inv->deadline_ms = SETUP_DEFAULT_DEADLINE_MS;
 	options_start();
-	while (!ret && (c = next_option(inv, opts)) != -1) {
-		switch (c) {
-		case 'H':
-			ret = set_arg(inv, "host_uuid", KIND_STRING, "--host",
-				      optarg);
-			break;
-		case 'r':
-			json_object_set_new(inv->args, "reconnect",
-					    json_true());
-			break;
-		case 'n':
-			json_object_set_new(inv->args, "no_status_check",
-					    json_true());
-			break;
-		case 't':
-			ret = set_arg(inv, "timeout_ms", KIND_DURATION,
-				      "--timeout", optarg);
-			if (!ret)
-				inv->deadline_ms = clamp_int(
-					int_of(inv->args, "timeout_ms"));
-			break;
-		case 'S':
+	while (!ret && (c = next_option(inv, setup_opts)) != -1) {
+		if (c == 'S') {
 			st = parse_storage(optarg);
 			if (st)
 				json_array_append_new(list, st);
 			else
 				ret = CTL_EXIT_USAGE;
-			break;
-		default:
-			ret = CTL_EXIT_USAGE;
+			continue;
 		}
+		ret = set_opt(inv, setup_opts, c);
+		if (!ret && c == 't')
+			inv->deadline_ms =
+				clamp_int(int_of(inv->args, "timeout_ms"));
 	}
 	json_object_set_new(inv->args, "storages", list);
 	if (ret)
 		return ret;
-	if (!json_object_get(inv->args, "host_uuid") ||
-	    !json_array_size(list)) {
-		fprintf(stderr,
-			"iofencectl: setup: needs --host and at least one --storage (see --help)\n");
-		return CTL_EXIT_USAGE;
-	}
+	if (!json_object_get(inv->args, "host_uuid") || !json_array_size(list))
+		return sub_usage(inv,
+				 "needs --host and at least one --storage");
 	return no_more_arguments(inv);
 }
 
+static const struct opt_spec teardown_opts[] = {
+	{ "host", 'H', false, "UUID", "host_uuid", KIND_STRING,
+	  "the host whose storages to disarm (required)" },
+	{ "storage", 'S', false, "UUID", "storages", KIND_STRING,
+	  "a storage to disarm, repeat for more; without it,\n"
+	  "every storage of the host" },
+	{},
+};
+
 static int parse_teardown(struct invocation *inv)
 {
-	static const struct option opts[] = {
-		{ "host", required_argument, NULL, 'H' },
-		{ "storage", required_argument, NULL, 'S' },
-		{},
-	};
 	json_t *list = json_array();
 	int c, ret = CTL_EXIT_OK;
 
 	inv->deadline_ms = SETUP_DEFAULT_DEADLINE_MS;
 	options_start();
-	while (!ret && (c = next_option(inv, opts)) != -1) {
-		if (c == 'H')
-			ret = set_arg(inv, "host_uuid", KIND_STRING, "--host",
-				      optarg);
-		else if (c == 'S')
+	while (!ret && (c = next_option(inv, teardown_opts)) != -1) {
+		if (c == 'S')
 			/* A uuid dropped here would widen what goes. */
 			ret = append_arg(inv, list, "--storage", optarg);
 		else
-			ret = CTL_EXIT_USAGE;
+			ret = set_opt(inv, teardown_opts, c);
 	}
 	/* Without --storage: every storage of the host. */
 	if (json_array_size(list))
@@ -209,51 +319,40 @@ static int parse_teardown(struct invocation *inv)
 	json_decref(list);
 	if (ret)
 		return ret;
-	if (!json_object_get(inv->args, "host_uuid")) {
-		fprintf(stderr,
-			"iofencectl: teardown: needs --host (see --help)\n");
-		return CTL_EXIT_USAGE;
-	}
+	if (!json_object_get(inv->args, "host_uuid"))
+		return sub_usage(inv, "needs --host");
 	return no_more_arguments(inv);
 }
+
+static const struct opt_spec peer_opts[] = {
+	{ "storage", 'S', false, "UUID", "storage", KIND_STRING,
+	  "the storage, armed here, to read the peer's record on\n"
+	  "(required)" },
+	{ "host", 'H', false, "UUID", "host", KIND_STRING,
+	  "the other host (required)" },
+	{ "slot", 'n', false, "N", "slot", KIND_UINT,
+	  "the other host's slot on a block storage (required\n"
+	  "there, refused for file storages)" },
+	{ "window", 'w', false, "DUR", "window_ms", KIND_DURATION,
+	  "how long to watch the record (default: the timeout it\n"
+	  "publishes)" },
+	{},
+};
 
 /* peer: a query-peer waits out its observation window. */
 static int parse_peer(struct invocation *inv)
 {
-	static const struct option opts[] = {
-		{ "storage", required_argument, NULL, 'S' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "slot", required_argument, NULL, 'n' },
-		{ "window", required_argument, NULL, 'w' },
-		{},
-	};
 	json_t *w;
 	int c, ret = CTL_EXIT_OK;
 
 	options_start();
-	while (!ret && (c = next_option(inv, opts)) != -1) {
-		if (c == 'S')
-			ret = set_arg(inv, "storage", KIND_STRING, "--storage",
-				      optarg);
-		else if (c == 'H')
-			ret = set_arg(inv, "host", KIND_STRING, "--host",
-				      optarg);
-		else if (c == 'n')
-			ret = set_arg(inv, "slot", KIND_UINT, "--slot", optarg);
-		else if (c == 'w')
-			ret = set_arg(inv, "window_ms", KIND_DURATION,
-				      "--window", optarg);
-		else
-			ret = CTL_EXIT_USAGE;
-	}
+	while (!ret && (c = next_option(inv, peer_opts)) != -1)
+		ret = set_opt(inv, peer_opts, c);
 	if (ret)
 		return ret;
 	if (!json_object_get(inv->args, "storage") ||
-	    !json_object_get(inv->args, "host")) {
-		fprintf(stderr,
-			"iofencectl: peer: needs --storage and --host (see --help)\n");
-		return CTL_EXIT_USAGE;
-	}
+	    !json_object_get(inv->args, "host"))
+		return sub_usage(inv, "needs --storage and --host");
 	/* Without --window the peer's own timeout decides: up to the max. */
 	w = json_object_get(inv->args, "window_ms");
 	inv->deadline_ms = w ? json_integer_value(w) + PEER_READS_MARGIN_MS :
@@ -261,20 +360,21 @@ static int parse_peer(struct invocation *inv)
 	return no_more_arguments(inv);
 }
 
+static const struct opt_spec since_opts[] = {
+	{ "since", 'S', false, "N", "since", KIND_UINT,
+	  "after the event numbered N (default 0: all that the\n"
+	  "journal has)" },
+	{},
+};
+
 /* events and watch. */
 static int parse_since(struct invocation *inv)
 {
-	static const struct option opts[] = {
-		{ "since", required_argument, NULL, 'S' },
-		{},
-	};
 	int c, ret = CTL_EXIT_OK;
 
 	options_start();
-	while (!ret && (c = next_option(inv, opts)) != -1)
-		ret = c == 'S' ? set_arg(inv, "since", KIND_UINT, "--since",
-					 optarg) :
-				 CTL_EXIT_USAGE;
+	while (!ret && (c = next_option(inv, since_opts)) != -1)
+		ret = set_opt(inv, since_opts, c);
 	return ret ? ret : no_more_arguments(inv);
 }
 
@@ -282,8 +382,7 @@ static int parse_raw(struct invocation *inv)
 {
 	if (inv->argc <= 2)
 		return CTL_EXIT_OK;
-	fprintf(stderr, "iofencectl: raw takes at most one argument\n");
-	return CTL_EXIT_USAGE;
+	return sub_usage(inv, "takes at most one argument");
 }
 
 /* What subcommands with no options take: nothing, or one positional. */
@@ -292,15 +391,15 @@ static int parse_positional(const struct subcommand *sc, struct invocation *inv)
 	if (!sc->positional) {
 		if (inv->argc == 1)
 			return CTL_EXIT_OK;
-		fprintf(stderr, "iofencectl: %s: takes no arguments\n",
-			inv->argv[0]);
-		return CTL_EXIT_USAGE;
+		if (inv->argv[1][0] == '-')
+			return sub_usage(inv, "unknown option '%s'",
+					 inv->argv[1]);
+		return sub_usage(inv, "takes no arguments");
 	}
-	if (inv->argc != 2 || inv->argv[1][0] == '-') {
-		fprintf(stderr, "iofencectl: %s: takes one argument, %s\n",
-			inv->argv[0], sc->usage);
-		return CTL_EXIT_USAGE;
-	}
+	if (inv->argc == 2 && inv->argv[1][0] == '-')
+		return sub_usage(inv, "unknown option '%s'", inv->argv[1]);
+	if (inv->argc != 2)
+		return sub_usage(inv, "takes one argument, %s", sc->usage);
 	return set_arg(inv, sc->positional, KIND_STRING, sc->usage,
 		       inv->argv[1]);
 }
@@ -488,39 +587,114 @@ static int run_raw(struct client *cl, const struct subcommand *sc,
 	return status;
 }
 
+/*
+ * teardown: as setup prints, but what was not armed is said so, and the
+ * exit status tells: the protocol keeps teardown idempotent for agents,
+ * a person asked for something that was not there.
+ */
+static int run_teardown(struct client *cl, const struct subcommand *sc,
+			struct invocation *inv)
+{
+	json_t *reply, *ret, *list, *st;
+	int status =
+		call(cl, sc->execute, inv->args, reply_wait(cl, inv), &reply);
+	char absent[256] = "";
+	size_t i, n = 0;
+
+	if (status)
+		return status;
+	ret = json_object_get(reply, "return");
+	list = json_object_get(ret, "storages");
+	if (cl->json)
+		print_json(ret);
+	else
+		printf("flight %lld%s\n", (long long)int_of(ret, "flight"),
+		       json_is_true(json_object_get(ret, "joined")) ?
+			       " (joined)" :
+			       "");
+	json_array_foreach(list, i, st) {
+		bool armed = strcmp(str_of(st, "result"), "absent");
+
+		if (!cl->json)
+			printf("%s: %s\n", str_of(st, "uuid"),
+			       armed ? str_of(st, "result") : "not armed");
+		if (!armed && n < sizeof(absent))
+			n += snprintf(absent + n, sizeof(absent) - n, "%s%s",
+				      n ? ", " : "", str_of(st, "uuid"));
+	}
+	status = CTL_EXIT_OK;
+	if (!json_array_size(list)) {
+		if (!cl->json)
+			printf("host %s: nothing armed\n",
+			       str_of(ret, "host_uuid"));
+		fprintf(stderr,
+			"iofencectl: teardown: host %s has nothing armed\n",
+			str_of(ret, "host_uuid"));
+		status = CTL_EXIT_NOT_ARMED;
+	} else if (n) {
+		fprintf(stderr, "iofencectl: teardown: not armed: %s\n",
+			absent);
+		status = CTL_EXIT_NOT_ARMED;
+	}
+	json_decref(reply);
+	return status;
+}
+
 static const struct subcommand subcommands[] = {
 	{ .name = "status",
 	  .execute = "query-status",
 	  .usage = "",
 	  .summary = "the host state and every armed storage",
-	  .print = print_status },
+	  .print = print_status,
+	  .description =
+		  "The host state on the management side, the BPF tracker, and\n"
+		  "every armed storage: its heartbeat state, type, interval,\n"
+		  "timeout, strategy, fence deadline and target, with what the\n"
+		  "tracker counted on its device under it." },
 	{ .name = "storage",
 	  .execute = "query-storage",
 	  .usage = "UUID",
 	  .summary = "one armed storage in detail",
 	  .positional = "uuid",
-	  .print = print_storage },
+	  .print = print_storage,
+	  .description =
+		  "One armed storage, UUID, in detail: its host, when it was armed,\n"
+		  "every parameter, its timeline, its heartbeats and fence, and\n"
+		  "its I/O evidence." },
 	{ .name = "version",
 	  .execute = "query-version",
 	  .usage = "",
 	  .summary = "the daemon's version",
-	  .print = print_version },
+	  .print = print_version,
+	  .description =
+		  "The version of the daemon that answers on the socket\n"
+		  "(iofencectl --version: this program's own)." },
 	{ .name = "capabilities",
 	  .execute = "query-capabilities",
 	  .usage = "",
 	  .summary = "what the daemon can do on this machine",
-	  .print = print_capabilities },
+	  .print = print_capabilities,
+	  .description =
+		  "The protocol features the daemon offers, and whether\n"
+		  "its BPF tracker runs on this machine." },
 	{ .name = "commands",
 	  .execute = "query-commands",
 	  .usage = "",
 	  .summary = "the protocol commands the daemon serves",
-	  .print = print_commands },
+	  .print = print_commands,
+	  .description =
+		  "Every protocol command the daemon serves, whether it\n"
+		  "changes state, and what it does." },
 	{ .name = "set-host-state",
 	  .execute = "set-host-state",
 	  .usage = "connecting|connected|disconnected",
 	  .summary = "record the host's state on the management side",
 	  .positional = "state",
-	  .print = print_host_state },
+	  .print = print_host_state,
+	  .description =
+		  "Records the host's state on the management side: connecting,\n"
+		  "connected or disconnected. setup needs connected (or its\n"
+		  "--no-status-check). Prints the state and the one before." },
 	{ .name = "setup",
 	  .execute = "setup",
 	  .usage =
@@ -529,20 +703,38 @@ static const struct subcommand subcommands[] = {
 	  .summary = "arm storages of a host, all or nothing; setup\n"
 		     "needs host state connected, or --no-status-check",
 	  .parse = parse_setup,
-	  .print = print_flight },
+	  .print = print_flight,
+	  .description =
+		  "Arms the storages of a host, all or nothing: each one is armed,\n"
+		  "updated (armed before with other parameters), unchanged, or\n"
+		  "skipped (not connected on this host); after an error nothing\n"
+		  "has changed. Needs the host state connected, or\n"
+		  "--no-status-check. Prints the flight, then UUID: RESULT per\n"
+		  "storage.",
+	  .opts = setup_opts },
 	{ .name = "teardown",
 	  .execute = "teardown",
 	  .usage = "--host UUID [--storage UUID]...",
 	  .summary = "disarm those storages of the host, or all of them",
 	  .parse = parse_teardown,
-	  .print = print_flight },
+	  .run = run_teardown,
+	  .description =
+		  "Disarms those storages of the host, or every one it has.\n"
+		  "Prints the flight, then UUID: disarmed, or UUID: not armed.\n"
+		  "Exits 3 when a storage named was not armed, or the host had\n"
+		  "nothing armed; what was armed is disarmed all the same.",
+	  .opts = teardown_opts },
 	{ .name = "unfence",
 	  .execute = "unfence",
 	  .usage = "UUID",
 	  .summary = "lift a storage's fence once its heartbeats\n"
 		     "succeed again",
 	  .positional = "uuid",
-	  .print = print_unfence },
+	  .print = print_unfence,
+	  .description =
+		  "Lifts the fence of storage UUID once its heartbeats succeed\n"
+		  "again (refused while it is still lost), the kernel write\n"
+		  "fence too." },
 	{ .name = "peer",
 	  .execute = "query-peer",
 	  .usage = "--storage UUID --host UUID [--slot N] [--window DUR]",
@@ -551,26 +743,50 @@ static const struct subcommand subcommands[] = {
 	  .parse = parse_peer,
 	  .print = print_peer,
 	  .status_of = peer_status,
-	  .fail_status = PEER_EXIT_FAILED },
+	  .fail_status = PEER_EXIT_FAILED,
+	  .description =
+		  "Whether another host still writes heartbeats to a storage\n"
+		  "armed here: reads its record, again after the window, and\n"
+		  "says alive, dead or unknown, with its fence deadline and the\n"
+		  "VMs its record lists. Waits for the window, unless\n"
+		  "iofencectl's --timeout is shorter.",
+	  .opts = peer_opts },
 	{ .name = "metrics",
 	  .execute = "query-status",
 	  .usage = "",
 	  .summary = "the daemon's figures in the OpenMetrics text\n"
 		     "format, for node_exporter's textfile collector",
-	  .print = print_metrics },
+	  .print = print_metrics,
+	  .description =
+		  "One query-status printed as OpenMetrics text (ending in\n"
+		  "# EOF): per storage its state, heartbeat latency, writes,\n"
+		  "time to fence and fences; per daemon the lag of each side,\n"
+		  "connections and events. Write it to a .prom file that\n"
+		  "node_exporter's textfile collector reads." },
 	{ .name = "events",
 	  .execute = "query-events",
 	  .usage = "[--since N]",
 	  .summary = "the journalled events after number N (default 0)",
 	  .parse = parse_since,
-	  .run = run_events },
+	  .run = run_events,
+	  .description =
+		  "The events the daemon still has in its journal after number N,\n"
+		  "one per line: SEQ TIME EVENT KEY=VALUE... (--json: one JSON\n"
+		  "list). Warns when some of them left the journal already.",
+	  .opts = since_opts },
 	{ .name = "watch",
 	  .execute = "subscribe",
 	  .usage = "[--since N]",
 	  .summary = "the journalled events after N, if given, then\n"
 		     "every new event as it comes, until interrupted",
 	  .parse = parse_since,
-	  .run = run_watch },
+	  .run = run_watch,
+	  .description =
+		  "Subscribes to events; with --since, prints the journalled\n"
+		  "events after N first; then every event as it comes, each\n"
+		  "once, as events prints them (--json: one line each), until\n"
+		  "SIGINT or SIGTERM (exit 0) or the daemon closes (exit 2).",
+	  .opts = since_opts },
 	{ .name = "connect",
 	  .usage = "--host UUID [--reconnect] [--deadline DUR]\n"
 		   "        [--storages FILE|-]",
@@ -579,13 +795,33 @@ static const struct subcommand subcommands[] = {
 		     "armed, 1 refused, 2 bad list, 3 no daemon or reply",
 	  .parse = parse_connect,
 	  .run = run_connect,
+	  .description = connect_description,
+	  .opts = connect_opts,
 	  .unreachable = CTL_EXIT_UNREACHABLE },
 	{ .name = "raw",
 	  .usage = "[LINE]",
 	  .summary = "send LINE, or each line of stdin, as it is, and\n"
 		     "print each reply as one JSON line",
 	  .parse = parse_raw,
-	  .run = run_raw },
+	  .run = run_raw,
+	  .description =
+		  "Sends LINE, or each line of standard input, to the daemon as it\n"
+		  "is, even when it is not valid JSON, and prints each reply as\n"
+		  "one JSON line. Exits 1 when a reply was an error." },
+	{},
+};
+
+static const struct opt_spec global_opts[] = {
+	{ "socket", 's', true, "PATH", NULL, KIND_STRING,
+	  "the control socket\n(default " IOFENCE_DEFAULT_SOCKET ")" },
+	{ "json", 'j', true, NULL, NULL, KIND_BOOL,
+	  "print replies as JSON (watch: one line per event)" },
+	{ "timeout", 't', true, "DUR", NULL, KIND_DURATION,
+	  "wait at most DUR for each reply (default 30s;\n"
+	  "setup, teardown and peer wait for their own deadline)" },
+	{ "help", 'h', true, NULL, NULL, KIND_BOOL, "show this help and exit" },
+	{ "version", 'V', true, NULL, NULL, KIND_BOOL,
+	  "show iofencectl's version and exit" },
 	{},
 };
 
@@ -598,12 +834,39 @@ static const struct subcommand *subcommand_find(const char *name)
 	return NULL;
 }
 
-/* Text with '\n' in it, each further line indented to @column. */
-static void print_indented(FILE *out, const char *text, int column)
+static void unknown_command(const char *name)
 {
-	for (const char *nl; (nl = strchr(text, '\n')); text = nl + 1)
-		fprintf(out, "%.*s\n%*s", (int)(nl - text), text, column, "");
-	fprintf(out, "%s\n", text);
+	struct suggestion sg = { .typed = name };
+	const char *near;
+
+	suggest_consider(&sg, "help");
+	for (const struct subcommand *sc = subcommands; sc->name; sc++)
+		suggest_consider(&sg, sc->name);
+	near = suggest_result(&sg);
+	fprintf(stderr,
+		"iofencectl: unknown command '%s'%s%s%s; see 'iofencectl --help'\n",
+		name, near ? " (did you mean " : "", near ? near : "",
+		near ? "?)" : "");
+}
+
+/* "  -s, --socket PATH   what it is", aligned at @column. */
+static void print_options(FILE *out, const struct opt_spec *opts, int column)
+{
+	for (const struct opt_spec *o = opts; o && o->name; o++) {
+		int n = fprintf(out, "  ");
+
+		if (o->short_too)
+			n += fprintf(out, "-%c, ", o->val);
+		else
+			n += fprintf(out, "    ");
+		n += fprintf(out, "--%s%s%s", o->name, o->arg ? " " : "",
+			     o->arg ? o->arg : "");
+		if (n + 2 > column)
+			fprintf(out, "\n%*s", column, "");
+		else
+			fprintf(out, "%*s", column - n, "");
+		print_indented(out, o->help, column);
+	}
 }
 
 static void usage(FILE *out)
@@ -623,39 +886,128 @@ static void usage(FILE *out)
 			fprintf(out, "%*s", HELP_COLUMN - n, "");
 		print_indented(out, sc->summary, HELP_COLUMN);
 	}
+	fprintf(out, "  help [COMMAND]%*s", HELP_COLUMN - 16, "");
+	print_indented(out, "this help, or a command's, with its options",
+		       HELP_COLUMN);
+	fprintf(out, "\nOptions (before the command):\n");
+	print_options(out, global_opts, HELP_COLUMN);
 	fprintf(out,
 		"\n"
-		"SPEC is one storage as comma-separated KEY=VALUE; uuid, type (file\n"
-		"or block) and target (a path) are required. Optional: region_offset\n"
-		"(or offset) and slot (block only), connected (true/false/yes/no/1/0),\n"
-		"interval, io_timeout, timeout (when to fence) and kill_grace (each a\n"
-		"DUR), attempts (or max_attempts), strategy (force, kill-only or\n"
-		"permissive), victims (PATTERN:PATTERN...), fence_hook (a path).\n"
-		"Other keys are passed on as strings.\n"
 		"DUR is " DURATION_RULE ".\n"
-		"\n"
-		"Options:\n"
-		"  -s, --socket PATH   control socket (default " IOFENCE_DEFAULT_SOCKET
-		")\n"
-		"  -j, --json          print replies as JSON (watch: one line per event)\n"
-		"  -t, --timeout DUR   wait at most DUR for each reply (default %s;\n"
-		"                      setup and teardown wait for their own deadline)\n"
-		"  -h, --help          show this help and exit\n"
+		"Run 'iofencectl help COMMAND' (or COMMAND --help) for a command's\n"
+		"options, and the --storage SPEC keys under 'iofencectl help setup'.\n"
 		"\n"
 		"Exit status: 0 on success (watch: also when interrupted), 1 on an\n"
-		"error reply, 2 on a usage or connection error.\n",
-		fmt_duration(CTL_DEFAULT_TIMEOUT_MS).s);
+		"error reply, 2 on a usage or connection error, 3 when a teardown\n"
+		"named something not armed.\n");
+}
+
+/* iofencectl help NAME, and NAME --help. */
+static void sub_help(const struct subcommand *sc)
+{
+	static const struct opt_spec help_opt[] = {
+		{ "help", 'h', true, NULL, NULL, KIND_BOOL,
+		  "show this help and exit" },
+		{},
+	};
+
+	int n = printf("Usage: iofencectl [OPTION]... %s", sc->name);
+
+	/* Its arguments on the line, or under it when they do not fit. */
+	if (n + 1 + (int)strcspn(sc->usage, "\n") > 79) {
+		printf("\n%*s", 8, "");
+		print_indented(stdout, sc->usage, 0);
+	} else {
+		printf("%s", *sc->usage ? " " : "");
+		print_indented(stdout, sc->usage, 0);
+	}
+	putchar('\n');
+	print_indented(stdout, sc->description ? sc->description : sc->summary,
+		       0);
+	printf("\nOptions:\n");
+	print_options(stdout, sc->opts, HELP_COLUMN);
+	print_options(stdout, help_opt, HELP_COLUMN);
+	if (sc->opts == setup_opts) {
+		printf("\nSPEC is KEY=VALUE,... (a value cannot hold a comma); the keys,\n"
+		       "by their short names (the protocol's work too):\n");
+		spec_keys_help(stdout, HELP_COLUMN);
+		printf("Other keys go to the daemon, which refuses them by name.\n");
+	}
+	for (const struct opt_spec *o = sc->opts; o && o->name; o++)
+		if (o->kind == KIND_DURATION && o->arg) {
+			printf("\nDUR is " DURATION_RULE ".\n");
+			break;
+		}
+	if (sc->execute)
+		printf("\nThe protocol command: %s, see iofence-protocol(7).\n",
+		       sc->execute);
+	printf("Options before the command (--socket, --json, --timeout):\n"
+	       "see 'iofencectl --help'.\n");
+}
+
+/*
+ * The subcommand's arguments ask for its help: -h or --help, not as the
+ * value of one of its options, before any "--".
+ */
+static bool wants_help(const struct subcommand *sc, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const struct opt_spec *o;
+
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+		for (o = sc->opts; o && o->name; o++) {
+			if (o->arg && !strncmp(argv[i], "--", 2) &&
+			    !strcmp(argv[i] + 2, o->name)) {
+				i++;
+				break;
+			}
+		}
+	}
+	return false;
+}
+
+static void version(void)
+{
+	printf("iofencectl %d.%d.%d\n"
+	       "The daemon's version: iofencectl version (asks the daemon).\n",
+	       IOFENCE_VERSION_MAJOR, IOFENCE_VERSION_MINOR,
+	       IOFENCE_VERSION_MICRO);
+}
+
+/* iofencectl help [NAME]. */
+static int help(int argc, char **argv)
+{
+	const struct subcommand *sc;
+
+	if (argc == 1) {
+		usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	if (argc > 2) {
+		fprintf(stderr,
+			"iofencectl: help: takes one command; see 'iofencectl --help'\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "help")) {
+		usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	sc = subcommand_find(argv[1]);
+	if (!sc) {
+		unknown_command(argv[1]);
+		return CTL_EXIT_USAGE;
+	}
+	sub_help(sc);
+	return CTL_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	struct option opts[OPT_ENTRIES_MAX + 1];
+	char shorts[2 * OPT_ENTRIES_MAX + 3];
 	struct client cl = { .fd = -1, .timeout_ms = CTL_DEFAULT_TIMEOUT_MS };
 	struct invocation inv = { 0 };
 	const char *path = IOFENCE_DEFAULT_SOCKET, *why;
@@ -664,7 +1016,12 @@ int main(int argc, char **argv)
 	int c, status = CTL_EXIT_USAGE;
 	uint64_t ms;
 
-	while ((c = getopt_long(argc, argv, "+s:jt:h", opts, NULL)) != -1) {
+	getopt_table(global_opts, opts, shorts, sizeof(shorts));
+	/* Options end at the command: the rest are the command's. */
+	memmove(shorts + 1, shorts, strlen(shorts) + 1);
+	shorts[0] = '+';
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			path = optarg;
@@ -677,7 +1034,7 @@ int main(int argc, char **argv)
 			    ms > INT_MAX) {
 				fprintf(stderr,
 					"iofencectl: --timeout %s: must be a positive duration (" DURATION_RULE
-					")\n",
+					"); see 'iofencectl --help'\n",
 					optarg);
 				return CTL_EXIT_USAGE;
 			}
@@ -687,21 +1044,37 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return CTL_EXIT_OK;
+		case 'V':
+			version();
+			return CTL_EXIT_OK;
+		case ':':
+			fprintf(stderr,
+				"iofencectl: %s needs a value; see 'iofencectl --help'\n",
+				argv[optind - 1]);
+			return CTL_EXIT_USAGE;
 		default:
-			usage(stderr);
+			option_error(
+				"", global_opts, argv[optind - 1],
+				strncmp(argv[optind - 1], "--", 2) ? optopt : 0,
+				"iofencectl --help");
 			return CTL_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		fprintf(stderr,
+			"iofencectl: no command given; see 'iofencectl --help'\n");
 		return CTL_EXIT_USAGE;
 	}
+	if (!strcmp(argv[optind], "help"))
+		return help(argc - optind, argv + optind);
 	sc = subcommand_find(argv[optind]);
 	if (!sc) {
-		fprintf(stderr,
-			"iofencectl: unknown command '%s' (see --help)\n",
-			argv[optind]);
+		unknown_command(argv[optind]);
 		return CTL_EXIT_USAGE;
+	}
+	if (wants_help(sc, argc - optind, argv + optind)) {
+		sub_help(sc);
+		return CTL_EXIT_OK;
 	}
 	inv.argc = argc - optind;
 	inv.argv = argv + optind;
@@ -716,6 +1089,9 @@ int main(int argc, char **argv)
 		json_decref(inv.args);
 		inv.args = NULL;
 	}
+	cl.sub = sc->name;
+	cl.opts = sc->opts;
+	cl.positional = sc->positional;
 
 	status = sc->unreachable ? sc->unreachable : CTL_EXIT_USAGE;
 	if (client_connect(&cl, path))

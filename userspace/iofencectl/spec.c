@@ -12,28 +12,56 @@
 
 #include "ctl.h"
 
-/* A --storage key: the protocol's name, and a shorter one for people. */
+/*
+ * A --storage key: the protocol's name, a shorter one for people, and
+ * what it means, for `iofencectl help setup` (its value's form first).
+ */
 struct spec_key {
 	const char *name;
 	const char *alias;
 	enum kind kind;
+	const char *help;
 };
 
 static const struct spec_key spec_keys[] = {
-	{ "uuid", NULL, KIND_STRING },
-	{ "type", NULL, KIND_STRING },
-	{ "target", NULL, KIND_STRING },
-	{ "region_offset", "offset", KIND_UINT },
-	{ "slot", NULL, KIND_UINT },
-	{ "connected", NULL, KIND_BOOL },
-	{ "interval_ms", "interval", KIND_DURATION },
-	{ "io_timeout_ms", "io_timeout", KIND_DURATION },
-	{ "max_attempts", "attempts", KIND_UINT },
-	{ "timeout_ms", "timeout", KIND_DURATION },
-	{ "strategy", NULL, KIND_STRING },
-	{ "kill_grace_ms", "kill_grace", KIND_DURATION },
-	{ "victims", NULL, KIND_LIST },
-	{ "fence_hook", NULL, KIND_STRING },
+	{ "uuid", NULL, KIND_STRING, "NAME  required: the storage" },
+	{ "type", NULL, KIND_STRING,
+	  "file|block  required: a shared file system, or a shared\n"
+	  "block device written directly" },
+	{ "target", NULL, KIND_STRING,
+	  "PATH  required: a file storage's mount point, a block\n"
+	  "storage's device" },
+	{ "region_offset", "offset", KIND_UINT,
+	  "N  block only: the bytes before the heartbeat slots\n"
+	  "(a multiple of 4096, default 0)" },
+	{ "slot", NULL, KIND_UINT,
+	  "N  block only: this host's slot, 0 to 4095 (default 0)" },
+	{ "connected", NULL, KIND_BOOL,
+	  "yes|no  no: not connected on this host, so skipped\n"
+	  "(true/false and 1/0 work too; default yes)" },
+	{ "interval_ms", "interval", KIND_DURATION,
+	  "DUR  the heartbeat interval, 100ms to 10m (default 2s)" },
+	{ "io_timeout_ms", "io_timeout", KIND_DURATION,
+	  "DUR  the bound of one heartbeat write, 10ms to the\n"
+	  "interval (default: the interval)" },
+	{ "max_attempts", "attempts", KIND_UINT,
+	  "N  heartbeats that may fail before the storage counts\n"
+	  "as lost, 1 to 100 (default 5)" },
+	{ "timeout_ms", "timeout", KIND_DURATION,
+	  "DUR  when to fence after the last good heartbeat: the\n"
+	  "interval to 1h (default: interval x attempts)" },
+	{ "strategy", NULL, KIND_STRING,
+	  "force|kill-only|permissive  what a fence does: kill,\n"
+	  "and reset the host when that is not enough; kill\n"
+	  "only; report only (default force)" },
+	{ "kill_grace_ms", "kill_grace", KIND_DURATION,
+	  "DUR  how long victims get before force escalates,\n"
+	  "0 to 10m (default 5s)" },
+	{ "victims", NULL, KIND_LIST,
+	  "PATTERN:...  the executable names a fence may kill\n"
+	  "(default qemu-system-*:qemu-kvm:qemu)" },
+	{ "fence_hook", NULL, KIND_STRING,
+	  "PATH  a program to run on fencing" },
 	{},
 };
 
@@ -164,6 +192,113 @@ static const struct spec_key *spec_key_find(const char *key)
 		    (k->alias && !strcmp(key, k->alias)))
 			return k;
 	return NULL;
+}
+
+const char *spec_key_word(const char *key)
+{
+	const struct spec_key *k = spec_key_find(key);
+
+	if (!k)
+		return NULL;
+	return k->alias ? k->alias : k->name;
+}
+
+enum kind spec_key_kind(const char *key)
+{
+	const struct spec_key *k = spec_key_find(key);
+
+	return k ? k->kind : KIND_STRING;
+}
+
+void spec_keys_consider(struct suggestion *sg)
+{
+	for (const struct spec_key *k = spec_keys; k->name; k++)
+		suggest_consider(sg, k->alias ? k->alias : k->name);
+}
+
+/*
+ * KEY=FORM, then the meaning; the protocol's name, where it differs,
+ * in parentheses.
+ */
+void spec_keys_help(FILE *out, int column)
+{
+	for (const struct spec_key *k = spec_keys; k->name; k++) {
+		const char *form = k->help, *text = strstr(form, "  ");
+		int n = fprintf(out, "  %s=%.*s", k->alias ? k->alias : k->name,
+				(int)(text - form), form);
+
+		if (k->alias)
+			n += fprintf(out, " (or %s=)", k->name);
+		text += 2;
+		if (n >= column)
+			fprintf(out, "\n%*s", column, "");
+		else
+			fprintf(out, "%*s", column - n, "");
+		print_indented(out, text, column);
+	}
+}
+
+/*
+ * Optimal string alignment distance: insertions, deletions,
+ * substitutions and swaps of two neighbours each count one. Names are
+ * short; longer ones are simply far.
+ */
+static int edit_distance(const char *a, const char *b)
+{
+	enum { MAX = 48 };
+	int d[MAX + 1][MAX + 1];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > MAX || lb > MAX)
+		return MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int v = d[i - 1][j - 1] + cost;
+
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+void suggest_consider(struct suggestion *sg, const char *name)
+{
+	size_t n = strlen(sg->typed);
+	int dist = edit_distance(sg->typed, name);
+
+	/* "stat" for "status": the start of one name is close too. */
+	if (n >= 3 && !strncmp(name, sg->typed, n) && dist > 1)
+		dist = 1;
+	if (!sg->best || dist < sg->dist) {
+		sg->best = name;
+		sg->dist = dist;
+		sg->ties = 0;
+	} else if (dist == sg->dist && strcmp(name, sg->best)) {
+		sg->ties++;
+	}
+}
+
+const char *suggest_result(const struct suggestion *sg)
+{
+	size_t n = strlen(sg->typed);
+	/* Close: a slip of a key or two, fewer in short names. */
+	int near = n <= 4 ? 1 : n <= 8 ? 2 : 3;
+
+	if (!sg->best || sg->ties || sg->dist > near || !sg->dist)
+		return NULL;
+	return sg->best;
 }
 
 /*
