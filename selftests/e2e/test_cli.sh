@@ -107,12 +107,18 @@ check "the daemon's --version is the same version" \
 
 # usage_err LABEL WANT-RE ARGS...: exit 2, nothing on stdout, one line on
 # stderr matching WANT-RE, never the usage.
+# peer's answers are 0 to 2 (alive, dead, unknown): its failures exit 3.
+failure_rc() { # usual-status subcommand
+	if [ "$2" = peer ]; then echo 3; else echo "$1"; fi
+}
+
 usage_err() {
-	local label=$1 re=$2
+	local label=$1 re=$2 want
 	shift 2
+	want=$(failure_rc 2 "$1")
 	run --socket "$NOSOCK" "$@"
-	check "$label: exit 2, one stderr line ($err)" \
-		eval '[ $rc -eq 2 ] && [ -z "$out" ] && [ "$(lines "$err")" -eq 1 ] && ! grep -q "^Usage" <<<"$err"'
+	check "$label: exit $want, one stderr line ($err)" \
+		eval '[ $rc -eq $want ] && [ -z "$out" ] && [ "$(lines "$err")" -eq 1 ] && ! grep -q "^Usage" <<<"$err"'
 	check "$label: says $re" grep -qE -- "$re" <<<"$err"
 }
 usage_err "setup --reconect" "^iofencectl: setup: unknown option '--reconect' \(did you mean --reconnect\?\); see 'iofencectl help setup'$" \
@@ -150,12 +156,13 @@ F2="uuid=ps2,type=file,target=$T/m2,victims=iofence-test-nobody"
 # "iofencectl: CLASS: ..." with each WANT (a fixed string) in it, and none
 # of the protocol's names.
 daemon_err() {
-	local label=$1 class=$2 w wants=()
+	local label=$1 class=$2 w wants=() want
 	shift 2
 	while [ "$1" != -- ]; do wants+=("$1"); shift; done
 	shift
+	want=$(failure_rc 1 "$1")
 	run --socket "$S" "$@"
-	check "$label: exit 1, one stderr line" eval '[ $rc -eq 1 ] && [ "$(lines "$err")" -eq 1 ]'
+	check "$label: exit $want, one stderr line" eval '[ $rc -eq $want ] && [ "$(lines "$err")" -eq 1 ]'
 	check "$label: class $class ($err)" grep -q "^iofencectl: $class: " <<<"$err"
 	for w in "${wants[@]}"; do
 		check "$label: says '$w'" grep -qF -- "$w" <<<"$err"
