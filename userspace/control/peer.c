@@ -136,6 +136,13 @@ static void reply(struct peer_query *q)
 		why = "no observation window";
 	} else if (last->seq != q->obs[0].seq) {
 		liveness = "alive";
+	} else if (last->state == RECORD_CLEAN_SHUTDOWN) {
+		/*
+		 * Its timeline ended on purpose: nothing fences the host's
+		 * VMs, which may still write. Never "dead": that would let
+		 * a peer restart them beside the running ones.
+		 */
+		why = "the host stopped heartbeating on purpose (a teardown or a daemon stop): it no longer guards the storage";
 	} else if (q->window_ms >= last->timeout_ms) {
 		liveness = "dead";
 	} else {
