@@ -293,3 +293,23 @@ restart_test() {
 	[ "$bpf" = true ] && check "4: SIGTERM with nothing armed: the pins go" [ ! -e "$pin" ]
 }
 restart_test
+
+# --- 5. a daemon that detaches keeps the passed socket -----------------------
+
+detach_test() {
+	local sock="$T/d.sock" log="$T/detach.out" hold child
+	# RUNS 2: the holder keeps the socket after the first run's parent exits.
+	"$LISTEN_HOLD" "$sock" 2 "$IOFENCED" --no-bpf --watchdog none --socket "$sock" \
+		--state-dir "$T/d.state" >"$log" 2>"$T/detach.err" &
+	hold=$!
+	on_exit "kill -TERM $hold; wait $hold"
+	wait_until 10 grep -q ' run 1 exit ' "$log"
+	check "5: without --foreground the parent exits 0 once the child is ready" grep -q ' run 1 exit 0$' "$log"
+	child=$(cat "$T/d.state/lock" 2>/dev/null)
+	[ -n "$child" ] && on_exit "kill -KILL $child"
+	check "5: the detached daemon serves the socket it was passed" \
+		eval "ctl_sock '$sock' version >/dev/null && grep -q 'passed by the service manager' '$T/detach.err'"
+	[ -n "$child" ] && kill -TERM "$child"
+	check "5: it stops on SIGTERM" wait_until 10 eval "! kill -0 $child 2>/dev/null"
+}
+detach_test
