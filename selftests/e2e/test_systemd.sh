@@ -244,6 +244,11 @@ restart_test() {
 	fi
 
 	kill -TERM "$p1"
+	# Connects while run 1 stops: never taken from the backlog only to
+	# be closed (the stop cancels the accept first), so it is answered.
+	timeout 30 "$IOFENCECTL" --socket "$sock" --json status >"$T/at-term.out" 2>&1 &
+	local tpid=$!
+	on_exit "kill -KILL $tpid; wait $tpid"
 	wait_until 10 grep -q ' run 1 exit ' "$log"
 	check "4: run 1: SIGTERM: exit 0" grep -q ' run 1 exit 0$' "$log"
 	# No daemon runs now: what peers and the kernel see.
@@ -263,6 +268,9 @@ restart_test() {
 	p2=$(awk '$2 == "run" && $3 == 2 { print $5 }' "$log")
 	wait "$cpid"
 	rc=$?
+	wait "$tpid"
+	check "4: a client that connected at the SIGTERM is answered (exit $?, by a daemon up $(jq .uptime_ms "$T/at-term.out" 2>/dev/null) ms)" \
+		jqe '.storages | length >= 1' <"$T/at-term.out"
 	check "4: the waiting setup succeeds (exit $rc): $(jq -c '[.storages[] | [.uuid, .result]]' "$T/setup.out" 2>/dev/null || head -c 300 "$T/setup.out")" \
 		eval "[ $rc -eq 0 ] && jqe '[.storages[] | .result] == [\"unchanged\", \"armed\"]' <'$T/setup.out'"
 	out=$(ctl_sock "$sock" --json status)
