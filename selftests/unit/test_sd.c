@@ -51,8 +51,8 @@ Test(sd_status, one_storage_is_singular)
 
 	st.armed = 1;
 	st.late = 0;
-	cr_expect(strstr(text(&st), "1 storage armed, 0 late, 0 fenced;"),
-		  "%s", text(&st));
+	cr_expect(strstr(text(&st), "1 storage armed, 0 late, 0 fenced;"), "%s",
+		  text(&st));
 	st.phase = SD_STOPPING;
 	cr_expect(strstr(text(&st), "stopping; 1 storage stays armed;"), "%s",
 		  text(&st));
@@ -74,8 +74,8 @@ Test(sd_status, starting_counts_the_re_arm)
 	st.phase = SD_STARTING;
 	st.stored = 4;
 	st.armed = 0;
-	cr_expect(strstr(text(&st), "re-arming 4 storages;") == text(&st),
-		  "%s", text(&st));
+	cr_expect(strstr(text(&st), "re-arming 4 storages;") == text(&st), "%s",
+		  text(&st));
 	st.armed = 2;
 	st.unarmed = 1;
 	cr_expect(strstr(text(&st),
@@ -175,9 +175,9 @@ Test(sd_listen, nothing_passed)
 Test(sd_listen, malformed_variables_are_refused)
 {
 	static const char *const bad[][2] = {
-		{ "", "1" },	 { "42", "" },	  { "x", "1" },
-		{ "42", "1x" },	 { "42", "-1" },  { "-42", "1" },
-		{ "0", "1" },	 { "42", "+1" },  { "42", "99999999999" },
+		{ "", "1" },	{ "42", "" },	{ "x", "1" },
+		{ "42", "1x" }, { "42", "-1" }, { "-42", "1" },
+		{ "0", "1" },	{ "42", "+1" }, { "42", "99999999999" },
 		{ "42 ", "1" },
 	};
 

@@ -900,8 +900,7 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 		/* EMFILE and friends pass; the next accept may succeed. */
 		pr_warn("accept on %s: %s", s->path, strerror(-res));
 	}
-	if (!(flags & IORING_CQE_F_MORE) && !s->loop->stopping &&
-	    s->accepting)
+	if (!(flags & IORING_CQE_F_MORE) && !s->loop->stopping && s->accepting)
 		accept_arm(s);
 }
 
@@ -979,7 +978,8 @@ static void check_inherited(const char *path, gid_t gid)
 
 	if (path[0] != '/' || stat(path, &st))
 		return;
-	if (st.st_mode & 0007)
+	/* connect() needs write permission on the socket file. */
+	if (st.st_mode & S_IWOTH)
 		pr_warn("socket %s (passed by the service manager): mode %04o lets anyone connect; SocketMode=0660 would not",
 			path, (unsigned int)(st.st_mode & 07777));
 	if (gid != (gid_t)-1 && st.st_gid != gid)
@@ -1024,8 +1024,8 @@ static int server_open(struct ctl_server *s, struct loop *l, const char *path,
 }
 
 int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
-		    int fd, gid_t gid, unsigned int max_conns,
-		    json_t *greeting, ctl_dispatch_fn dispatch, void *ctx)
+		    int fd, gid_t gid, unsigned int max_conns, json_t *greeting,
+		    ctl_dispatch_fn dispatch, void *ctx)
 {
 	int ret = server_open(s, l, path, fd, gid, max_conns, greeting,
 			      dispatch, ctx);

@@ -150,8 +150,8 @@ struct ctl_server {
  * -1), refusing to take over a socket that another daemon still serves.
  */
 int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
-		    int fd, gid_t gid, unsigned int max_conns,
-		    json_t *greeting, ctl_dispatch_fn dispatch, void *ctx);
+		    int fd, gid_t gid, unsigned int max_conns, json_t *greeting,
+		    ctl_dispatch_fn dispatch, void *ctx);
 /*
  * Takes no more connections: those that come wait in the socket's
  * backlog, which a passed socket keeps for the next daemon. At the start

@@ -119,8 +119,9 @@ static int detach(int *ready_fd)
 
 /*
  * The control socket systemd (or systemd-socket-activate) passed, if any.
- * It is served instead of --socket, whose path then only names the lock
- * next to it; when the two differ, the log says which one is served.
+ * It is served instead of --socket; when the two differ the log says
+ * which one is, and the socket lock goes next to it (next to --socket
+ * only for a passed socket with no path, abstract or unnamed).
  */
 static int take_socket(struct daemon *d)
 {

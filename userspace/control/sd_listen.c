@@ -144,8 +144,8 @@ int sd_listen_take(struct sd_socket *s)
 				fd, *name ? name : "unnamed", why);
 			continue;
 		}
-		if (chosen < 0 || (!strcmp(name, "control") &&
-				   strcmp(s->name, "control"))) {
+		if (chosen < 0 ||
+		    (!strcmp(name, "control") && strcmp(s->name, "control"))) {
 			chosen = fd;
 			memcpy(s->path, path, sizeof(path));
 			memcpy(s->name, name, sizeof(name));

@@ -10,7 +10,7 @@ struct out {
 };
 
 __attribute__((format(printf, 2, 3))) static void put(struct out *o,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	size_t room = o->used < o->len ? o->len - o->used : 0;
 	va_list ap;

@@ -66,7 +66,8 @@ int main(int argc, char **argv)
 
 	if (argc < 4 || strlen(argv[1]) >= sizeof(addr.sun_path) ||
 	    (runs = atoi(argv[2])) < 1) {
-		fprintf(stderr, "usage: listen_hold PATH RUNS PROGRAM [ARG]...\n");
+		fprintf(stderr,
+			"usage: listen_hold PATH RUNS PROGRAM [ARG]...\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

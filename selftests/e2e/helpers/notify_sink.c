@@ -50,7 +50,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	strcpy(addr.sun_path, argv[1]);
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one))) {
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one))) {
 		perror("socket");
 		return 1;
 	}
@@ -94,9 +95,10 @@ int main(int argc, char **argv)
 		msg[n] = '\0';
 		for (line = strtok_r(msg, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
-			printf("%lld.%03ld %d %s\n", (long long)ts.tv_sec * 1000 +
-			       ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000,
-			       (int)pid, line);
+			printf("%lld.%03ld %d %s\n",
+			       (long long)ts.tv_sec * 1000 +
+				       ts.tv_nsec / 1000000,
+			       (ts.tv_nsec / 1000) % 1000, (int)pid, line);
 	}
 	close(fd);
 	unlink(argv[1]);
