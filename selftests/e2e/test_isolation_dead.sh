@@ -124,7 +124,11 @@ sc2() {
 	truncate -s 1M "$M/d2/vm.img" "$M/d3/vm.img"
 	daemon_on s2 st2 --no-bpf || { not_ok "2: daemon starts"; return; }
 	S=$SOCK_s2
-	arm_storages "$S" h2 "uuid=ok,type=file,target=$HD,$SPEC" \
+	# A stop keeps the storages armed, and a restart keeps the contract
+	# (t_ok from the last heartbeat): the healthy one gets a T that the
+	# stop with dead storages and the new daemon's start fit in, as a
+	# restart must. Late still means I + D (LATE) after a success.
+	arm_storages "$S" h2 "uuid=ok,type=file,target=$HD,${SPEC/timeout_ms=$TMO/timeout_ms=30000}" \
 		"uuid=d1,type=file,target=$M/d1,$SPEC" \
 		"uuid=d2,type=file,target=$M/d2,$SPEC" \
 		"uuid=d3,type=file,target=$M/d3,$SPEC" ||
@@ -220,7 +224,19 @@ sc2() {
 	sleep 3
 	qs_watch_stop "$T/w2b"
 	qs_watch_check "2: new daemon, dead storages re-arming" "$T/w2b" "$IV" "$LATE"
-	healthy_check "2: new daemon" "$(journal_of "$S2")" ok
+	# The restart itself was a gap in ok's heartbeats, longer than I + D:
+	# the new daemon, which counts from the last heartbeat as peers do,
+	# says so once as it re-arms (LATE, then RESTORED), and fences
+	# nothing. From its first heartbeat on, ok is as healthy as before.
+	j=$(journal_of "$S2")
+	r=$(jq -c '([.[] | select(.event == "REARMED" and .data.storage == "ok")][-1].seq // 1e18) as $s |
+		[.[] | select(.seq > $s and .data.storage == "ok") | .event]' <<<"$j")
+	check "2: new daemon: ok's restart gap told at its re-arm, nothing more: $r" \
+		jqe '. == [] or . == ["HEARTBEAT_LATE", "HEARTBEAT_RESTORED"]' <<<"$r"
+	healthy_check "2: new daemon, from ok's first heartbeat" \
+		"$(jq -c '([.[] | select(.event == "REARMED" and .data.storage == "ok")][-1].seq // 1e18) as $s |
+			([.[] | select(.seq > $s and .event == "HEARTBEAT_RESTORED" and .data.storage == "ok")][0].seq // $s) as $r |
+			[.[] | select(.seq > $r)]' <<<"$j")" ok
 
 	hangs_release
 	check "2: released: the old daemon exits" wait_until 10 daemon_gone s2

@@ -61,7 +61,9 @@ static void usage(FILE *out)
 		"                            a missing default file is not an error)\n"
 		"  -s, --socket PATH         control socket, mode 0660\n"
 		"                            (default " IOFENCE_DEFAULT_SOCKET
-		")\n"
+		");\n"
+		"                            a socket passed by socket activation\n"
+		"                            (LISTEN_FDS) is served instead\n"
 		"      --socket-group GROUP  owning group of the socket: its members may\n"
 		"                            connect and query (default: root only)\n"
 		"      --control-group GROUP members may also change state (setup,\n"
@@ -72,7 +74,8 @@ static void usage(FILE *out)
 		"                            (default " IOFENCE_DEFAULT_PIN_DIR
 		")\n"
 		"  -f, --foreground          stay in the foreground (use under systemd);\n"
-		"                            otherwise detach once the socket is ready\n"
+		"                            otherwise detach once the socket is ready,\n"
+		"                            keeping a passed socket\n"
 		"      --no-bpf              run without the kernel tracker\n"
 		"      --max-connections N   control connections at once (default %d)\n"
 		"      --idle-timeout S      close a connection that sent no complete\n"

@@ -891,7 +891,8 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 	struct ctl_server *s = container_of(op, struct ctl_server, accept_op);
 
 	if (res >= 0) {
-		if (s->loop->stopping)
+		/* Taken in the instant before the accept was cancelled. */
+		if (s->loop->stopping || !s->accepting)
 			close(res);
 		else
 			conn_new(s, res);
@@ -899,7 +900,7 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 		/* EMFILE and friends pass; the next accept may succeed. */
 		pr_warn("accept on %s: %s", s->path, strerror(-res));
 	}
-	if (!(flags & IORING_CQE_F_MORE) && !s->loop->stopping)
+	if (!(flags & IORING_CQE_F_MORE) && !s->loop->stopping && s->accepting)
 		accept_arm(s);
 }
 
@@ -919,19 +920,13 @@ static int claim_path(const struct sockaddr_un *addr)
 	return ret;
 }
 
-static int server_open(struct ctl_server *s, struct loop *l, const char *path,
-		       gid_t gid, unsigned int max_conns, json_t *greeting,
-		       ctl_dispatch_fn dispatch, void *ctx)
+/* Binds @path itself: mode 0660, group @gid (root's when -1). */
+static int bind_path(struct ctl_server *s, const char *path, gid_t gid)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	mode_t old_umask;
 	int ret;
 
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
-	list_init(&s->conns);
-	list_init(&s->ready);
-	list_init(&s->unread);
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		pr_err("socket path %s: longer than %zu bytes", path,
 		       sizeof(addr.sun_path) - 1);
@@ -967,7 +962,50 @@ static int server_open(struct ctl_server *s, struct loop *l, const char *path,
 		pr_err("socket %s: %s", path, strerror(-ret));
 		close(s->fd);
 		s->fd = -1;
-		return ret;
+	}
+	return ret;
+}
+
+/*
+ * A socket the service manager made: its owner, mode and backlog are the
+ * socket unit's, and it is neither changed nor removed here. Who may
+ * connect is still worth a word when it is not what this daemon would
+ * have made.
+ */
+static void check_inherited(const char *path, gid_t gid)
+{
+	struct stat st;
+
+	if (path[0] != '/' || stat(path, &st))
+		return;
+	/* connect() needs write permission on the socket file. */
+	if (st.st_mode & S_IWOTH)
+		pr_warn("socket %s (passed by the service manager): mode %04o lets anyone connect; SocketMode=0660 would not",
+			path, (unsigned int)(st.st_mode & 07777));
+	if (gid != (gid_t)-1 && st.st_gid != gid)
+		pr_warn("socket %s (passed by the service manager): its group is %u, not --socket-group's %u; set SocketGroup= in the socket unit",
+			path, (unsigned int)st.st_gid, (unsigned int)gid);
+}
+
+static int server_open(struct ctl_server *s, struct loop *l, const char *path,
+		       int fd, gid_t gid, unsigned int max_conns,
+		       json_t *greeting, ctl_dispatch_fn dispatch, void *ctx)
+{
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	list_init(&s->conns);
+	list_init(&s->ready);
+	list_init(&s->unread);
+	if (fd >= 0) {
+		s->fd = fd;
+		s->inherited = true;
+		check_inherited(path, gid);
+	} else {
+		ret = bind_path(s, path, gid);
+		if (ret)
+			return ret;
 	}
 	s->path = strdup(path);
 	s->loop = l;
@@ -979,22 +1017,47 @@ static int server_open(struct ctl_server *s, struct loop *l, const char *path,
 	s->sweep_op.cb = sweep_done;
 	s->turn_op.cb = turn_done;
 	s->budget = CTL_TURN_LINES;
+	s->accepting = true;
 	accept_arm(s);
 	sweep_arm(s);
 	return 0;
 }
 
 int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
-		    gid_t gid, unsigned int max_conns, json_t *greeting,
+		    int fd, gid_t gid, unsigned int max_conns, json_t *greeting,
 		    ctl_dispatch_fn dispatch, void *ctx)
 {
-	int ret = server_open(s, l, path, gid, max_conns, greeting, dispatch,
-			      ctx);
+	int ret = server_open(s, l, path, fd, gid, max_conns, greeting,
+			      dispatch, ctx);
 
 	/* The greeting is the server's once it runs, and dropped if not. */
 	if (ret)
 		json_decref(greeting);
 	return ret;
+}
+
+void ctl_server_stop_accepting(struct ctl_server *s)
+{
+	struct io_uring_sync_cancel_reg reg = {
+		.addr = (uint64_t)(uintptr_t)&s->accept_op,
+		.fd = -1,
+		.timeout = { .tv_sec = -1, .tv_nsec = -1 },
+	};
+	int ret;
+
+	if (s->fd < 0 || !s->accepting)
+		return;
+	s->accepting = false;
+	if (!s->accept_op.busy)
+		return;
+	/*
+	 * Synchronous: once it returns no connection is taken from the
+	 * backlog any more. Its last completion comes through the loop.
+	 */
+	ret = io_uring_register_sync_cancel(&s->loop->ring, &reg);
+	if (ret < 0 && ret != -ENOENT && ret != -EALREADY)
+		pr_warn("socket %s: cannot stop accepting: %s", s->path,
+			strerror(-ret));
 }
 
 void ctl_server_set_idle_timeout(struct ctl_server *s, unsigned int seconds)
@@ -1029,7 +1092,9 @@ void ctl_server_close(struct ctl_server *s)
 	}
 	if (s->fd >= 0) {
 		close(s->fd);
-		unlink(s->path);
+		/* The service manager's socket stays: it holds the backlog. */
+		if (!s->inherited)
+			unlink(s->path);
 	}
 	free(s->path);
 	free(s->enc.buf);

@@ -111,6 +111,8 @@ struct ctl_server {
 	struct loop *loop;
 	int fd;
 	char *path;
+	bool inherited; /* passed by the service manager: not ours to remove */
+	bool accepting;
 	struct loop_op accept_op;
 	struct loop_op sweep_op;
 	struct loop_op turn_op; /* a NOP: the next turn's lines */
@@ -142,12 +144,21 @@ struct ctl_server {
 };
 
 /*
- * Binds @path with mode 0660 and group @gid (or root's when @gid is -1),
- * refusing to take over a socket that another daemon still serves.
+ * Serves @fd, a listening socket the service manager passed (socket
+ * activation; @path is its name, for the log), as it is; or, with @fd
+ * -1, binds @path with mode 0660 and group @gid (or root's when @gid is
+ * -1), refusing to take over a socket that another daemon still serves.
  */
 int ctl_server_open(struct ctl_server *s, struct loop *l, const char *path,
-		    gid_t gid, unsigned int max_conns, json_t *greeting,
+		    int fd, gid_t gid, unsigned int max_conns, json_t *greeting,
 		    ctl_dispatch_fn dispatch, void *ctx);
+/*
+ * Takes no more connections: those that come wait in the socket's
+ * backlog, which a passed socket keeps for the next daemon. At the start
+ * of a stop.
+ */
+void ctl_server_stop_accepting(struct ctl_server *s);
+/* Closes every connection and the socket; removes it unless passed. */
 void ctl_server_close(struct ctl_server *s);
 /*
  * Closes connections that sent no complete request for @seconds while

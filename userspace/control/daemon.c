@@ -2,6 +2,8 @@
 /* The daemon's state as a whole: host state, events, the persisted form. */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -12,8 +14,10 @@
 #include "deadlines.h"
 #include "fencer.h"
 #include "log.h"
+#include "paths.h"
 #include "record.h"
 #include "sd_notify.h"
+#include "sd_status.h"
 
 #define STATE_DOC_VERSION 1
 
@@ -107,6 +111,63 @@ static const struct core_ops core_ops = {
 	.core_event = on_core_event,
 };
 
+static enum sd_kernel_fence kernel_fence(const struct daemon *d)
+{
+	if (d->cfg.no_bpf)
+		return SD_KFENCE_OFF;
+	if (!d->tracker.active)
+		return SD_KFENCE_NO_BPF;
+	return d->tracker.write_fence ? SD_KFENCE_ON : SD_KFENCE_NO_LSM;
+}
+
+/* The STATUS= line of now, from what the control plane knows. */
+static void status_text(struct daemon *d, char *buf, size_t len)
+{
+	struct sd_status st = {
+		.phase = d->loop.stopping ? SD_STOPPING :
+			 d->ctl.fd < 0	  ? SD_STARTING :
+					    SD_RUNNING,
+		.stored = d->stored,
+		.armed = d->storages.count,
+		.unarmed = (unsigned int)json_array_size(d->unarmed),
+		.watchdog = d->core.wd.fd >= 0 ? d->core.wd.path : NULL,
+		.watchdog_timeout_ms = d->core.wd.timeout_ms,
+		.watchdog_held = d->core_last.wd_holding,
+		.kernel_fence = kernel_fence(d),
+		.host_state = host_state_name(d->host_state),
+	};
+	struct storage *s;
+	unsigned int i;
+
+	storage_for_each(&d->storages, i, s) {
+		if (!s->hb || !s->hb->have_snap)
+			continue;
+		st.late += s->hb->snap.state == HB_LATE;
+		st.fenced += s->hb->snap.state == HB_FENCED;
+	}
+	sd_status_text(&st, buf, len);
+}
+
+/*
+ * Tells systemd @what (NULL: nothing but the status) and the status
+ * line, when the line changed or @what is given.
+ */
+static void status_notify(struct daemon *d, const char *what)
+{
+	char line[sizeof(d->sd_status)], msg[sizeof(line) + 64];
+
+	if (!d->sd_notify)
+		return;
+	status_text(d, line, sizeof(line));
+	if (!what && !strcmp(line, d->sd_status))
+		return;
+	snprintf(msg, sizeof(msg), "%s%sSTATUS=%s", what ? what : "",
+		 what ? "\n" : "", line);
+	if (sd_notify_send(msg))
+		return;
+	memcpy(d->sd_status, line, sizeof(line));
+}
+
 static void pulse_arm(struct daemon *d)
 {
 	struct io_uring_sqe *sqe = loop_sqe(&d->loop, &d->pulse);
@@ -142,6 +203,22 @@ static void pulse_done(struct loop_op *op, int res, unsigned int flags)
 			d->sd_next_ms = now_ms + d->sd_watchdog_ms / 4;
 		}
 	}
+	/*
+	 * Re-arming waits on each storage's deadlines: the start may take
+	 * longer than TimeoutStartSec, and is given more time while both
+	 * sides make progress.
+	 */
+	if (d->sd_notify && d->ctl.fd < 0 && now_ms >= d->sd_extend_ms &&
+	    daemon_core_alive(d)) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "EXTEND_TIMEOUT_USEC=%llu",
+			 SD_START_EXTEND_MS * 1000ull);
+		sd_notify_send(msg);
+		d->sd_extend_ms = now_ms + SD_START_EXTEND_MS / 4;
+	}
+	/* At most once a pulse, and only when it reads differently. */
+	status_notify(d, NULL);
 	/*
 	 * Never beside a request's flight, and not while an earlier step
 	 * is still stuck in the kernel: each try on a dead storage would
@@ -267,7 +344,9 @@ static int load_state(struct daemon *d)
 	d->next_flight =
 		json_integer_value(json_object_get(doc, "next_flight"));
 	storages = json_object_get(doc, "storages");
-	pr_info("state: re-arming %zu storages", json_array_size(storages));
+	d->stored = (unsigned int)json_array_size(storages);
+	pr_info("state: re-arming %u storages", d->stored);
+	status_notify(d, NULL);
 	d->starting = true;
 	setup_rearm(d, storages);
 	json_decref(doc);
@@ -295,7 +374,7 @@ static bool stored(const char *uuid, void *ctx)
 
 void daemon_started(struct daemon *d)
 {
-	int ret;
+	int ret, fd;
 
 	if (!d->starting && d->ctl.fd >= 0)
 		return;
@@ -305,19 +384,29 @@ void daemon_started(struct daemon *d)
 	 * it no longer holds would stay fenced with nobody to lift it.
 	 */
 	tracker_forget_stale(&d->tracker, stored, d);
-	ret = ctl_server_open(&d->ctl, &d->loop, d->cfg.socket_path,
-			      d->socket_gid, d->cfg.max_connections,
+	/*
+	 * A passed socket may have held clients since before this daemon
+	 * ran: their requests are read from here on, after the re-arm.
+	 */
+	fd = d->listen.passed ? d->listen.fd : -1;
+	ret = ctl_server_open(&d->ctl, &d->loop,
+			      fd >= 0 && d->listen.path[0] ? d->listen.path :
+							     d->cfg.socket_path,
+			      fd, d->socket_gid, d->cfg.max_connections,
 			      proto_greeting(commands_capabilities(d)),
 			      commands_dispatch, d);
+	if (fd >= 0)
+		d->listen.fd = -1; /* the server's now */
 	if (ret) {
 		d->exit_code = ret;
 		loop_stop(&d->loop);
 		return;
 	}
 	ctl_server_set_idle_timeout(&d->ctl, d->cfg.idle_timeout_s);
-	pr_info("ready on %s (state %s, %u storages armed)", d->cfg.socket_path,
+	pr_info("ready on %s%s (state %s, %u storages armed)", d->ctl.path,
+		fd >= 0 ? ", passed by the service manager" : "",
 		d->cfg.state_dir, d->storages.count);
-	sd_notify_send("READY=1");
+	status_notify(d, "READY=1");
 	if (d->ready_fd >= 0) {
 		if (write(d->ready_fd, "r", 1) != 1)
 			pr_warn("cannot tell the parent we are ready");
@@ -359,11 +448,10 @@ int daemon_open(struct daemon *d, int ready_fd)
 		ret = resolve_group(d->cfg.control_group, &d->control_gid);
 	if (ret)
 		goto out_cfg;
-	if (mkdir(d->cfg.state_dir, 0700) && errno != EEXIST) {
-		ret = -errno;
-		pr_err("state dir %s: %s", d->cfg.state_dir, strerror(errno));
+	d->sd_notify = getenv("NOTIFY_SOCKET") && *getenv("NOTIFY_SOCKET");
+	ret = daemon_make_state_dir(d->cfg.state_dir);
+	if (ret)
 		goto out_cfg;
-	}
 	ret = loop_init(&d->loop, DAEMON_LOOP_ENTRIES);
 	if (ret)
 		goto out_cfg;
@@ -422,11 +510,60 @@ out_cfg:
 	return ret;
 }
 
+int daemon_make_state_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	size_t n;
+	int ret;
+
+	n = strlen(dir);
+	if (n >= sizeof(path)) {
+		pr_err("state dir %s: longer than %zu bytes", dir,
+		       sizeof(path) - 1);
+		return -ENAMETOOLONG;
+	}
+	/* "a/b/" is "a/b": the last part is the one made 0700. */
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	memcpy(path, dir, n);
+	path[n] = '\0';
+	if (!stat(path, &st)) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		pr_err("state dir %s: not a folder", path);
+		return -ENOTDIR;
+	}
+	if (errno != ENOENT) {
+		ret = -errno;
+		pr_err("state dir %s: %s", path, strerror(errno));
+		return ret;
+	}
+	ret = mkdir_parents(path, 0755);
+	if (!ret && mkdir(path, 0700) && errno != EEXIST)
+		ret = -errno;
+	if (ret) {
+		pr_err("state dir %s: cannot create it: %s", path,
+		       strerror(-ret));
+		return ret;
+	}
+	pr_info("state dir %s: created (mode 0700), with any missing parents (0755)",
+		path);
+	return 0;
+}
+
+void daemon_stop(struct daemon *d)
+{
+	loop_stop(&d->loop);
+	ctl_server_stop_accepting(&d->ctl);
+	status_notify(d, "STOPPING=1");
+}
+
 void daemon_close(struct daemon *d)
 {
 	/*
-	 * The core writes the clean-shutdown records (peers learn that the
-	 * heartbeats stop on purpose) and ends; what it still sent is run
+	 * The core writes each storage's last heartbeat (they stay armed:
+	 * a stop is a restart to come) and ends; what it still sent is run
 	 * here, so no event is lost.
 	 */
 	core_stop(&d->core);
@@ -442,6 +579,8 @@ void daemon_close(struct daemon *d)
 	tracker_close(&d->tracker, !tracker_holds(&d->tracker));
 	/* The socket goes last of what a new daemon needs: it may start. */
 	ctl_server_close(&d->ctl);
+	if (d->listen.passed && d->listen.fd >= 0)
+		close(d->listen.fd);
 	free_storages(d);
 	peer_queries_free(d);
 	if (d->sigfd >= 0)

@@ -20,6 +20,7 @@
 #include "storage.h"
 #include "tracker.h"
 #include "lag.h"
+#include "sd_listen.h"
 
 enum host_state {
 	HOST_CONNECTING,
@@ -61,6 +62,12 @@ struct daemon {
 	struct lag lag;
 	uint64_t sd_watchdog_ms; /* systemd's WatchdogSec; 0: none */
 	uint64_t sd_next_ms;
+	/* systemd: the control socket it passed, and what it was told */
+	struct sd_socket listen;
+	bool sd_notify; /* $NOTIFY_SOCKET is set */
+	char sd_status[256]; /* the STATUS= line last sent */
+	uint64_t sd_extend_ms; /* next start timeout extension */
+	unsigned int stored; /* storages the state held at start */
 	uint64_t rearm_retry_ms; /* when the unarmed are tried again */
 	/*
 	 * Flights that are over with a step still in the kernel (stuck on
@@ -87,6 +94,8 @@ struct daemon {
 #define DAEMON_LOOP_ENTRIES 1024
 /* The control plane measures its lag this often. */
 #define DAEMON_PULSE_MS 100
+/* While re-arming, systemd's start timeout is extended this far ahead. */
+#define SD_START_EXTEND_MS 20000
 /*
  * The core reports every CORE_REPORT_MS; without a report for this long
  * it is not making progress, and systemd is not told otherwise.
@@ -99,8 +108,19 @@ struct daemon {
  * socket opens when that is done). On failure @d is released.
  */
 int daemon_open(struct daemon *d, int ready_fd);
+/*
+ * SIGTERM: takes no more connections (they wait in the backlog for the
+ * next daemon), tells systemd, and ends the loop. Every storage stays
+ * armed: only a teardown disarms.
+ */
+void daemon_stop(struct daemon *d);
 /* Cancels what is in flight and releases everything. */
 void daemon_close(struct daemon *d);
+/*
+ * Makes the state dir (0700) and its missing parents (0755) when it is
+ * not there, saying so. 0 or a negative errno, logged.
+ */
+int daemon_make_state_dir(const char *dir);
 
 const char *host_state_name(enum host_state s);
 int host_state_parse(const char *name, enum host_state *s);

@@ -17,6 +17,7 @@
 #include "instance_lock.h"
 #include "log.h"
 #include "logger.h"
+#include "sd_listen.h"
 #include "sd_notify.h"
 
 static void sig_arm(struct daemon *d)
@@ -36,10 +37,10 @@ static void sig_done(struct loop_op *op, int res, unsigned int flags)
 		switch (d->siginfo.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			pr_info("%s: shutting down",
-				strsignal(d->siginfo.ssi_signo));
-			sd_notify_send("STOPPING=1");
-			loop_stop(&d->loop);
+			pr_info("%s: shutting down; %u storages stay armed",
+				strsignal(d->siginfo.ssi_signo),
+				d->storages.count);
+			daemon_stop(d);
 			return;
 		case SIGHUP:
 			pr_info("SIGHUP: %u storages armed, %u connections; nothing to reload",
@@ -91,7 +92,9 @@ static void harden(void)
 
 /*
  * Without --foreground the parent waits on a pipe until the child has its
- * socket listening, so `iofenced && iofencectl ...` never races.
+ * socket listening, so `iofenced && iofencectl ...` never races. A socket
+ * passed by socket activation was taken before (LISTEN_PID names the
+ * parent): the child inherits it like any fd.
  */
 static int detach(int *ready_fd)
 {
@@ -114,6 +117,44 @@ static int detach(int *ready_fd)
 	return 0;
 }
 
+/*
+ * The control socket systemd (or systemd-socket-activate) passed, if any.
+ * It is served instead of --socket; when the two differ the log says
+ * which one is, and the socket lock goes next to it (next to --socket
+ * only for a passed socket with no path, abstract or unnamed).
+ */
+static int take_socket(struct daemon *d)
+{
+	struct sd_socket *l = &d->listen;
+	char *path;
+	int ret = sd_listen_take(l);
+
+	if (ret || !l->passed)
+		return ret;
+	if (l->path[0] != '/') {
+		pr_info("socket: serving %s socket fd %d%s%s%s, passed by the service manager; --socket %s names its lock only",
+			l->path[0] ? l->path : "an unnamed", l->fd,
+			l->name[0] ? " (" : "", l->name, l->name[0] ? ")" : "",
+			d->cfg.socket_path);
+		return 0;
+	}
+	if (!strcmp(l->path, d->cfg.socket_path)) {
+		pr_info("socket: %s%s%s%s, passed by the service manager",
+			l->path, l->name[0] ? " (" : "", l->name,
+			l->name[0] ? ")" : "");
+		return 0;
+	}
+	pr_warn("socket: serving %s, which the service manager passed, not --socket %s",
+		l->path, d->cfg.socket_path);
+	/* Its lock and the status name the socket that is served. */
+	path = strdup(l->path);
+	if (!path)
+		return -ENOMEM;
+	free(d->cfg.socket_path);
+	d->cfg.socket_path = path;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d;
@@ -126,8 +167,14 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 	log_init("iofenced", d.cfg.verbose ? LOG_DEBUG : LOG_INFO);
+	/* Before a thread or a fork: the variables go, and LISTEN_PID is us. */
+	if (take_socket(&d)) {
+		config_free(&d.cfg);
+		return EXIT_FAILURE;
+	}
 	/* Before anything touches the state, the socket or the pins. */
-	if (instance_lock(&d.cfg, &lk)) {
+	if (daemon_make_state_dir(d.cfg.state_dir) ||
+	    instance_lock(&d.cfg, &lk)) {
 		config_free(&d.cfg);
 		return EXIT_FAILURE;
 	}

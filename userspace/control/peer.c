@@ -142,7 +142,7 @@ static void reply(struct peer_query *q)
 		 * VMs, which may still write. Never "dead": that would let
 		 * a peer restart them beside the running ones.
 		 */
-		why = "the host stopped heartbeating on purpose (a teardown or a daemon stop): it no longer guards the storage";
+		why = "the host stopped heartbeating on purpose (a teardown): it no longer guards the storage";
 	} else if (q->window_ms >= last->timeout_ms) {
 		liveness = "dead";
 	} else {

@@ -144,7 +144,10 @@ static void on_shutdown(struct msg *m, void *ctx)
 
 	c->shutting_down = true;
 	c->shutdown_until_ns = loop_now_ns() + SHUTDOWN_QUIESCE_MS * NS_PER_MS;
-	/* Peers learn that the heartbeats stop on purpose. */
+	/*
+	 * A stop is a restart to come, not a release: each storage gets a
+	 * last heartbeat, and peers keep counting the contract from it.
+	 */
 	fencers_shutdown(c);
 }
 

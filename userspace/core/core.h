@@ -111,8 +111,8 @@ void core_send(struct core *c, struct msg *m, msg_fn fn);
 /* The watchdog is held while a re-arm hung (the control plane's part). */
 void core_hold_rearm(struct core *c, bool hold);
 /*
- * Clean-shutdown records for every fencer (bounded by
- * SHUTDOWN_QUIESCE_MS), the watchdog's magic close unless it holds, then
+ * A last heartbeat for every fencer, which stays armed for the next
+ * daemon (bounded by SHUTDOWN_QUIESCE_MS), the watchdog's magic close unless it holds, then
  * the thread ends and is joined. Safe when the thread never started.
  */
 void core_stop(struct core *c);

@@ -99,7 +99,7 @@ struct fencer {
 		FINAL_NONE,
 		FINAL_OWED, /* after the write in flight */
 		FINAL_SENT,
-	} final; /* the clean-shutdown record */
+	} final; /* the last record: teardown's or the daemon stop's */
 	void *final_buf;
 	uint64_t final_timeout_ms;
 	uint64_t seq; /* of the next record */
@@ -1576,10 +1576,13 @@ void fencer_on_update(struct msg *m, void *ctx)
 }
 
 /*
- * The clean-shutdown record, encoded now and sent once no heartbeat is in
- * the kernel any more.
+ * The last record, encoded now and sent once no heartbeat is in the
+ * kernel any more: @state is RECORD_CLEAN_SHUTDOWN at a teardown, which
+ * releases the storage, and the record's own state at a daemon stop,
+ * which keeps it armed for the next start: a last heartbeat, with the
+ * same contract, from which the restarted daemon's deadlines go on.
  */
-static void final_record(struct fencer *f)
+static void final_record(struct fencer *f, enum record_state state)
 {
 	if (f->final != FINAL_NONE || f->cfg.fd < 0)
 		return;
@@ -1587,7 +1590,7 @@ static void final_record(struct fencer *f)
 		f->final_buf = NULL;
 		return;
 	}
-	if (encode(f, f->final_buf, RECORD_CLEAN_SHUTDOWN, loop_now_ns()))
+	if (encode(f, f->final_buf, state, loop_now_ns()))
 		return;
 	/* The heartbeat in flight, if any, has the number before it. */
 	f->final = FINAL_OWED;
@@ -1599,7 +1602,7 @@ static void final_record(struct fencer *f)
 static void retire(struct fencer *f)
 {
 	timer_cancel(f);
-	final_record(f);
+	final_record(f, RECORD_CLEAN_SHUTDOWN);
 	release_victims(f);
 	f->stopping = true;
 	settle(f);
@@ -1688,7 +1691,8 @@ void fencers_shutdown(struct core *c)
 
 		next = pos->next;
 		timer_cancel(f);
-		final_record(f);
+		/* One being torn down has its clean-shutdown record already. */
+		final_record(f, record_state(f));
 	}
 }
 

@@ -19,7 +19,7 @@ void fencer_on_update(struct msg *m, void *ctx);
 void fencer_on_stop(struct msg *m, void *ctx);
 void fencer_on_unfence(struct msg *m, void *ctx);
 
-/* Shutdown: every fencer's clean-shutdown record. */
+/* Daemon stop: every fencer's last heartbeat; they stay armed. */
 void fencers_shutdown(struct core *c);
 /* A record write of any fencer may still land (is within its deadline). */
 bool fencers_writing(const struct core *c);
