@@ -139,5 +139,8 @@ check "2: query-status shows the core's worst lag >= 2 s" \
 	jq -e '.core.worst_us >= 2000000 and .core.samples > 0' <<<"$r" >/dev/null
 check "2: the storage was never fenced" [ "$(ev_count FENCE_FIRED)" = 0 ]
 check "2: heartbeats go on" wait_until 5 eval '[ "$(st hs | jq -r .heartbeat.state)" = healthy ]'
+# A stop with hs armed (force, F > 0) leaves the watchdog armed for the
+# next daemon; once hs is torn down, nothing counts on it: magic close.
+check "hs torn down" ctl_sock "$SOCK_d" teardown --host h --storage hs
 check "SIGTERM: clean exit" eval 'kill -TERM $PID_d; wait $PID_d'
 check "the watchdog's magic close" eval 'sleep 0.3; tail -1 "$T/times" | grep -q "pet V"'

@@ -942,9 +942,16 @@ Test(watchdog, petted_published_and_closed_with_magic)
 	record_path(m2, "h", path, sizeof(path));
 	assert_record(path, 0, RECORD_ARMED, 1, &r);
 	cr_expect_eq(r.fence_deadline_ms, 0);
-	close(fd);
 
-	/* A clean stop: keepalives, then the magic close as the last byte. */
+	/*
+	 * A stop with nothing armed that counts on the watchdog ("b" is
+	 * kill-only): keepalives, then the magic close as the last byte.
+	 */
+	teardown(fd, "h", "a");
+	record_path(m1, "h", path, sizeof(path));
+	assert_record(path, 0, RECORD_CLEAN_SHUTDOWN, 1, &r);
+	cr_expect_eq(r.fence_deadline_ms, 0, "a released storage promises none");
+	close(fd);
 	harness_stop(&h);
 	while ((n = read(rd, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i + 1 < n; i++)
@@ -956,6 +963,37 @@ Test(watchdog, petted_published_and_closed_with_magic)
 	cr_expect_eq(n, 0, "the writer closed: EOF, not %s",
 		     n < 0 ? strerror(errno) : "data");
 	cr_expect_eq(last, 'V', "the last byte is '%c', not the magic 'V'",
+		     last ? last : '?');
+	close(rd);
+}
+
+Test(watchdog, left_armed_by_a_stop_that_keeps_a_deadline)
+{
+	int rd = open(wd_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC), fd;
+	char buf[256];
+	size_t total = 0;
+	ssize_t n;
+	char last = 0;
+
+	cr_assert(rd >= 0, "%s: %s", wd_fifo, strerror(errno));
+	fd = harness_connect(&h);
+	arm_ok(fd, "h", "a", "file", m1, "");
+	close(fd);
+	/*
+	 * "a" stays armed across the stop, and peers count its deadline,
+	 * the reset included, from its last heartbeat: no magic close.
+	 */
+	harness_stop(&h);
+	while ((n = read(rd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			cr_expect_eq(buf[i], 'k', "byte %zu is '%c'", total + i,
+				     buf[i]);
+		total += n;
+		last = buf[n - 1];
+	}
+	cr_expect_eq(n, 0, "the writer closed: EOF, not %s",
+		     n < 0 ? strerror(errno) : "data");
+	cr_expect_eq(last, 'k', "the last byte is '%c', a keepalive expected",
 		     last ? last : '?');
 	close(rd);
 }

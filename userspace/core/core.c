@@ -205,6 +205,7 @@ static void harden(struct core *c)
 static void *core_main(void *arg)
 {
 	struct core *c = arg;
+	unsigned int promised;
 	int ret;
 
 	harden(c);
@@ -219,10 +220,11 @@ static void *core_main(void *arg)
 	pool_exit(&c->pool, CANCEL_QUIESCE_MS);
 	/* Messages still queued release what they carry. */
 	chan_drain(&c->in);
+	promised = fencers_promising_reset(c);
 	fencers_free(c);
 	/* Close what the fencers left for io-wq before the ring goes. */
 	io_uring_submit(&c->loop.ring);
-	watchdog_close(&c->wd);
+	watchdog_close(&c->wd, promised);
 	chan_exit(&c->in);
 	loop_exit(&c->loop);
 	/*
@@ -266,7 +268,8 @@ void core_stop(struct core *c)
 	} else {
 		chan_drain(&c->in);
 		fencers_free(c);
-		watchdog_close(&c->wd);
+		/* Never started: no storage's deadline counted on it. */
+		watchdog_close(&c->wd, 0);
 		chan_exit(&c->in);
 		loop_exit(&c->loop);
 	}

@@ -491,7 +491,10 @@ static int encode(struct fencer *f, void *buf, enum record_state state,
 		.monotonic_ns = now,
 		.interval_ms = p->interval_ms,
 		.timeout_ms = p->timeout_ms,
-		.fence_deadline_ms = fence_deadline_ms(f),
+		/* A released storage promises nothing: no reset comes. */
+		.fence_deadline_ms = state == RECORD_CLEAN_SHUTDOWN ?
+					     0 :
+					     fence_deadline_ms(f),
 	};
 
 	clock_gettime(CLOCK_REALTIME, &rt);
@@ -1711,6 +1714,17 @@ void fencers_free(struct core *c)
 {
 	while (!list_empty(&c->fencers))
 		fencer_free(list_entry(c->fencers.next, struct fencer, link));
+}
+
+unsigned int fencers_promising_reset(const struct core *c)
+{
+	const struct list_head *pos;
+	struct fencer *f;
+	unsigned int n = 0;
+
+	for_each_fencer(c, f, pos) if (!f->stopping && fence_deadline_ms(f))
+		n++;
+	return n;
 }
 
 bool fencers_hold_watchdog(const struct core *c)

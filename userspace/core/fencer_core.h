@@ -19,6 +19,12 @@ void fencer_on_update(struct msg *m, void *ctx);
 void fencer_on_stop(struct msg *m, void *ctx);
 void fencer_on_unfence(struct msg *m, void *ctx);
 
+/*
+ * Storages still armed whose published fence deadline counts on the
+ * watchdog: while there is one, nothing may disarm the device.
+ */
+unsigned int fencers_promising_reset(const struct core *c);
+
 /* Daemon stop: every fencer's last heartbeat; they stay armed. */
 void fencers_shutdown(struct core *c);
 /* A record write of any fencer may still land (is within its deadline). */

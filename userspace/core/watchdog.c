@@ -90,14 +90,14 @@ int watchdog_open(struct watchdog *w, struct loop *l, const char *path,
 	w->path = strdup(path);
 	if (!w->path) {
 		/* Opened: only the magic close keeps it from resetting us. */
-		watchdog_close(w);
+		watchdog_close(w, 0);
 		return -ENOMEM;
 	}
 	if (fstat(w->fd, &st) == 0 && S_ISCHR(st.st_mode)) {
 		ret = device_timeout(w, timeout_s);
 		if (ret) {
 			/* Still open: close it so it does not reset us. */
-			watchdog_close(w);
+			watchdog_close(w, 0);
 			return ret;
 		}
 	} else {
@@ -139,12 +139,23 @@ void watchdog_hold(struct watchdog *w, bool hold)
 		pet(w);
 }
 
-void watchdog_close(struct watchdog *w)
+void watchdog_close(struct watchdog *w, unsigned int promised)
 {
+	if (w->fd >= 0 && promised && !w->holding) {
+		/*
+		 * Peers count the fence deadline from the last heartbeat,
+		 * reset included: a daemon that stays away must not leave
+		 * VMs writing past it. A full timeout for the next daemon.
+		 */
+		pet(w);
+		pr_crit("watchdog %s: left armed: %u storage%s stay%s armed with a fence deadline; the host resets within %u ms unless iofenced starts again (tear them down to stop for good)",
+			w->path, promised, promised == 1 ? "" : "s",
+			promised == 1 ? "s" : "", w->timeout_ms);
+	} else if (w->fd >= 0 && !w->holding && write(w->fd, "V", 1) != 1) {
+		pr_warn("watchdog %s: magic close failed: %s", w->path,
+			strerror(errno));
+	}
 	if (w->fd >= 0) {
-		if (!w->holding && write(w->fd, "V", 1) != 1)
-			pr_warn("watchdog %s: magic close failed: %s", w->path,
-				strerror(errno));
 		close(w->fd);
 		w->fd = -1;
 	}

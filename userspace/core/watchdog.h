@@ -8,8 +8,10 @@
  * The device is opened at start (/dev/watchdog or a configured path; a
  * FIFO or a plain file serves as a test device: it receives one 'k' per
  * keepalive). Its timeout is set with WDIOC_SETTIMEOUT where the driver
- * has it. On a clean shutdown the magic close ('V') disarms it; on an
- * escalated one it is left armed, so the reset still comes.
+ * has it. A shutdown with nothing armed that counts on it disarms it
+ * with the magic close ('V'). One that leaves such storages armed (a
+ * restart to come), or an escalated one, leaves it armed: the reset
+ * still comes within the timeout unless a new daemon pets it first.
  *
  * Without a device, escalation cannot reset anything: that is logged once
  * and fence deadlines are published as none (0).
@@ -48,7 +50,11 @@ int watchdog_open(struct watchdog *w, struct loop *l, const char *path,
 void watchdog_start(struct watchdog *w);
 /* Holds (true) or resumes (false) the petting, logging the change. */
 void watchdog_hold(struct watchdog *w, bool hold);
-/* Magic close unless holding: the reset then still comes. */
-void watchdog_close(struct watchdog *w);
+/*
+ * Magic close, unless holding or @promised (storages armed with a fence
+ * deadline that counts on the device): then a last pet, and the reset
+ * comes within the timeout unless a new daemon pets it first.
+ */
+void watchdog_close(struct watchdog *w, unsigned int promised);
 
 #endif
