@@ -303,17 +303,18 @@ has_libs() { # DEPENDS PACKAGE...
 check "Depends has the libraries the programs link (libbpf, liburing, jansson, inih, zlib)" \
 	has_libs "$deps" libbpf1 liburing2 libjansson4 libinih1 zlib1g
 
-# postinst_ok: it enables the socket, and starts the daemon never (only
-# try-restart, after an upgrade); every start is behind systemd's presence.
-# (That the daemon is not enabled shows in the throwaway root below.)
+# postinst_ok: it enables the socket and the daemon (which then starts at
+# boot, before libvirtd), and starts the daemon never (only try-restart,
+# after an upgrade); every start is behind systemd's presence.
 postinst_ok() {
 	local pi
 	pi=$(dpkg-deb -I "$DEB" postinst) || return 1
 	grep -q "deb-systemd-helper enable 'iofenced.socket'" <<<"$pi" &&
+		grep -q "deb-systemd-helper enable 'iofenced.service'" <<<"$pi" &&
 		! grep "deb-systemd-invoke" <<<"$pi" | grep -v try-restart | grep -q iofenced.service &&
 		[ "$(grep -c 'deb-systemd-invoke' <<<"$pi")" -le "$(grep -c '/run/systemd/system' <<<"$pi")" ]
 }
-check "the postinst enables iofenced.socket, never starts iofenced.service, starts nothing without systemd" \
+check "the postinst enables iofenced.socket and iofenced.service, never starts iofenced.service, starts nothing without systemd" \
 	postinst_ok
 
 # Into a throwaway root: dpkg's own database there, the maintainer scripts
@@ -344,9 +345,9 @@ elif dpkg_r -i "$DEB"; then
 	same_list "the installed package's files (dpkg -L)" "$want" \
 		"$(dpkg --root="$R" -L iofence | while read -r f; do [ -d "$R$f" ] || echo "$f"; done | sort)"
 	groups_and_dirs "dpkg --root, the postinst" "$R"
-	check "the socket is enabled, the daemon is not" \
+	check "the socket and the daemon are enabled (at boot: re-armed before libvirtd)" \
 		eval "[ -L '$R/etc/systemd/system/sockets.target.wants/iofenced.socket' ] &&
-			! find '$R/etc/systemd/system' -name iofenced.service | grep -q ."
+			[ -L '$R/etc/systemd/system/multi-user.target.wants/iofenced.service' ]"
 	echo "# changed by $TEST_NAME" >>"$R/etc/iofence/iofenced.conf"
 	dpkg_r -i "$DEB"
 	check "a reinstall keeps a changed conffile" \

@@ -950,7 +950,8 @@ Test(watchdog, petted_published_and_closed_with_magic)
 	teardown(fd, "h", "a");
 	record_path(m1, "h", path, sizeof(path));
 	assert_record(path, 0, RECORD_CLEAN_SHUTDOWN, 1, &r);
-	cr_expect_eq(r.fence_deadline_ms, 0, "a released storage promises none");
+	cr_expect_eq(r.fence_deadline_ms, 0,
+		     "a released storage promises none");
 	close(fd);
 	harness_stop(&h);
 	while ((n = read(rd, buf, sizeof(buf))) > 0) {
