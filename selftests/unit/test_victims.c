@@ -31,6 +31,7 @@
 
 #include <criterion/criterion.h>
 
+#include "rbd_cmdline.h"
 #include "victims.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -884,6 +885,88 @@ Test(victims, zombie_skipped)
 	cr_assert(!waitid(P_PID, (id_t)a, &si, WEXITED | WNOWAIT));
 	n = victims_scan(&fx.set, &f, "/proc", v, ARRAY_SIZE(v));
 	cr_assert_eq(n, 0);
+	expect_fds(0);
+}
+
+/*
+ * An rbd storage's victims are named by their command line: read as the
+ * victim search will read it, from /proc of a real process.
+ */
+Test(victims, rbd_cmdline_of_a_process)
+{
+	static const char *const vm[] = {
+		"-c",
+		"read x",
+		"-name",
+		"guest=vm1,debug-threads=on",
+		"-uuid",
+		UUID,
+		"-blockdev",
+		"{\"driver\":\"rbd\",\"pool\":\"vms\",\"image\":"
+		"\"disk0\",\"node-name\":\"libvirt-1-storage\"}",
+		"-drive",
+		"file=rbd:vms/t1/disk1:id=admin,format=raw",
+		NULL
+	};
+	static const char *const other[] = { "-c", "read x", "-drive",
+					     "file=/var/lib/vm.qcow2", NULL };
+	char images[4][RBD_IMAGE_NAME_MAX], path[64];
+	char *buf = malloc(RBD_CMDLINE_MAX);
+	int dirfd, n;
+	siginfo_t si;
+	ssize_t len;
+	bool cut;
+	pid_t a;
+
+	cr_assert_not_null(buf);
+	a = spawn(&(struct kid){
+		.exe = fx.qemu_sh, .args = vm, .stdin_pipe = true });
+	snprintf(path, sizeof(path), "/proc/%d", a);
+	dirfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(dirfd, 0);
+	len = rbd_cmdline_read(dirfd, buf, RBD_CMDLINE_MAX, &cut);
+	cr_assert_gt(len, 0);
+	cr_assert(!cut);
+	cr_assert_eq(buf[len - 1], '\0');
+	n = rbd_cmdline_disks(buf, (size_t)len, cut, "vms", NULL, images, 4);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(images[0], "disk0");
+	n = rbd_cmdline_disks(buf, (size_t)len, cut, "vms", "t1", images, 4);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(images[0], "disk1");
+	cr_assert_eq(rbd_cmdline_disks(buf, (size_t)len, cut, "vm", NULL,
+				       images, 4),
+		     0);
+
+	/* Read short: the disks past the end are not known absent. */
+	len = rbd_cmdline_read(dirfd, buf, 60, &cut);
+	cr_assert_eq(len, 60);
+	cr_assert(cut);
+	cr_assert_eq(rbd_cmdline_disks(buf, (size_t)len, cut, "vms", NULL,
+				       images, 4),
+		     -E2BIG);
+
+	/* Dead, not reaped: no command line, no disk. */
+	cr_assert(!kill(a, SIGKILL));
+	cr_assert(!waitid(P_PID, (id_t)a, &si, WEXITED | WNOWAIT));
+	len = rbd_cmdline_read(dirfd, buf, RBD_CMDLINE_MAX, &cut);
+	cr_assert_eq(len, 0);
+	cr_assert(!cut);
+	cr_assert_eq(rbd_cmdline_disks(buf, 0, cut, "vms", NULL, images, 4), 0);
+	close(dirfd);
+
+	a = spawn(&(struct kid){
+		.exe = fx.qemu_sh, .args = other, .stdin_pipe = true });
+	snprintf(path, sizeof(path), "/proc/%d", a);
+	dirfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(dirfd, 0);
+	len = rbd_cmdline_read(dirfd, buf, RBD_CMDLINE_MAX, &cut);
+	cr_assert_gt(len, 0);
+	cr_assert_eq(rbd_cmdline_disks(buf, (size_t)len, cut, "vms", NULL,
+				       images, 4),
+		     0);
+	close(dirfd);
+	free(buf);
 	expect_fds(0);
 }
 
