@@ -366,6 +366,14 @@ Test(rbd_blockdev, libvirt_json)
 	       "libvirt-pool", NULL, 1, "vm1-disk0");
 }
 
+/* Written by hand: JSON's whitespace anywhere between tokens. */
+Test(rbd_blockdev, json_whitespace)
+{
+	expect(ARGS("-blockdev", "{\"driver\" : \"rbd\",\n\t\"pool\":\"vms\",\n"
+				 "\t\"image\"\t:\n\"img\" }\n"),
+	       "vms", NULL, 1, "img");
+}
+
 Test(rbd_blockdev, nested_nodes)
 {
 	expect(ARGS("-blockdev",
