@@ -252,9 +252,8 @@ ceph_cluster_pool() { # dir name [--timeout S]
 		return 2
 	fi
 	end=$(($(_cc_mono_ms) + tmo * 1000))
+	# Size 1 and min_size 1 are the defaults of ceph.conf.
 	if ! _cc_ceph "$dir" osd pool create "$name" 8 8 replicated >/dev/null 2>&1 ||
-		! _cc_ceph "$dir" osd pool set "$name" size 1 --yes-i-really-mean-it >/dev/null 2>&1 ||
-		! _cc_ceph "$dir" osd pool set "$name" min_size 1 >/dev/null 2>&1 ||
 		! _cc_ceph "$dir" osd pool application enable "$name" rbd >/dev/null 2>&1; then
 		_cc_log "pool $name: the mon refused or did not answer"
 		return 1
