@@ -210,6 +210,11 @@ t0=$(mono_ms)
 cluster_down
 rc=$?
 check "the cluster stops cleanly ($(($(mono_ms) - t0)) ms)" [ $rc -eq 0 ]
-left=$(pgrep -f -- "$T/" | tr '\n' ' ')
-check "no ceph daemon and no qemu of the test left${left:+ (pids: $left)}" [ -z "$left" ]
+# By pid: reading every process's command line (pgrep -f) can block on
+# another test's victim whose mmap lock a hung storage holds.
+left=
+for v in CEPH_MON_PID CEPH_OSD_PID "${!RBDV_PID_@}"; do
+	pid_alive "${!v}" && left+=" $v=${!v}"
+done
+check "no ceph daemon and no qemu of the test left${left:+ (not:$left)}" [ -z "$left" ]
 check "DIR/mon.pid and DIR/osd.pid are gone" not_there "$CEPH_DIR/mon.pid" "$CEPH_DIR/osd.pid"
