@@ -29,7 +29,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, __u32);   /* a fenced IPv4 destination, network order */
+	__type(key, __u32); /* a fenced IPv4 destination, network order */
 	__type(value, __u64); /* packets dropped */
 } fenced_dst SEC(".maps");
 
@@ -60,7 +60,8 @@ int net_fence(struct __sk_buff *skb)
 
 	if (skb->protocol != bpf_htons(ETH_P_IP_))
 		return 1;
-	if (bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr)))
+	if (bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr,
+			       sizeof(daddr)))
 		return 1;
 	n = bpf_map_lookup_elem(&fenced_dst, &daddr);
 	if (!n)
