@@ -53,9 +53,12 @@ BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
 # selftests/vm's BPF LSM, built against the guest kernel's own BTF and,
 # for CO-RE to relocate, against this host's.
 vm_bpf := $(BPF_OUT)/vm_lsm.guest.bpf.o $(BPF_OUT)/vm_lsm.host.bpf.o
+# selftests/ceph.sh's cgroup programs (a host's own source address, the
+# network fence), loaded by bpftool.
+ceph_bpf := $(BPF_OUT)/ceph_net.bpf.o
 
 all: $(addprefix $(OUT)/,$(sbin-y))
-tests: $(addprefix $(OUT)/,$(unittest-y) $(testprog-y)) $(vm_bpf)
+tests: $(addprefix $(OUT)/,$(unittest-y) $(testprog-y)) $(vm_bpf) $(ceph_bpf)
 
 $(BPF_OUT) $(OUT):
 	$(Q)mkdir -p $@
@@ -77,6 +80,10 @@ $(BPF_OUT)/vm_lsm.guest.bpf.o: selftests/vm/vm_lsm.bpf.c build/vm/guest/vmlinux.
 	$(Q)$(CLANG) -Ibuild/vm/guest $(BPF_CFLAGS) -c $< -o $@
 
 $(BPF_OUT)/vm_lsm.host.bpf.o: selftests/vm/vm_lsm.bpf.c $(BPF_OUT)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OUT)/ceph_net.bpf.o: selftests/e2e/helpers/ceph_net.bpf.c $(BPF_OUT)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
