@@ -22,7 +22,8 @@ enum {
 	CTL_EXIT_USAGE, /* also: no connection, no reply */
 	/* Each of these for one subcommand only: */
 	CTL_EXIT_UNREACHABLE = 3, /* connect: no connection, no reply */
-	CTL_EXIT_NOT_ARMED = 3, /* teardown: some of what it named was not armed */
+	CTL_EXIT_NOT_ARMED =
+		3, /* teardown: some of what it named was not armed */
 };
 
 /*
