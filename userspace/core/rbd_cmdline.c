@@ -8,9 +8,8 @@
 
 #include <jansson.h>
 
+#include "array_size.h"
 #include "rbd_cmdline.h"
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /*
  * A value as qemu's option parsers hand it on: bytes [s, e), where ",,"

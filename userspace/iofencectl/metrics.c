@@ -13,10 +13,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "array_size.h"
 #include "ctl.h"
 
 static const char *const hb_states[] = { "healthy", "late", "fenced" };
 static const char *const lag_sides[] = { "core", "control" };
+
+/* Each side's lateness, as query-status has it under lag. */
+static const struct {
+	const char *name, *key, *help;
+} lag_metrics[] = {
+	{ "iofence_lag_recent_seconds", "recent_us",
+	  "The worst lateness of a side's timers over the last 10 s." },
+	{ "iofence_lag_worst_seconds", "worst_us",
+	  "The worst lateness of a side's timers since the start." },
+	{ "iofence_lag_p99_seconds", "p99_us",
+	  "The 99th percentile of a side's timer lateness (a bucket's upper bound)." },
+};
 
 /* The # lines of a family: its name without _total for a counter. */
 static void family(const char *name, const char *type, const char *unit,
@@ -89,27 +102,16 @@ static void per_daemon(json_t *ret)
 	printf("iofence_events_total %lld\n",
 	       (long long)int_of(ret, "last_seq"));
 
-	family("iofence_lag_recent_seconds", "gauge", "seconds",
-	       "The worst lateness of a side's timers over the last 10 s.");
-	for (size_t i = 0; i < 2; i++) {
-		printf("iofence_lag_recent_seconds{side=\"%s\"} ",
-		       lag_sides[i]);
-		seconds(int_of(json_object_get(lag, lag_sides[i]), "recent_us"),
-			6);
-	}
-	family("iofence_lag_worst_seconds", "gauge", "seconds",
-	       "The worst lateness of a side's timers since the start.");
-	for (size_t i = 0; i < 2; i++) {
-		printf("iofence_lag_worst_seconds{side=\"%s\"} ", lag_sides[i]);
-		seconds(int_of(json_object_get(lag, lag_sides[i]), "worst_us"),
-			6);
-	}
-	family("iofence_lag_p99_seconds", "gauge", "seconds",
-	       "The 99th percentile of a side's timer lateness (a bucket's upper bound).");
-	for (size_t i = 0; i < 2; i++) {
-		printf("iofence_lag_p99_seconds{side=\"%s\"} ", lag_sides[i]);
-		seconds(int_of(json_object_get(lag, lag_sides[i]), "p99_us"),
-			6);
+	for (size_t m = 0; m < ARRAY_SIZE(lag_metrics); m++) {
+		family(lag_metrics[m].name, "gauge", "seconds",
+		       lag_metrics[m].help);
+		for (size_t i = 0; i < ARRAY_SIZE(lag_sides); i++) {
+			printf("%s{side=\"%s\"} ", lag_metrics[m].name,
+			       lag_sides[i]);
+			seconds(int_of(json_object_get(lag, lag_sides[i]),
+				       lag_metrics[m].key),
+				6);
+		}
 	}
 	family("iofence_workers_stuck", "gauge", NULL,
 	       "The core's worker threads busy for over 5 s.");
