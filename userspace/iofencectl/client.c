@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "array_size.h"
 #include "ctl.h"
 #include "ctl_server.h"
 #include "proto.h"
@@ -323,11 +324,29 @@ static const char *bound_reason(const char *member, const char *bound)
 
 	m = m ? m + 1 : member;
 	b = b ? b + 1 : bound;
-	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
 		if (!strcmp(m, reasons[i].member) &&
 		    !strcmp(b, reasons[i].bound))
 			return reasons[i].why;
 	return NULL;
+}
+
+/*
+ * A rule between two keys: "timeout=1s is below interval=2s: ...;
+ * timeout= must be at least interval=", or above a maximum (!@below).
+ */
+static void say_bound(char *buf, size_t len, const struct client *cl,
+		      json_t *args, const struct words *w, const char *name,
+		      const char *member, const char *bound, json_t *value,
+		      bool below)
+{
+	struct words b = words_of(cl, args, bound);
+	const char *why = bound_reason(member, bound);
+
+	snprintf(buf, len, "%s is %s %s%s: %s%s%s must be at %s %s", name,
+		 below ? "below" : "above", b.what, bound_text(w, value).s,
+		 why ? why : "", why ? "; " : "", w->what,
+		 below ? "least" : "most", b.what);
 }
 
 /* A range error: "interval=50ms: must be between 100ms and 10m". */
@@ -343,31 +362,17 @@ static void say_range(char *buf, size_t len, const struct client *cl,
 	const char *member = json_string_value(json_object_get(data, "member"));
 	bool have = json_is_integer(w->json);
 	json_int_t v = json_integer_value(w->json);
-	struct words b;
-	const char *why;
 	char name[256];
 
 	named(w, name, sizeof(name));
-	if (have && minm && v < json_integer_value(min)) {
-		b = words_of(cl, args, minm);
-		why = bound_reason(member, minm);
-		snprintf(buf, len,
-			 "%s is below %s%s: %s%s%s must be at least %s", name,
-			 b.what, bound_text(w, min).s, why ? why : "",
-			 why ? "; " : "", w->what, b.what);
-		return;
-	}
-	if (have && maxm && v > json_integer_value(max)) {
-		b = words_of(cl, args, maxm);
-		why = bound_reason(member, maxm);
-		snprintf(buf, len,
-			 "%s is above %s%s: %s%s%s must be at most %s", name,
-			 b.what, bound_text(w, max).s, why ? why : "",
-			 why ? "; " : "", w->what, b.what);
-		return;
-	}
-	snprintf(buf, len, "%s: must be between %s and %s", name,
-		 bound_text(w, min).s, bound_text(w, max).s);
+	if (have && minm && v < json_integer_value(min))
+		say_bound(buf, len, cl, args, w, name, member, minm, min, true);
+	else if (have && maxm && v > json_integer_value(max))
+		say_bound(buf, len, cl, args, w, name, member, maxm, max,
+			  false);
+	else
+		snprintf(buf, len, "%s: must be between %s and %s", name,
+			 bound_text(w, min).s, bound_text(w, max).s);
 }
 
 /* The text of an error, in the command line's words where it has them. */

@@ -19,10 +19,21 @@
 static const char *const hb_states[] = { "healthy", "late", "fenced" };
 static const char *const lag_sides[] = { "core", "control" };
 
-/* Each side's lateness, as query-status has it under lag. */
-static const struct {
+/* A gauge in seconds, from a key of query-status. */
+struct seconds_metric {
 	const char *name, *key, *help;
-} lag_metrics[] = {
+};
+
+/* A storage's heartbeat latency, under heartbeat.latency_us. */
+static const struct seconds_metric latency_metrics[] = {
+	{ "iofence_heartbeat_latency_seconds", "last",
+	  "How long the last heartbeat write that completed took." },
+	{ "iofence_heartbeat_latency_max_seconds", "max",
+	  "The slowest heartbeat write since the storage was armed." },
+};
+
+/* Each side's lateness, as query-status has it under lag. */
+static const struct seconds_metric lag_metrics[] = {
 	{ "iofence_lag_recent_seconds", "recent_us",
 	  "The worst lateness of a side's timers over the last 10 s." },
 	{ "iofence_lag_worst_seconds", "worst_us",
@@ -157,21 +168,15 @@ static void per_storage(json_t *list)
 			printf("%d\n", !strcmp(str_of(hb_of(s), "state"),
 					       hb_states[k]));
 		}
-	family("iofence_heartbeat_latency_seconds", "gauge", "seconds",
-	       "How long the last heartbeat write that completed took.");
-	json_array_foreach(list, i, s) {
-		storage_sample("iofence_heartbeat_latency_seconds", s, NULL,
-			       NULL);
-		seconds(int_of(json_object_get(hb_of(s), "latency_us"), "last"),
-			6);
-	}
-	family("iofence_heartbeat_latency_max_seconds", "gauge", "seconds",
-	       "The slowest heartbeat write since the storage was armed.");
-	json_array_foreach(list, i, s) {
-		storage_sample("iofence_heartbeat_latency_max_seconds", s, NULL,
-			       NULL);
-		seconds(int_of(json_object_get(hb_of(s), "latency_us"), "max"),
-			6);
+	for (size_t m = 0; m < ARRAY_SIZE(latency_metrics); m++) {
+		family(latency_metrics[m].name, "gauge", "seconds",
+		       latency_metrics[m].help);
+		json_array_foreach(list, i, s) {
+			storage_sample(latency_metrics[m].name, s, NULL, NULL);
+			seconds(int_of(json_object_get(hb_of(s), "latency_us"),
+				       latency_metrics[m].key),
+				6);
+		}
 	}
 	family("iofence_heartbeat_writes", "counter", NULL,
 	       "Heartbeat writes by result: ok, failed, timed_out.");

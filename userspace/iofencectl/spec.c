@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "array_size.h"
 #include "ctl.h"
 
 /*
@@ -116,7 +117,7 @@ int parse_duration(const char *s, uint64_t *ms, const char **why)
 		while (n--)
 			scale *= 10;
 	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (strcmp(p, units[i].suffix))
 			continue;
 		if (frac * units[i].ms % scale) {
