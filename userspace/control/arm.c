@@ -14,7 +14,9 @@
 #include "arm.h"
 #include "deadlines.h"
 #include "log.h"
+#include "rados_link.h"
 #include "record.h"
+#include "timeline.h"
 
 enum arm_step {
 	FILE_OPEN_TARGET,
@@ -28,6 +30,8 @@ enum arm_step {
 	BLOCK_STATX,
 	BLOCK_REOPEN,
 	BLOCK_READ_SLOT,
+	RBD_CONNECT,
+	RBD_READ_RECORD,
 	ARM_DONE,
 };
 
@@ -43,6 +47,8 @@ static const char *const step_names[] = {
 	[BLOCK_STATX] = "statx device",
 	[BLOCK_REOPEN] = "open device for O_DIRECT",
 	[BLOCK_READ_SLOT] = "read heartbeat slot",
+	[RBD_CONNECT] = "connect to the cluster of",
+	[RBD_READ_RECORD] = "read heartbeat object in",
 };
 
 static const enum arm_step next_step[] = {
@@ -57,6 +63,8 @@ static const enum arm_step next_step[] = {
 	[BLOCK_STATX] = BLOCK_REOPEN,
 	[BLOCK_REOPEN] = BLOCK_READ_SLOT,
 	[BLOCK_READ_SLOT] = ARM_DONE,
+	[RBD_CONNECT] = RBD_READ_RECORD,
+	[RBD_READ_RECORD] = ARM_DONE,
 };
 
 static void arm_next(struct arm_op *a);
@@ -132,6 +140,11 @@ static int check_record(struct arm_op *a, int len)
 	if (ret == -ENODATA)
 		return 0;
 	if (ret) {
+		if (s->p.type == STORAGE_RBD) {
+			pr_warn("%s: object %s in %s is no valid record; rewriting it",
+				s->p.uuid, a->record_path, s->p.target);
+			return 0;
+		}
 		if (s->p.type == STORAGE_BLOCK)
 			return refuse(
 				a,
@@ -141,6 +154,9 @@ static int check_record(struct arm_op *a, int len)
 			s->p.uuid, s->p.target, ARM_RECORD_DIR, s->host_uuid);
 		return 0;
 	}
+	if (strcmp(r.host_uuid, s->host_uuid) && s->p.type == STORAGE_RBD)
+		return refuse(a, "object %s holds the record of host %s",
+			      a->record_path, r.host_uuid);
 	if (strcmp(r.host_uuid, s->host_uuid) &&
 	    r.state != RECORD_CLEAN_SHUTDOWN)
 		return refuse(a, "slot %u holds the live record of host %s",
@@ -198,7 +214,17 @@ static void step_done(struct timed_op *t, int res)
 		arm_next(a);
 		return;
 	}
-	if (a->step == FILE_READ_RECORD || a->step == BLOCK_READ_SLOT)
+	if (a->step == RBD_CONNECT && res < 0 && a->read_may_fail) {
+		/* As for a record that cannot be read: armed, to be fenced. */
+		read_done(a, res);
+		a->step = ARM_DONE;
+		arm_next(a);
+		return;
+	}
+	if (a->step == RBD_READ_RECORD && res == -ENOENT)
+		res = 0; /* the first heartbeat creates it */
+	if (a->step == FILE_READ_RECORD || a->step == BLOCK_READ_SLOT ||
+	    a->step == RBD_READ_RECORD)
 		res = read_done(a, res);
 	if (res < 0 && !(a->step == FILE_MKDIR && res == -EEXIST)) {
 		finish(a, res);
@@ -267,6 +293,58 @@ static void step_idle(struct timed_op *t)
 		a->orphan(a);
 }
 
+/* --- rbd: the same steps, through a link thread ---------------------- */
+
+static void on_rados(struct msg *m, void *ctx)
+{
+	struct rados_reply *r = container_of(m, struct rados_reply, m);
+	struct arm_op *a = (struct arm_op *)(uintptr_t)r->tag;
+	int res = r->res;
+
+	if (res < 0 && r->step) {
+		if (res == -ENOENT && !strcmp(r->step, "pool"))
+			snprintf(a->why, sizeof(a->why), "the cluster has no pool %s",
+				 a->s->p.pool);
+		else
+			snprintf(a->why, sizeof(a->why), "%s: %s", r->step,
+				 res == -ETIMEDOUT ? "librados' deadline passed" :
+						     strerror(-res));
+	}
+	if (!res && r->op == RADOS_OPEN)
+		snprintf(a->s->rados_addrs, sizeof(a->s->rados_addrs), "%s",
+			 r->addrs);
+	if (!res && r->op == RADOS_READ) {
+		res = r->len < RECORD_SIZE_MAX ? (int)r->len : RECORD_SIZE_MAX;
+		memcpy(a->buf, r->data, res);
+	}
+	rados_reply_free(r);
+	timed_op_complete(&a->op, res);
+}
+
+static int rbd_next(struct arm_op *a)
+{
+	const struct storage_params *p = &a->s->p;
+	struct rados_link_cfg cfg = {
+		.conf = p->ceph_conf,
+		.client = p->ceph_client,
+		.keyring = p->keyring,
+		.pool = p->pool,
+		.ns = p->ns,
+		.connect_timeout_s = timeline_rados_connect_timeout_s(p),
+		.osd_op_timeout_s = timeline_rados_op_timeout_s(p),
+		.mon_op_timeout_s = timeline_rados_op_timeout_s(p),
+	};
+	uint64_t tag = (uintptr_t)a;
+
+	if (a->step == RBD_CONNECT) {
+		a->s->rados = rados_link_open(&cfg, a->chan, on_rados, tag);
+		return a->s->rados ? 0 : -ENOMEM;
+	}
+	return rados_link_read(a->s->rados, a->record_path,
+			       RECORD_SIZE_MAX + RECORD_ADDRS_SIZE, a->chan,
+			       on_rados, tag);
+}
+
 static void prep_open_record(struct arm_op *a, struct io_uring_sqe *sqe,
 			     int direct)
 {
@@ -292,6 +370,18 @@ static void arm_next(struct arm_op *a)
 	}
 	if (!timeout) {
 		finish(a, -ETIMEDOUT);
+		return;
+	}
+	if (a->step == RBD_CONNECT || a->step == RBD_READ_RECORD) {
+		int ret;
+
+		timed_op_begin_remote(a->loop, &a->op);
+		ret = rbd_next(a);
+		if (ret) {
+			timed_op_complete(&a->op, ret);
+			return;
+		}
+		timed_op_submit(a->loop, &a->op, timeout);
 		return;
 	}
 	sqe = timed_op_sqe(a->loop, &a->op);
@@ -391,6 +481,11 @@ void arm_start(struct arm_op *a, struct loop *l, struct storage *s,
 	s->record_size = RECORD_SIZE_MAX;
 	s->record_offset = 0;
 	a->step = s->p.type == STORAGE_FILE ? FILE_OPEN_TARGET : BLOCK_OPEN;
+	if (s->p.type == STORAGE_RBD) {
+		storage_rbd_object(s->host_uuid, a->record_path,
+				   sizeof(a->record_path));
+		a->step = RBD_CONNECT;
+	}
 	if (!a->buf &&
 	    posix_memalign(&a->buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
 		a->buf = NULL;

@@ -19,6 +19,9 @@
  *          statx: must be a block device; its number; its logical block
  *          size, and the slot must lie inside the device
  *          read the slot
+ *   rbd:   connect to the cluster and look the pool up (a link thread:
+ *          rados_link.h), librados' own deadlines set from the storage's
+ *          read the object iofence.<host> (the record, then the addresses)
  *
  * Every step runs in io-wq (IOSQE_ASYNC), never inline in the loop's
  * io_uring_enter(), and an fd nobody wants any more is closed there too.
@@ -35,6 +38,7 @@
 #include <sys/stat.h>
 #include <linux/openat2.h>
 
+#include "chan.h"
 #include "loop.h"
 #include "storage.h"
 #include "timed_op.h"
@@ -47,11 +51,13 @@ typedef void (*arm_cb)(struct arm_op *a, int res);
 
 struct arm_op {
 	struct loop *loop;
+	struct chan *chan; /* rbd: the control plane's, for the link's replies */
 	struct storage *s; /* being staged: fds and dev filled here */
 	uint64_t deadline_ms; /* monotonic; the whole request's */
 	struct timed_op op;
 	struct open_how how;
 	struct statx stx;
+	/* file: the record's path; rbd: its object */
 	char record_path[sizeof(ARM_RECORD_DIR) + STORAGE_UUID_MAX + 1];
 	int step;
 	void *buf; /* RECORD_SIZE_MAX, aligned for O_DIRECT */

@@ -12,6 +12,7 @@
 #include "fencer.h"
 #include "fencer_core.h"
 #include "log.h"
+#include "rados_link.h"
 #include "timeline.h"
 
 #define NS_PER_MS 1000000ull
@@ -32,11 +33,21 @@ static int cfg_fill(struct daemon *d, const struct storage *s,
 	if (ret)
 		goto err;
 	snprintf(cfg->host_uuid, sizeof(cfg->host_uuid), "%s", s->host_uuid);
-	/* Its own duplicate: the core closes it, the storage's stays ours. */
-	cfg->fd = fcntl(s->record_fd, F_DUPFD_CLOEXEC, 0);
-	if (cfg->fd < 0) {
-		ret = -errno;
-		goto err;
+	if (s->p.type == STORAGE_RBD) {
+		/* Its own reference, as the fd below is its own duplicate. */
+		rados_link_ref(s->rados);
+		cfg->rados = s->rados;
+		storage_rbd_object(s->host_uuid, cfg->rados_oid,
+				   sizeof(cfg->rados_oid));
+		snprintf(cfg->rados_addrs, sizeof(cfg->rados_addrs), "%s",
+			 s->rados_addrs);
+	} else {
+		/* Its own duplicate: the core closes it, ours stays ours. */
+		cfg->fd = fcntl(s->record_fd, F_DUPFD_CLOEXEC, 0);
+		if (cfg->fd < 0) {
+			ret = -errno;
+			goto err;
+		}
 	}
 	cfg->size = s->record_size;
 	cfg->offset = s->record_offset;

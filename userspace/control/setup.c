@@ -211,6 +211,10 @@ static bool same_record(const struct storage *a, const struct storage *b)
 {
 	if (a->p.type != b->p.type)
 		return false;
+	if (a->p.type == STORAGE_RBD)
+		return !strcmp(a->host_uuid, b->host_uuid) &&
+		       !strcmp(a->p.target, b->p.target) &&
+		       !strcmp(a->p.ceph_conf, b->p.ceph_conf);
 	if (a->p.type == STORAGE_FILE)
 		return a->record_ino && a->record_ino == b->record_ino &&
 		       a->record_dev == b->record_dev;
@@ -222,7 +226,12 @@ static bool same_record(const struct storage *a, const struct storage *b)
 static void describe_same(const struct storage *a, const struct storage *b,
 			  char *buf, size_t len)
 {
-	if (a->p.type == STORAGE_FILE)
+	if (a->p.type == STORAGE_RBD)
+		snprintf(
+			buf, len,
+			"both write object iofence.%s in %s of the cluster of %s, and a heartbeat record belongs to one storage only",
+			a->host_uuid, a->p.target, a->p.ceph_conf);
+	else if (a->p.type == STORAGE_FILE)
 		snprintf(
 			buf, len,
 			"%s/" ARM_RECORD_DIR "/%s and %s/" ARM_RECORD_DIR
@@ -371,6 +380,7 @@ static void stage(struct flight *f)
 		}
 		f->staging++;
 		it->arm.read_may_fail = f->rearm;
+		it->arm.chan = &f->d->in;
 		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
 			  staged_one);
 	}

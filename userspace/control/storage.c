@@ -7,11 +7,13 @@
 
 #include "fencer.h"
 #include "loop.h"
+#include "rados_link.h"
 #include "storage.h"
 
 static const char *const type_names[] = {
 	[STORAGE_FILE] = "file",
 	[STORAGE_BLOCK] = "block",
+	[STORAGE_RBD] = "rbd",
 };
 
 static const char *const strategy_names[] = {
@@ -112,6 +114,11 @@ static void close_fd(int fd)
 		close(fd);
 }
 
+void storage_rbd_object(const char *host, char *buf, size_t len)
+{
+	snprintf(buf, len, "iofence.%s", host);
+}
+
 void storage_free(struct storage *s)
 {
 	if (!s)
@@ -120,6 +127,7 @@ void storage_free(struct storage *s)
 		fencer_stop(s->hb);
 	close_fd(s->target_fd);
 	close_fd(s->record_fd);
+	rados_link_unref(s->rados);
 	storage_params_free(&s->p);
 	json_decref(s->status);
 	free(s->host_uuid);

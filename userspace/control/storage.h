@@ -26,6 +26,7 @@
 enum storage_type {
 	STORAGE_FILE, /* a shared file system: target is its mount path */
 	STORAGE_BLOCK, /* a shared block device: target is its device path */
+	STORAGE_RBD, /* a Ceph pool, reached through librados */
 };
 
 enum fence_strategy {
@@ -40,6 +41,12 @@ struct storage_params {
 	char *target;
 	uint64_t region_offset; /* block: where the heartbeat slots start */
 	uint32_t slot; /* block: this host's slot in the region */
+	/* rbd: the cluster and the pool; target is "rbd:POOL[/NAMESPACE]" */
+	char *pool;
+	char *ns; /* NULL: the default namespace */
+	char *ceph_conf;
+	char *ceph_client; /* "client.<id>" */
+	char *keyring; /* NULL: the conf's, or Ceph's default */
 	bool connected; /* false: skipped, never armed */
 	uint32_t interval_ms;
 	uint32_t io_timeout_ms;
@@ -54,6 +61,7 @@ struct storage_params {
 
 struct fencer_link;
 struct loop;
+struct rados_link;
 
 struct storage {
 	struct storage_params p;
@@ -73,6 +81,9 @@ struct storage {
 	bool record_unread; /* staging: re-arming could not read it */
 	uint64_t t_ok_ns; /* staging: that record's time, this boot; or 0 */
 	struct fencer_link *hb; /* its fencer in the core, once committed */
+	/* rbd: its connection (staged, then shared with the fencer) */
+	struct rados_link *rados;
+	char rados_addrs[256]; /* rbd: as the record publishes them */
 	uint32_t idx;
 	bool reconnect; /* armed by a host reconnect */
 	uint64_t flight; /* the setup that armed or last updated it */
@@ -106,9 +117,15 @@ json_t *storage_params_json(const struct storage_params *p);
 /* Same parameters (connected aside): arming again is a no-op. */
 bool storage_params_equal(const struct storage_params *a,
 			  const struct storage_params *b);
+/* rbd: the same cluster, client and pool (the connection can stay). */
+bool storage_params_same_cluster(const struct storage_params *a,
+				 const struct storage_params *b);
 int storage_params_copy(struct storage_params *dst,
 			const struct storage_params *src);
 void storage_params_free(struct storage_params *p);
+/* rbd: the object of @host's record, "iofence.<host>", into @buf. */
+void storage_rbd_object(const char *host, char *buf, size_t len);
+#define STORAGE_RBD_OBJECT_MAX (sizeof("iofence.") + STORAGE_UUID_MAX)
 /* A uuid is also a file name: 1..64 of [A-Za-z0-9._:-], no leading '.'. */
 bool storage_uuid_valid(const char *s);
 

@@ -47,6 +47,7 @@
 #include "fencer_core.h"
 #include "fencer_msg.h"
 #include "log.h"
+#include "rados_link.h"
 #include "record.h"
 #include "timed_op.h"
 #include "timeline.h"
@@ -507,14 +508,45 @@ static int encode(struct fencer *f, void *buf, enum record_state state,
 			uuids[n++] = f->vms[i].uuid;
 	record_set_vms(&r, uuids, n);
 	r.vms_omitted += f->vms_found - n;
+	if (f->cfg.rados &&
+	    record_addrs_encode(f->cfg.rados_addrs,
+				(uint8_t *)buf + RECORD_SIZE_MAX))
+		return -EINVAL;
 	return record_encode(&r, buf);
+}
+
+/*
+ * rbd: the write goes to the storage's link thread, and its answer comes
+ * back as a message (fencer_on_rados). The deadline is the core's own,
+ * as for a file: the link cannot hold it up.
+ */
+static void rados_submit(struct fencer *f, void *buf, uint64_t now,
+			 uint64_t timeout_ms)
+{
+	int ret;
+
+	timed_op_begin_remote(loop_of(f), &f->io);
+	ret = rados_link_write(f->cfg.rados, f->cfg.rados_oid, buf,
+			       RECORD_BUF_SIZE, &f->c->in, fencer_on_rados,
+			       f->id);
+	f->writing = true;
+	f->attempt_ns = now;
+	f->seq++;
+	timed_op_submit(loop_of(f), &f->io, timeout_ms);
+	if (ret)
+		timed_op_complete(&f->io, ret);
 }
 
 static void write_submit(struct fencer *f, void *buf, uint64_t now,
 			 uint64_t timeout_ms)
 {
-	struct io_uring_sqe *sqe = timed_op_sqe(loop_of(f), &f->io);
+	struct io_uring_sqe *sqe;
 
+	if (f->cfg.rados) {
+		rados_submit(f, buf, now, timeout_ms);
+		return;
+	}
+	sqe = timed_op_sqe(loop_of(f), &f->io);
 	io_uring_prep_write(sqe, f->cfg.fd, buf, f->cfg.size, f->cfg.offset);
 	/*
 	 * Never inline: io_uring issues an O_DIRECT write to FUSE or NFS in
@@ -627,6 +659,29 @@ static void io_late(struct timed_op *t, int res)
 		succeeded(f, loop_now_ns());
 }
 
+static void blocklisted(struct fencer *f, uint64_t now);
+
+void fencer_on_rados(struct msg *m, void *ctx)
+{
+	struct rados_reply *r = container_of(m, struct rados_reply, m);
+	struct fencer *f = fencer_find(ctx, r->tag);
+	int res = r->res;
+
+	if (!f || !f->io.io.busy) {
+		rados_reply_free(r);
+		return;
+	}
+	if (r->addrs[0] && strcmp(r->addrs, f->cfg.rados_addrs)) {
+		/* A reconnect may come from another address: publish it. */
+		snprintf(f->cfg.rados_addrs, sizeof(f->cfg.rados_addrs), "%s",
+			 r->addrs);
+	}
+	rados_reply_free(r);
+	if (res == -ESHUTDOWN && !f->stopping)
+		blocklisted(f, loop_now_ns());
+	timed_op_complete(&f->io, res ? res : (int)f->cfg.size);
+}
+
 static void final_submit(struct fencer *f)
 {
 	f->final = FINAL_SENT;
@@ -663,6 +718,9 @@ struct scan_job {
 	bool first; /* the fence's own search, which FENCE_FIRED waits for */
 	bool census; /* only the VM uuids, for the record */
 	struct devset devs;
+	/* rbd: the victims are the qemus with a disk in this pool */
+	char pool[RADOS_NAME_MAX + 1];
+	char ns[RADOS_NAME_MAX + 1];
 	char *patterns[STORAGE_VICTIMS_MAX];
 	unsigned int npatterns;
 	pid_t self;
@@ -773,6 +831,8 @@ static void scan_run(struct work *w)
 		.patterns = j->patterns,
 		.npatterns = j->npatterns,
 		.self = j->self,
+		.rbd_pool = j->pool[0] ? j->pool : NULL,
+		.rbd_ns = j->ns,
 	};
 	struct victim_scan_stats st = { 0 };
 	struct msg_scan_done *d = calloc(1, sizeof(*d));
@@ -824,6 +884,11 @@ static struct scan_job *scan_job_new(struct fencer *f)
 	j->gen = f->gen;
 	j->devs = f->cfg.devs;
 	j->self = getpid();
+	if (params(f)->type == STORAGE_RBD) {
+		snprintf(j->pool, sizeof(j->pool), "%s", params(f)->pool);
+		snprintf(j->ns, sizeof(j->ns), "%s",
+			 params(f)->ns ? params(f)->ns : "");
+	}
 	/* The parameters may change while the job runs: its own copy. */
 	for (unsigned int i = 0; i < params(f)->nvictims; i++) {
 		j->patterns[i] = strdup(params(f)->victims[i]);
@@ -1271,7 +1336,7 @@ static json_t *kernel_fence_json(const struct fencer *f, uint64_t now)
 						     __ATOMIC_RELAXED));
 }
 
-static void fence(struct fencer *f, uint64_t now)
+static void fence(struct fencer *f, uint64_t now, const char *why)
 {
 	const struct storage_params *p = params(f);
 	struct timespec rt;
@@ -1287,14 +1352,44 @@ static void fence(struct fencer *f, uint64_t now)
 	f->scan = (struct scan_report){ 0 };
 	clock_gettime(CLOCK_REALTIME, &rt);
 	f->fenced_real_s = rt.tv_sec;
-	snprintf(f->reason, sizeof(f->reason),
-		 "no heartbeat succeeded for %u ms (%s)", p->timeout_ms,
-		 f->last_error ? write_error(f->last_error) : "no write done");
+	if (why)
+		snprintf(f->reason, sizeof(f->reason), "%s", why);
+	else
+		snprintf(f->reason, sizeof(f->reason),
+			 "no heartbeat succeeded for %u ms (%s)", p->timeout_ms,
+			 f->last_error ? write_error(f->last_error) :
+					 "no write done");
+	/* Before the contract's point: it is now. */
+	if (f->contract_ns > now)
+		f->contract_ns = now;
 	if (!scan_start(f, true))
 		fence_fired(f, now);
 	/* Nothing to wait for: no FENCE_COMPLETED, there is no kill. */
 	if (p->strategy == FENCE_PERMISSIVE)
 		f->completed = true;
+}
+
+/*
+ * The cluster refuses this host's writes: another host blocklisted it
+ * (fence-peer) because it took it for dead, and is restarting its VMs.
+ * Nothing of this host can write there any more, so the fence is due now,
+ * whatever the timeline says: the VMs left running would only fail, and
+ * must not come back to a cluster that has moved on.
+ */
+static void blocklisted(struct fencer *f, uint64_t now)
+{
+	bool was_fenced = f->state == HB_FENCED;
+	char why[FENCE_REASON_MAX];
+
+	report(f, "STORAGE_BLOCKLISTED",
+	       json_pack("{s:s,s:b}", "addrs", f->cfg.rados_addrs, "fenced",
+			 was_fenced));
+	if (was_fenced)
+		return;
+	snprintf(why, sizeof(why), "the cluster blocklisted this host (%.50s)",
+		 f->cfg.rados_addrs);
+	fence(f, now, why);
+	f->next_ns = now;
 }
 
 /* Every victim died, or kill_grace is over. */
@@ -1414,7 +1509,7 @@ static void step(struct fencer *f)
 	bool changed = false;
 
 	if (f->state != HB_FENCED && now >= at(f, timeline_timeout_ms(p))) {
-		fence(f, now);
+		fence(f, now, NULL);
 		f->next_ns = now;
 		changed = true;
 	}
@@ -1525,7 +1620,7 @@ void fencer_on_start(struct msg *m, void *ctx)
 	if (f)
 		f->vms = calloc(CENSUS_VMS_MAX, sizeof(*f->vms));
 	if (!f || !f->vms ||
-	    posix_memalign(&f->buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
+	    posix_memalign(&f->buf, RECORD_SIZE_MAX, RECORD_BUF_SIZE)) {
 		/* The control plane sees no snapshot; never silent here. */
 		pr_crit("%s: out of memory: no heartbeats for it",
 			s->cfg.p.uuid);
@@ -1587,9 +1682,9 @@ void fencer_on_update(struct msg *m, void *ctx)
  */
 static void final_record(struct fencer *f, enum record_state state)
 {
-	if (f->final != FINAL_NONE || f->cfg.fd < 0)
+	if (f->final != FINAL_NONE || (f->cfg.fd < 0 && !f->cfg.rados))
 		return;
-	if (posix_memalign(&f->final_buf, RECORD_SIZE_MAX, RECORD_SIZE_MAX)) {
+	if (posix_memalign(&f->final_buf, RECORD_SIZE_MAX, RECORD_BUF_SIZE)) {
 		f->final_buf = NULL;
 		return;
 	}

@@ -18,6 +18,8 @@ void fencer_on_start(struct msg *m, void *ctx);
 void fencer_on_update(struct msg *m, void *ctx);
 void fencer_on_stop(struct msg *m, void *ctx);
 void fencer_on_unfence(struct msg *m, void *ctx);
+/* An rbd heartbeat's answer from its link thread (rados_link.h). */
+void fencer_on_rados(struct msg *m, void *ctx);
 
 /*
  * Storages still armed whose published fence deadline counts on the

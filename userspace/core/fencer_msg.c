@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fencer_msg.h"
+#include "rados_link.h"
 
 static const char *const hb_state_names[] = {
 	[HB_HEALTHY] = "healthy",
@@ -20,6 +21,8 @@ void fencer_cfg_release(struct fencer_cfg *c)
 	storage_params_free(&c->p);
 	free(c->hook);
 	c->hook = NULL;
+	rados_link_unref(c->rados);
+	c->rados = NULL;
 }
 
 json_t *scan_report_json(const struct scan_report *s)

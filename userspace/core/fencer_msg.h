@@ -39,7 +39,11 @@ struct fencer_cfg {
 	struct storage_params p;
 	char host_uuid[STORAGE_UUID_MAX + 1];
 	char *hook; /* the fence hook to run; NULL: none */
-	int fd; /* the record's own duplicate; closed by its owner */
+	int fd; /* the record's own duplicate; closed by its owner; rbd: -1 */
+	/* rbd: a reference to the storage's link, the object, the addresses */
+	struct rados_link *rados;
+	char rados_oid[STORAGE_RBD_OBJECT_MAX];
+	char rados_addrs[256];
 	uint32_t size;
 	uint64_t offset;
 	bool direct;
@@ -56,7 +60,7 @@ struct fencer_cfg {
 	uint32_t slot_gen;
 };
 
-/* Frees what @c holds, the fd aside (its owner closes it). */
+/* Frees what @c holds, the fd aside (its owner closes it); drops the link. */
 void fencer_cfg_release(struct fencer_cfg *c);
 
 /* A fence the state file kept across a restart. */

@@ -87,16 +87,21 @@ static bool state_valid(unsigned int s)
 	return s >= RECORD_ARMED && s <= RECORD_CLEAN_SHUTDOWN;
 }
 
-/* The CRC field reads as zero, so a record can be checked where it lies. */
-static uint32_t record_crc(const uint8_t *buf, uint32_t size)
+/* The CRC field reads as zero, so a block can be checked where it lies. */
+static uint32_t crc_of(const uint8_t *buf, uint32_t size, uint32_t off)
 {
 	static const uint8_t zero[4];
 	uLong crc = crc32(0L, Z_NULL, 0);
 
-	crc = crc32(crc, buf, OFF_CRC);
+	crc = crc32(crc, buf, off);
 	crc = crc32(crc, zero, sizeof(zero));
-	crc = crc32(crc, buf + OFF_CRC + 4, size - (OFF_CRC + 4));
+	crc = crc32(crc, buf + off + 4, size - (off + 4));
 	return (uint32_t)crc;
+}
+
+static uint32_t record_crc(const uint8_t *buf, uint32_t size)
+{
+	return crc_of(buf, size, OFF_CRC);
 }
 
 unsigned int record_vm_capacity(uint32_t size)
@@ -340,4 +345,65 @@ const uint8_t *record_boot_id(void)
 
 	pthread_once(&once, boot_id_read);
 	return boot_id;
+}
+
+/* --- the address block of an rbd storage's object ------------------------ */
+
+#define ADDRS_OFF_VERSION 4
+#define ADDRS_OFF_LEN 6
+#define ADDRS_OFF_CRC 8
+#define ADDRS_OFF_TEXT 12
+#define ADDRS_VERSION 1
+
+static bool addr_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F') || strchr(".:/[] ", c);
+}
+
+int record_addrs_encode(const char *addrs, void *buf)
+{
+	size_t n = strlen(addrs);
+	uint8_t *p = buf;
+
+	if (n > RECORD_ADDRS_TEXT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!addr_char(addrs[i]))
+			return -EINVAL;
+	memset(p, 0, RECORD_ADDRS_SIZE);
+	memcpy(p, RECORD_ADDRS_MAGIC, 4);
+	put_le16(p + ADDRS_OFF_VERSION, ADDRS_VERSION);
+	put_le16(p + ADDRS_OFF_LEN, (uint16_t)n);
+	memcpy(p + ADDRS_OFF_TEXT, addrs, n);
+	put_le32(p + ADDRS_OFF_CRC, crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC));
+	return 0;
+}
+
+int record_addrs_decode(const void *buf, size_t len, char *out, size_t size)
+{
+	const uint8_t *p = buf;
+	size_t n;
+
+	if (len < RECORD_ADDRS_SIZE || all_zero(p, RECORD_ADDRS_SIZE))
+		return -ENODATA;
+	if (memcmp(p, RECORD_ADDRS_MAGIC, 4))
+		return -EBADMSG;
+	if (get_le16(p + ADDRS_OFF_VERSION) > ADDRS_VERSION)
+		return -EPROTONOSUPPORT;
+	n = get_le16(p + ADDRS_OFF_LEN);
+	if (get_le16(p + ADDRS_OFF_VERSION) != ADDRS_VERSION ||
+	    n > RECORD_ADDRS_TEXT_MAX ||
+	    get_le32(p + ADDRS_OFF_CRC) != crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC) ||
+	    !all_zero(p + ADDRS_OFF_TEXT + n,
+		      RECORD_ADDRS_SIZE - ADDRS_OFF_TEXT - n))
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		if (!addr_char((char)p[ADDRS_OFF_TEXT + i]))
+			return -EBADMSG;
+	if (n >= size)
+		return -ENOSPC;
+	memcpy(out, p + ADDRS_OFF_TEXT, n);
+	out[n] = '\0';
+	return 0;
 }

@@ -27,6 +27,23 @@
  *    72   64  host uuid, NUL-padded (no terminator at 64 characters)
  *   136   64  storage uuid, NUL-padded
  *   200 16×n  VM uuids, binary (RFC 4122 byte order)
+ *
+ * An rbd storage's record is a RADOS object, iofence.<host uuid>: the
+ * 4096-byte record above, then an address block of RECORD_ADDRS_SIZE
+ * bytes, what a peer needs to have the cluster refuse this host's writes
+ * (the addresses its Ceph clients, its VMs' included, connect from):
+ *
+ *   off  len  field
+ *     0    4  magic "IOFA" (49 4f 46 41)
+ *     4    2  format version (1)
+ *     6    2  length L of the text
+ *     8    4  CRC-32 (zlib) of the block with these 4 bytes zero
+ *    12    L  the addresses, ' '-separated, as Ceph writes an entity
+ *             address: "IP:0/0" (port and nonce 0: every client from
+ *             that IP), "[IPv6]:0/0"
+ *
+ * The record's own checksum does not cover it: a reader that knows
+ * only records reads the first 4096 bytes and is unchanged.
  */
 #ifndef IOFENCE_RECORD_H
 #define IOFENCE_RECORD_H
@@ -45,6 +62,12 @@
 #define RECORD_VM_UUID_SIZE 16
 #define RECORD_VMS_MAX \
 	((RECORD_SIZE_MAX - RECORD_HEADER_SIZE) / RECORD_VM_UUID_SIZE)
+
+#define RECORD_ADDRS_MAGIC "IOFA"
+#define RECORD_ADDRS_SIZE 512
+#define RECORD_ADDRS_TEXT_MAX (RECORD_ADDRS_SIZE - 12 - 1)
+/* A record and its address block: what an rbd heartbeat writes. */
+#define RECORD_BUF_SIZE (RECORD_SIZE_MAX + RECORD_ADDRS_SIZE)
 
 enum record_state {
 	RECORD_ARMED = 1,
@@ -90,6 +113,16 @@ int record_encode(const struct record *r, void *buf);
  * size, CRC, counts or state wrong); -EPROTONOSUPPORT: a newer version.
  */
 int record_decode(const void *buf, size_t len, struct record *r);
+
+/*
+ * The address block: @addrs (at most RECORD_ADDRS_TEXT_MAX bytes, else
+ * -EINVAL) into @buf of RECORD_ADDRS_SIZE bytes; and back, into @out of
+ * @size bytes, NUL-terminated: 0, -ENODATA (no block), -EBADMSG (a bad
+ * one: magic, length, CRC, or bytes that are no printable address text),
+ * -EPROTONOSUPPORT (a newer version).
+ */
+int record_addrs_encode(const char *addrs, void *buf);
+int record_addrs_decode(const void *buf, size_t len, char *out, size_t size);
 
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (any case) <-> 16 bytes. */
 int record_uuid_parse(const char *s, uint8_t out[RECORD_VM_UUID_SIZE]);

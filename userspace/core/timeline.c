@@ -48,3 +48,18 @@ uint64_t timeline_fence_deadline_ms(const struct storage_params *p,
 		return 0;
 	return timeline_escalate_ms(p) + watchdog_ms;
 }
+
+unsigned int timeline_rados_op_timeout_s(const struct storage_params *p)
+{
+	/* librados counts whole seconds: D, rounded up, never 0 ("none"). */
+	return (p->io_timeout_ms + 999) / 1000;
+}
+
+unsigned int timeline_rados_connect_timeout_s(const struct storage_params *p)
+{
+	/*
+	 * A reconnect (after a blocklist entry is removed) is part of a
+	 * heartbeat attempt, so it has the attempt's deadline too.
+	 */
+	return timeline_rados_op_timeout_s(p);
+}

@@ -29,6 +29,19 @@
  * kill), and neither can "force" without a watchdog: they publish no
  * deadline (0), and peers must not rely on one.
  *
+ * rbd storages follow the same timeline. A heartbeat there is a RADOS
+ * write of the record object and then a monitor round trip (the monitors
+ * must answer too: a host they cannot reach can neither be blocklisted by
+ * its peers nor learn that it was). librados enforces deadlines of its own,
+ * in whole seconds: every operation of the connection, connecting again
+ * included, gives up after D rounded up to a second. So a write that
+ * missed its deadline D (late at t_ok + I + D, as for any storage) is out
+ * of librados by D + 1 s at most after it started, and the next attempt
+ * goes then: a dead cluster is retried, never waited for. The fence at
+ * t_ok + T does not depend on librados at all: it is the core's timer.
+ * A write the cluster refuses because it blocklisted this host fences at
+ * once: the cluster has already cut the host off, and its VMs with it.
+ *
  * A daemon that restarts takes t_ok from its own record when it was
  * written on this boot, so a restart never moves a deadline that peers
  * computed. Nothing else extends these figures: not block evidence, not
@@ -82,6 +95,10 @@ uint64_t timeline_stuck_write_ms(const struct storage_params *p);
 uint64_t timeline_timeout_ms(const struct storage_params *p);
 /* From t_ok to escalation (stop petting the watchdog). */
 uint64_t timeline_escalate_ms(const struct storage_params *p);
+/* rbd: librados' own deadline for each operation of the heartbeat link. */
+unsigned int timeline_rados_op_timeout_s(const struct storage_params *p);
+/* rbd: and for connecting (client_mount_timeout), at arm time and after. */
+unsigned int timeline_rados_connect_timeout_s(const struct storage_params *p);
 /*
  * The published deadline after t_ok, or 0 when there is none (strategy,
  * or @watchdog_ms 0: no watchdog).

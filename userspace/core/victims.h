@@ -66,6 +66,8 @@ struct victim_filter {
 	char *const *patterns; /* fnmatch(3) on the executable's basename */
 	unsigned int npatterns;
 	pid_t self; /* never a victim: the daemon */
+	const char *rbd_pool;
+	const char *rbd_ns;
 };
 
 struct victim_scan_stats {

@@ -27,11 +27,23 @@ struct spec_key {
 static const struct spec_key spec_keys[] = {
 	{ "uuid", NULL, KIND_STRING, "NAME  required: the storage" },
 	{ "type", NULL, KIND_STRING,
-	  "file|block  required: a shared file system, or a shared\n"
-	  "block device written directly" },
+	  "file|block|rbd  required: a shared file system, a shared\n"
+	  "block device written directly, or a Ceph pool" },
 	{ "target", NULL, KIND_STRING,
 	  "PATH  required: a file storage's mount point, a block\n"
-	  "storage's device" },
+	  "storage's device (rbd: none; it is rbd:POOL[/NAMESPACE])" },
+	{ "pool", NULL, KIND_STRING,
+	  "NAME  rbd only, required: the pool of the VMs' images" },
+	{ "namespace", "ns", KIND_STRING,
+	  "NAME  rbd only: their RADOS namespace (default none)" },
+	{ "ceph_conf", "conf", KIND_STRING,
+	  "PATH  rbd only: the cluster's ceph.conf\n"
+	  "(default /etc/ceph/ceph.conf)" },
+	{ "client", NULL, KIND_STRING,
+	  "NAME  rbd only: the Ceph user, client.ID or ID\n"
+	  "(default client.admin)" },
+	{ "keyring", NULL, KIND_STRING,
+	  "PATH  rbd only: its keyring (default: the conf's)" },
 	{ "region_offset", "offset", KIND_UINT,
 	  "N  block only: the bytes before the heartbeat slots\n"
 	  "(a multiple of 4096, default 0)" },

@@ -75,6 +75,20 @@ struct io_uring_sqe *timed_op_sqe(struct loop *l, struct timed_op *t)
 	return loop_sqe(l, &t->io);
 }
 
+void timed_op_begin_remote(struct loop *l, struct timed_op *t)
+{
+	t->loop = l;
+	t->reported = false;
+	t->gen++;
+	t->io.busy = true;
+}
+
+void timed_op_complete(struct timed_op *t, int res)
+{
+	t->io.busy = false;
+	io_done(&t->io, res, 0);
+}
+
 void timed_op_submit(struct loop *l, struct timed_op *t, uint64_t timeout_ms)
 {
 	struct ticket *k = malloc(sizeof(*k));

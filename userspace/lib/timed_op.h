@@ -49,6 +49,14 @@ struct io_uring_sqe *timed_op_sqe(struct loop *l, struct timed_op *t);
  * and done() hears -ENOMEM: no I/O ever runs without a deadline.
  */
 void timed_op_submit(struct loop *l, struct timed_op *t, uint64_t timeout_ms);
+/*
+ * An I/O another thread does (a librados request on a link thread), with
+ * the same deadline and the same done/late/idle contract: begin it, hand
+ * the request over, then timed_op_submit() for the deadline; the answer,
+ * as a message, ends it with timed_op_complete().
+ */
+void timed_op_begin_remote(struct loop *l, struct timed_op *t);
+void timed_op_complete(struct timed_op *t, int res);
 static inline bool timed_op_idle(const struct timed_op *t)
 {
 	return !t->io.busy && !t->tickets;
