@@ -346,6 +346,61 @@ static struct victim_filter filter(char *const *patterns, unsigned int n)
 	};
 }
 
+/* Pools no other process of the host names, nor another test's qemu. */
+#define POOL "iofence-unit-vms"
+#define OTHER "iofence-unit-other"
+#define UUID3 "0f0e0d0c-0b0a-0908-0706-050403020100"
+#define UUID4 "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+/*
+ * The rbd tests' VMs run sh under a name of this test process alone:
+ * neither the real qemus of other tests nor the VMs of a test running
+ * beside this one are read.
+ */
+static char rbd_qemu_name[VICTIM_EXE_MAX];
+static char *rbd_qemu_pattern[] = { rbd_qemu_name };
+
+/* An rbd disk and its format node, as libvirt writes them (-blockdev). */
+#define LIBVIRT_RBD(pool, ns, image)                                         \
+	"{\"driver\":\"rbd\",\"pool\":\"" pool "\"," ns "\"image\":\"" image \
+	"\",\"server\":[{\"host\":\"127.0.0.1\",\"port\":\"6789\"}],"        \
+	"\"user\":\"admin\",\"auth-client-required\":[\"cephx\",\"none\"],"  \
+	"\"key-secret\":\"libvirt-1-storage-auth-secret0\","                 \
+	"\"node-name\":\"libvirt-1-storage\",\"auto-read-only\":true,"       \
+	"\"discard\":\"unmap\"}"
+#define LIBVIRT_FORMAT                                             \
+	"{\"node-name\":\"libvirt-1-format\",\"read-only\":false," \
+	"\"driver\":\"raw\",\"file\":\"libvirt-1-storage\"}"
+
+/* A copy of sh called @name, for command lines of our choosing. */
+static void sh_named(char *path, size_t len, const char *name)
+{
+	char dir[96], sh[PATH_MAX];
+
+	join(dir, sizeof(dir), fx.work, "rbd");
+	cr_assert(!mkdir(dir, 0755) || errno == EEXIST);
+	join(path, len, dir, name);
+	cr_assert_not_null(realpath("/bin/sh", sh));
+	copy_file(sh, path, 0755);
+}
+
+/* That copy of sh, into @path. */
+static void rbd_qemu(char *path, size_t len)
+{
+	snprintf(rbd_qemu_name, sizeof(rbd_qemu_name), "qemu-system-unit-%d",
+		 getpid());
+	sh_named(path, len, rbd_qemu_name);
+}
+
+static struct victim_filter rbd_filter(char *const *patterns, unsigned int n,
+				       const char *pool, const char *ns)
+{
+	struct victim_filter f = filter(patterns, n);
+
+	f.rbd_pool = pool;
+	f.rbd_ns = ns;
+	return f;
+}
+
 static const struct victim *find(const struct victim *v, int n, pid_t pid)
 {
 	for (int i = 0; i < n; i++)
@@ -1343,8 +1398,8 @@ static void *scan_thread(void *arg)
 	return NULL;
 }
 
-/* Until found(@pid) or the end of the scan, at most @ms. */
-static bool wait_found(struct events *e, pid_t pid, int ms)
+/* Until the event (@kind, @pid) or the end of the scan, at most @ms. */
+static bool wait_event(struct events *e, char kind, pid_t pid, int ms)
 {
 	struct timespec t;
 	bool seen;
@@ -1357,11 +1412,16 @@ static bool wait_found(struct events *e, pid_t pid, int ms)
 		t.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&e->mu);
-	while (!(seen = event_at(e, 'f', pid) >= 0) && !e->done)
+	while (!(seen = event_at(e, kind, pid) >= 0) && !e->done)
 		if (pthread_cond_timedwait(&e->cv, &e->mu, &t))
 			break;
 	pthread_mutex_unlock(&e->mu);
 	return seen;
+}
+
+static bool wait_found(struct events *e, pid_t pid, int ms)
+{
+	return wait_event(e, 'f', pid, ms);
 }
 
 /* Writers come and go on the hung FIFOs until the scan ends, at most @ms. */
@@ -1578,6 +1638,211 @@ Test(victims_fake, unreadable_skipped_and_counted)
 	expect_fds(0);
 }
 
+/*
+ * An rbd search over every kind of process: by command line alone (the
+ * device set is not looked at), and a command line that cannot be read
+ * whole is a skip unless what was read names a disk of the pool.
+ */
+Test(victims_fake, rbd_search)
+{
+	static const char *const drive[] = {
+		QEMU,
+		"-uuid",
+		UUID,
+		"-drive",
+		"file=rbd:vms/d1:id=admin,format=raw,if=none,id=drive0",
+		NULL
+	};
+	static const char *const nested[] = {
+		QEMU, "-blockdev",
+		"{\"driver\":\"raw\",\"node-name\":\"fmt\",\"file\":"
+		"{\"driver\":\"rbd\",\"pool\":\"vms\",\"image\":\"d2\"}}",
+		NULL
+	};
+	static const char *const other_pool[] = { QEMU, "-drive",
+						  "file=rbd:other/o1", NULL };
+	static const char *const in_ns[] = {
+		QEMU, "-uuid", UUID2, "-drive", "file=rbd:vms/ns1/n1", NULL
+	};
+	static const char *const garbled[] = {
+		QEMU, "-blockdev", "{\"driver\":\"rbd\",\"pool\":\"vms\",", NULL
+	};
+	static char *const bystander_pattern[] = { "bystander" };
+	struct victim_filter f = rbd_filter(qemu_pattern, 1, "vms", NULL);
+	const char *cut_none[] = { QEMU, "-drive", "file=rbd:other/c1", NULL,
+				   NULL };
+	const char *cut_found[] = { QEMU, "-drive", "file=rbd:vms/c2", NULL,
+				    NULL };
+	pid_t d1, d2, o, ns, nb, bad, cn, cf, u, fdu, k, g, x;
+	struct events e = EVENTS_INIT;
+	struct victim_scan_stats st;
+	char uuids[4][37], *big;
+	struct victim v[8];
+	int n;
+
+	/* An argument that alone fills the buffer: the rest is cut. */
+	big = malloc(RBD_CMDLINE_MAX + 1);
+	cr_assert_not_null(big);
+	memset(big, 'a', RBD_CMDLINE_MAX);
+	big[RBD_CMDLINE_MAX] = '\0';
+	cut_none[3] = big;
+	cut_found[3] = big;
+
+	d1 = hold_pid();
+	d2 = hold_pid();
+	o = hold_pid();
+	ns = hold_pid();
+	nb = hold_pid(); /* another program, its command line unreadable */
+	bad = hold_pid();
+	cn = hold_pid();
+	cf = hold_pid();
+	u = hold_pid(); /* its command line unreadable */
+	fdu = hold_pid(); /* an fd on the file storage, no rbd disk */
+	k = hold_pid(); /* a kernel thread */
+	g = gone_pid();
+	x = hold_pid(); /* the filter's self */
+	fake_proc(&(struct fake){ .pid = d1, .argv = drive });
+	fake_proc(&(struct fake){ .pid = d2, .argv = nested });
+	fake_proc(&(struct fake){ .pid = o, .argv = other_pool });
+	fake_proc(&(struct fake){ .pid = ns, .argv = in_ns });
+	fake_proc(&(struct fake){
+		.pid = nb, .exe = fx.bystander, .argv = drive });
+	fake_chmod(nb, "cmdline", 0);
+	fake_proc(&(struct fake){ .pid = bad, .argv = garbled });
+	fake_proc(&(struct fake){ .pid = cn, .argv = cut_none });
+	fake_proc(&(struct fake){ .pid = cf, .argv = cut_found });
+	fake_proc(&(struct fake){ .pid = u, .argv = drive });
+	fake_chmod(u, "cmdline", 0);
+	fake_proc(&(struct fake){ .pid = fdu, .fd = fx.disk, .cwd = fx.store });
+	fake_proc(
+		&(struct fake){ .pid = k, .argv = drive, .flags = PF_KTHREAD });
+	/* Without a uuid: the census, opening no pidfd, cannot tell it gone. */
+	fake_proc(&(struct fake){ .pid = g, .argv = nested });
+	fake_proc(&(struct fake){ .pid = x, .argv = drive });
+	fake_proc(&(struct fake){ .pid = 1, .argv = drive });
+	fake_proc(&(struct fake){ .pid = getpid(), .argv = drive });
+	f.self = x;
+	free(big);
+	drop_dac();
+
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, on_named, &e,
+			      &st);
+	cr_assert_eq(n, 3, "found %d", n);
+	cr_assert_eq(events_of(&e, 'f'), 3);
+	expect_found(&e, d1, "rbd disk");
+	expect_found(&e, d2, "rbd disk");
+	expect_found(&e, cf, "rbd disk");
+	/* Named right after found(), from the same read. */
+	cr_assert_eq(events_of(&e, 'n'), 1);
+	expect_named(&e, d1, UUID);
+	cr_assert_eq(event_at(&e, 'n', d1), event_at(&e, 'f', d1) + 1);
+	/* All but nb (by name), x, 1 and this process; bad, cn and u skipped. */
+	expect_stats(&st, 11, 3);
+	cr_assert(st.last_err == -EBADMSG || st.last_err == -E2BIG ||
+			  st.last_err == -EACCES,
+		  "last_err %d", st.last_err);
+	cr_assert(st.last_pid == bad || st.last_pid == cn || st.last_pid == u,
+		  "last_pid %d", st.last_pid);
+	expect_fds(0);
+
+	memset(&st, 0xa5, sizeof(st));
+	memset(uuids, 'x', sizeof(uuids));
+	n = victims_vm_uuids(&fx.set, &f, fx.fake, uuids, ARRAY_SIZE(uuids),
+			     &st);
+	cr_assert_eq(n, 1, "%d VMs", n);
+	cr_assert_str_eq(uuids[0], UUID);
+	cr_assert_eq(uuids[1][0], 'x');
+	expect_stats(&st, 11, 3);
+	expect_fds(0);
+
+	/* Readable again: u is a victim, named too. */
+	fake_chmod(u, "cmdline", 0644);
+	n = victims_scan(&fx.set, &f, fx.fake, v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 4, "found %d", n);
+	expect_victim(v, n, d1, "rbd disk", QEMU, UUID);
+	expect_victim(v, n, d2, "rbd disk", QEMU, "");
+	expect_victim(v, n, cf, "rbd disk", QEMU, "");
+	expect_victim(v, n, u, "rbd disk", QEMU, UUID);
+	expect_fds(4);
+	victims_release(v, (unsigned int)n);
+
+	/* A namespace of the pool is another storage. */
+	f.rbd_ns = "ns1";
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, NULL,
+			      &(struct events)EVENTS_INIT, &st);
+	cr_assert_eq(n, 1, "found %d", n);
+	/* cf's disk is in the default namespace: cut, it is a skip now. */
+	expect_stats(&st, 11, 3);
+	n = victims_scan(&fx.set, &f, fx.fake, v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 1, "found %d", n);
+	expect_victim(v, n, ns, "rbd disk", QEMU, UUID2);
+	victims_release(v, (unsigned int)n);
+
+	/* The filter alone decides who is read: nb, unreadable, is a skip. */
+	f = rbd_filter(bystander_pattern, 1, "vms", NULL);
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan(&fx.set, &f, fx.fake, v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 0, "found %d", n);
+	n = victims_vm_uuids(&fx.set, &f, fx.fake, uuids, ARRAY_SIZE(uuids),
+			     &st);
+	cr_assert_eq(n, 0);
+	expect_stats(&st, 1, 1);
+	cr_assert_eq(st.last_err, -EACCES);
+	cr_assert_eq(st.last_pid, nb);
+	restore_caps();
+	expect_fds(0);
+}
+
+/*
+ * An rbd victim is found, killed and named the moment its command line
+ * is read, not after the other candidates' are: one of those may hang
+ * (its mmap lock held by a thread in D state on another storage).
+ */
+Test(victims_fake, rbd_found_while_another_hangs)
+{
+	static const char *const vm[] = {
+		QEMU, "-uuid", UUID, "-drive", "file=rbd:vms/vm1", NULL
+	};
+	struct events e = EVENTS_INIT;
+	struct scan_job j = {
+		.f = rbd_filter(qemu_pattern, 1, "vms", NULL),
+		.e = &e,
+	};
+	char fifo[1][PATH_MAX];
+	bool early, held, released;
+	pid_t a, b, v, h;
+
+	a = hold_pid();
+	b = hold_pid();
+	fake_proc(&(struct fake){ .pid = a, .argv = vm });
+	fake_proc(&(struct fake){ .pid = b, .argv = vm });
+	/* The one listed second hangs. */
+	v = fake_pos(a) < fake_pos(b) ? a : b;
+	h = v == a ? b : a;
+	fake_hang(h, "cmdline", fifo[0], sizeof(fifo[0]));
+
+	cr_assert(!pthread_create(&j.thread, NULL, scan_thread, &j));
+	early = wait_found(&e, v, 10000) && wait_event(&e, 'n', v, 10000);
+	pthread_mutex_lock(&e.mu);
+	held = !e.done && events_of(&e, 'f') == 1;
+	pthread_mutex_unlock(&e.mu);
+	released = release(&e, fifo, 1, 20000);
+	cr_assert(released, "the scan did not end after the release");
+	cr_assert(!pthread_join(j.thread, NULL));
+	cr_assert(early, "found() or named() waited for another command line");
+	cr_assert(held, "the scan did not wait on the hung command line");
+
+	/* Released, the hung read ends empty: no disk, no skip. */
+	cr_assert_eq(j.ret, 1, "found %d", j.ret);
+	expect_found(&e, v, "rbd disk");
+	expect_named(&e, v, UUID);
+	cr_assert_eq(e.n, 2);
+	expect_stats(&j.st, 2, 0);
+	expect_fds(0);
+}
+
 struct restart {
 	pid_t m; /* whose found() starts the others anew */
 	pid_t r[2];
@@ -1614,14 +1879,18 @@ static int highest_fd(void)
  * More candidates than the scan holds fds for: the first ones keep theirs
  * into pass 2, the others are opened again there, and found again only if
  * their pid still is the process of pass 1 (its start time). With the
- * process's fd limit at what the scan may hold, nothing is skipped.
+ * process's fd limit at what the scan may hold, nothing is skipped. For
+ * an rbd storage (@pool), their command lines name its disks.
  */
-Test(victims_fake, candidates_past_the_fd_budget)
+static void past_the_fd_budget(const char *pool)
 {
+	static const char *const vm[] = { QEMU, "-drive", "file=rbd:vms/d",
+					  NULL };
 	struct restart r = { .m = 0 };
 	struct events e = EVENTS_INIT;
-	struct victim_filter f = filter(qemu_pattern, 1);
+	struct victim_filter f = rbd_filter(qemu_pattern, 1, pool, NULL);
 	const unsigned int fill = VICTIM_SCAN_FDS / 2;
+	const char *why = pool ? "rbd disk" : "mapping";
 	struct victim_scan_stats st;
 	struct rlimit rl, tight;
 	pid_t before, after;
@@ -1632,9 +1901,11 @@ Test(victims_fake, candidates_past_the_fd_budget)
 	r.r[0] = hold_pid();
 	r.m = hold_pid();
 	r.r[1] = hold_pid();
-	fake_proc(&(struct fake){ .pid = r.r[0], .maps_disk = true });
-	fake_proc(&(struct fake){ .pid = r.m, .maps_disk = true });
-	fake_proc(&(struct fake){ .pid = r.r[1], .maps_disk = true });
+	fake_proc(&(struct fake){
+		.pid = r.r[0], .maps_disk = !pool, .argv = vm });
+	fake_proc(&(struct fake){ .pid = r.m, .maps_disk = !pool, .argv = vm });
+	fake_proc(&(struct fake){
+		.pid = r.r[1], .maps_disk = !pool, .argv = vm });
 	for (unsigned int i = 0; i < fill; i++)
 		fake_proc(&(struct fake){ .pid = hold_pid() });
 	/* The one listed before m is looked at before its pid changes hands. */
@@ -1655,12 +1926,22 @@ Test(victims_fake, candidates_past_the_fd_budget)
 			      &st);
 	cr_assert(!setrlimit(RLIMIT_NOFILE, &rl));
 	cr_assert_eq(n, 2, "found %d", n);
-	expect_found(&e, r.m, "mapping");
-	expect_found(&e, before, "mapping");
+	expect_found(&e, r.m, why);
+	expect_found(&e, before, why);
 	/* Another process now: neither a victim nor a skip. */
 	cr_assert_eq(event_at(&e, 'f', after), -1);
 	expect_stats(&st, 2 * fill + 3, 0);
 	expect_fds(0);
+}
+
+Test(victims_fake, candidates_past_the_fd_budget)
+{
+	past_the_fd_budget(NULL);
+}
+
+Test(victims_fake, rbd_candidates_past_the_fd_budget)
+{
+	past_the_fd_budget("vms");
 }
 
 static void kill_other(const struct victim *v, void *arg)
@@ -1720,6 +2001,190 @@ Test(victims, found_then_named)
 	n = victims_scan_each(&fx.set, &f, "/proc", on_found, NULL, &e, NULL);
 	cr_assert_eq(n, 2);
 	cr_assert_eq(events_of(&e, 'n'), 0);
+	expect_fds(0);
+}
+
+/*
+ * An rbd storage's victims: the processes matching the filter whose
+ * command line names a disk in its pool and namespace, in either form;
+ * never the VMs of another pool or namespace, nor a process the filter
+ * does not name, whatever its command line.
+ */
+Test(victims, rbd_disks_of_the_pool)
+{
+	static const char *const drive[] = {
+		"-c",
+		"read x",
+		"-name",
+		"guest=vm1,debug-threads=on",
+		"-uuid",
+		UUID,
+		"-drive",
+		"file=rbd:" POOL "/vm1-disk0:id=admin:conf=/etc/ceph/ceph.conf,"
+		"format=raw,if=none,id=drive-virtio-disk0,cache=none",
+		NULL
+	};
+	static const char *const blockdev[] = {
+		"-c",	     "read x",	     "-uuid",
+		UUID2,	     "-blockdev",    LIBVIRT_RBD(POOL, "", "vm2-disk0"),
+		"-blockdev", LIBVIRT_FORMAT, NULL
+	};
+	static const char *const in_ns[] = {
+		"-c",
+		"read x",
+		"-uuid",
+		UUID3,
+		"-blockdev",
+		LIBVIRT_RBD(POOL, "\"namespace\":\"tenant1\",", "vm3-disk0"),
+		NULL
+	};
+	static const char *const other_pool[] = {
+		"-c",  "read x", "-uuid",
+		UUID4, "-drive", "file=rbd:" OTHER "/vm4-disk0,format=raw",
+		NULL
+	};
+	static const char *const no_rbd[] = {
+		"-c", "read x", "-drive",
+		"file=/var/lib/libvirt/images/vm5.qcow2,format=qcow2", NULL
+	};
+	static char *const bystander_pattern[] = { "rbd-bystander" };
+	struct victim_filter f = rbd_filter(rbd_qemu_pattern, 1, POOL, NULL);
+	const struct devset none = { .n = 0 };
+	char qemu[128], bystander[128], uuids[4][37];
+	struct victim_scan_stats st;
+	pid_t a, b, c, d, e, by;
+	struct victim v[8];
+	int n;
+
+	rbd_qemu(qemu, sizeof(qemu));
+	sh_named(bystander, sizeof(bystander), "rbd-bystander");
+	a = spawn(&(struct kid){
+		.exe = qemu, .args = drive, .stdin_pipe = true });
+	b = spawn(&(struct kid){
+		.exe = qemu, .args = blockdev, .stdin_pipe = true });
+	c = spawn(&(struct kid){
+		.exe = qemu, .args = in_ns, .stdin_pipe = true });
+	d = spawn(&(struct kid){
+		.exe = qemu, .args = other_pool, .stdin_pipe = true });
+	e = spawn(&(struct kid){
+		.exe = qemu, .args = no_rbd, .stdin_pipe = true });
+	by = spawn(&(struct kid){
+		.exe = bystander, .args = drive, .stdin_pipe = true });
+
+	n = victims_scan(&none, &f, "/proc", v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 2, "found %d", n);
+	expect_victim(v, n, a, "rbd disk", rbd_qemu_name, UUID);
+	expect_victim(v, n, b, "rbd disk", rbd_qemu_name, UUID2);
+	cr_assert_null(find(v, n, e));
+	cr_assert_null(find(v, n, by));
+	expect_fds(2);
+	victims_release(v, (unsigned int)n);
+	expect_fds(0);
+
+	/* The bystander is not even looked at: five candidates, no skip. */
+	memset(&st, 0xa5, sizeof(st));
+	memset(uuids, 'x', sizeof(uuids));
+	n = victims_vm_uuids(&none, &f, "/proc", uuids, ARRAY_SIZE(uuids), &st);
+	cr_assert_eq(n, 2, "%d VMs", n);
+	cr_assert((!strcmp(uuids[0], UUID) && !strcmp(uuids[1], UUID2)) ||
+			  (!strcmp(uuids[0], UUID2) && !strcmp(uuids[1], UUID)),
+		  "%.37s %.37s", uuids[0], uuids[1]);
+	cr_assert_eq(uuids[2][0], 'x');
+	expect_stats(&st, 5, 0);
+	expect_fds(0);
+
+	f.rbd_ns = "tenant1";
+	n = victims_scan(&none, &f, "/proc", v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 1, "found %d", n);
+	expect_victim(v, n, c, "rbd disk", rbd_qemu_name, UUID3);
+	victims_release(v, (unsigned int)n);
+
+	f = rbd_filter(rbd_qemu_pattern, 1, OTHER, "");
+	n = victims_scan(&none, &f, "/proc", v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 1, "found %d", n);
+	expect_victim(v, n, d, "rbd disk", rbd_qemu_name, UUID4);
+	victims_release(v, (unsigned int)n);
+
+	/* The pool byte for byte: a prefix is another pool. */
+	f = rbd_filter(rbd_qemu_pattern, 1, "iofence-unit", NULL);
+	n = victims_scan(&none, &f, "/proc", v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 0, "found %d", n);
+
+	/* Named by the filter, the bystander's command line makes it one. */
+	f = rbd_filter(bystander_pattern, 1, POOL, NULL);
+	n = victims_scan(&none, &f, "/proc", v, ARRAY_SIZE(v));
+	cr_assert_eq(n, 1, "found %d", n);
+	expect_victim(v, n, by, "rbd disk", "rbd-bystander", UUID);
+	victims_release(v, (unsigned int)n);
+	expect_fds(0);
+}
+
+struct rbd_kill {
+	pid_t gone; /* killed and reaped at the first found() */
+	int kill_err;
+};
+
+/* The fencer's found(): the victim killed and dead before it returns. */
+static void kill_victim(const struct victim *v, void *arg)
+{
+	struct rbd_kill *k = arg;
+	siginfo_t si;
+
+	k->kill_err = victim_kill(v);
+	cr_assert(!waitid(P_PID, (id_t)v->pid, &si, WEXITED | WNOWAIT));
+	kill_other(v, &k->gone);
+}
+
+/*
+ * Each victim killed from found(), as the fencer does: the VM of another
+ * pool lives on, a candidate that exits during the scan is neither a
+ * victim nor a skip, and the victim is named although it is dead by pass
+ * 3: its uuid came from the command line that made it one.
+ */
+Test(victims, rbd_victims_killed)
+{
+	static const char *const vm[] = { "-c",	    "read x",
+					  "-uuid",  UUID,
+					  "-drive", "file=rbd:" POOL "/vm1",
+					  NULL };
+	static const char *const other_pool[] = {
+		"-c",  "read x", "-uuid",
+		UUID2, "-drive", "file=rbd:" OTHER "/vm1",
+		NULL
+	};
+	struct victim_filter f = rbd_filter(rbd_qemu_pattern, 1, POOL, NULL);
+	struct rbd_kill k = { .kill_err = 1 };
+	struct events e = EVENTS_INIT;
+	struct victim_scan_stats st;
+	char qemu[128];
+	int n, status;
+	pid_t a, d;
+
+	rbd_qemu(qemu, sizeof(qemu));
+	/* In this order, so that their pids are listed in it too. */
+	a = spawn(&(struct kid){ .exe = qemu, .args = vm, .stdin_pipe = true });
+	k.gone = spawn(
+		&(struct kid){ .exe = qemu, .args = vm, .stdin_pipe = true });
+	d = spawn(&(struct kid){
+		.exe = qemu, .args = other_pool, .stdin_pipe = true });
+	e.hook = kill_victim;
+	e.hook_arg = &k;
+	memset(&st, 0xa5, sizeof(st));
+	n = victims_scan_each(&(struct devset){ .n = 0 }, &f, "/proc", on_found,
+			      on_named, &e, &st);
+	cr_assert_eq(n, 1, "found %d", n);
+	cr_assert_eq(k.gone, 0);
+	cr_assert_eq(k.kill_err, 0, "%d", k.kill_err);
+	expect_found(&e, a, "rbd disk");
+	expect_named(&e, a, UUID);
+	cr_assert_eq(e.n, 2);
+	expect_stats(&st, 3, 0);
+	cr_assert_eq(waitpid(a, &status, 0), a);
+	forget_kid(a);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		  "status %#x", status);
+	cr_assert_eq(waitpid(d, &status, WNOHANG), 0);
+	cr_assert_eq(proc_state(d), 'S');
 	expect_fds(0);
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hex.h"
+#include "rbd_cmdline.h"
 #include "record.h"
 #include "victims.h"
 
@@ -484,6 +485,35 @@ static bool cmdline_arg_end(struct cmdline_arg *a, char *uuid)
 	return false;
 }
 
+/* Feeds @n bytes of a command line; true once the uuid is in @uuid. */
+static bool cmdline_feed(struct cmdline_arg *a, const char *buf, size_t n,
+			 char *uuid)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i]) {
+			if (a->len < UUID_LEN)
+				a->s[a->len] = buf[i];
+			a->len++;
+		} else if (cmdline_arg_end(a, uuid)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The VM uuid of a command line already read, @len bytes; @cut: there was
+ * more, and the last argument may be a prefix of the real one.
+ */
+static void cmdline_vm_uuid(const char *buf, size_t len, bool cut, char *uuid)
+{
+	struct cmdline_arg arg = { .len = 0 };
+
+	uuid[0] = '\0';
+	if (!cmdline_feed(&arg, buf, len, uuid) && !cut && arg.len)
+		cmdline_arg_end(&arg, uuid);
+}
+
 static int read_vm_uuid(int dirfd, char *uuid)
 {
 	struct cmdline_arg arg = { .len = 0 };
@@ -505,15 +535,8 @@ static int read_vm_uuid(int dirfd, char *uuid)
 		if (n <= 0)
 			break;
 		total += (size_t)n;
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i]) {
-				if (arg.len < UUID_LEN)
-					arg.s[arg.len] = buf[i];
-				arg.len++;
-			} else if (cmdline_arg_end(&arg, uuid)) {
-				goto out;
-			}
-		}
+		if (cmdline_feed(&arg, buf, (size_t)n, uuid))
+			goto out;
 	}
 	/* A rewritten command line may end without its NUL. */
 	if (!ret && arg.len)
@@ -557,6 +580,8 @@ struct kept {
 struct scan {
 	const struct devset *set;
 	const struct victim_filter *f;
+	bool rbd; /* by command line: f->rbd_pool is set */
+	char *cmdline; /* an rbd search's buffer, RBD_CMDLINE_MAX bytes */
 	int procfd;
 	bool want_pidfd;
 	bool census; /* an unnamed VM is missing from the record: a skip */
@@ -725,10 +750,12 @@ static void kept_close(struct scan *s, struct kept *k)
 
 /*
  * Reports a victim, handing its pidfd over, and keeps it for its name when
- * pass 3 is to run (in @k, the candidate it was, or a new entry).
+ * pass 3 is to run (in @k, the candidate it was, or a new entry). A victim
+ * whose command line was read already comes with its @uuid ("" for none):
+ * named at once, nothing left for pass 3.
  */
 static void report(struct scan *s, pid_t pid, struct proc *p, const char *why,
-		   struct kept *k)
+		   struct kept *k, const char *uuid)
 {
 	struct victim v = { .pid = pid, .pidfd = p->pidfd, .why = why };
 	int err = 0;
@@ -737,7 +764,9 @@ static void report(struct scan *s, pid_t pid, struct proc *p, const char *why,
 	p->pidfd = -1;
 	s->nfound++;
 	s->found(&v, s->arg);
-	if (!s->named) {
+	if (uuid && uuid[0] && s->named)
+		s->named(pid, uuid, s->arg);
+	if (!s->named || uuid) {
 		proc_close(p);
 		if (k)
 			k->state = KEPT_DONE;
@@ -787,8 +816,9 @@ static void look(struct scan *s, const char *name, pid_t pid)
 			skip(s, pid, ret);
 		return;
 	}
-	if (links_use(s->set, p.dirfd, &why, &err)) {
-		report(s, pid, &p, why, NULL);
+	/* librbd holds only sockets: an rbd victim shows in pass 2 alone. */
+	if (!s->rbd && links_use(s->set, p.dirfd, &why, &err)) {
+		report(s, pid, &p, why, NULL, NULL);
 		return;
 	}
 	k = keep(s, pid, &ret);
@@ -836,7 +866,7 @@ static void look_maps(struct scan *s, struct kept *k)
 	if (ret > 0) {
 		ret = maps_use(s->set, p.dirfd);
 		if (ret > 0) {
-			report(s, k->pid, &p, "mapping", k);
+			report(s, k->pid, &p, "mapping", k, NULL);
 			return;
 		}
 		proc_close(&p);
@@ -844,6 +874,39 @@ static void look_maps(struct scan *s, struct kept *k)
 		if (!ret)
 			ret = k->err;
 	}
+	if (ret < 0 && !vanished(ret))
+		skip(s, k->pid, ret);
+	k->state = KEPT_DONE;
+}
+
+/*
+ * Pass 2 of an rbd search on a kept candidate: its command line, under its
+ * mmap lock, names its disks and its VM uuid.
+ */
+static void look_cmdline(struct scan *s, struct kept *k)
+{
+	char uuid[UUID_LEN + 1];
+	struct proc p;
+	ssize_t len;
+	bool cut;
+	int ret;
+
+	ret = s->cmdline ? kept_open(s, k, s->want_pidfd, &p) : -ENOMEM;
+	if (ret > 0) {
+		len = rbd_cmdline_read(p.dirfd, s->cmdline, RBD_CMDLINE_MAX,
+				       &cut);
+		ret = len < 0 ? (int)len :
+				rbd_cmdline_disks(s->cmdline, (size_t)len, cut,
+						  s->f->rbd_pool, s->f->rbd_ns,
+						  NULL, 0);
+		if (ret > 0) {
+			cmdline_vm_uuid(s->cmdline, (size_t)len, cut, uuid);
+			report(s, k->pid, &p, "rbd disk", k, uuid);
+			return;
+		}
+		proc_close(&p);
+	}
+	/* An exited process reads as empty: no disk, no skip. */
 	if (ret < 0 && !vanished(ret))
 		skip(s, k->pid, ret);
 	k->state = KEPT_DONE;
@@ -878,6 +941,7 @@ static int scan(struct scan *s, const char *proc_root,
 	pid_t me = getpid();
 	int ret = 0;
 
+	s->rbd = s->f->rbd_pool;
 	s->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->procfd < 0) {
 		ret = -errno;
@@ -898,15 +962,24 @@ static int scan(struct scan *s, const char *proc_root,
 	}
 	/* What was listed before /proc failed is still looked at. */
 	s->st.complete = !ret;
-	for (unsigned int i = 0; i < s->nkept; i++)
-		if (s->kept[i].state == KEPT_CANDIDATE)
+	/* Without it, each candidate is a skip (-ENOMEM), not the scan's end. */
+	if (s->rbd && s->nkept)
+		s->cmdline = malloc(RBD_CMDLINE_MAX);
+	for (unsigned int i = 0; i < s->nkept; i++) {
+		if (s->kept[i].state != KEPT_CANDIDATE)
+			continue;
+		if (s->rbd)
+			look_cmdline(s, &s->kept[i]);
+		else
 			look_maps(s, &s->kept[i]);
+	}
 	for (unsigned int i = 0; i < s->nkept; i++)
 		if (s->kept[i].state == KEPT_VICTIM)
 			name_victim(s, &s->kept[i]);
 	for (unsigned int i = 0; i < s->nkept; i++)
 		kept_close(s, &s->kept[i]);
 	free(s->kept);
+	free(s->cmdline);
 	close(s->procfd);
 	if (st)
 		*st = s->st;

@@ -29,6 +29,16 @@
  * A process whose entries cannot be read is skipped and counted, never
  * the end of the scan: one unreadable process must not spare the others.
  * A process that exits during the scan is neither.
+ *
+ * An rbd storage (the filter's rbd_pool set) has no device: a VM reaches
+ * it through librbd's sockets, which name no pool. Its victims are the
+ * processes matching the filter whose command line names a disk in the
+ * pool and namespace (rbd_cmdline.h); the device set is not looked at.
+ * Pass 1 opens their pidfds and finds nothing; the command line, which
+ * takes the mmap lock, is read in pass 2 in place of the maps, into one
+ * RBD_CMDLINE_MAX buffer per scan (heap, not a worker's stack), and
+ * gives the disks and the VM uuid at once. Without that buffer, each
+ * candidate is a skip (-ENOMEM).
  */
 #ifndef IOFENCE_VICTIMS_H
 #define IOFENCE_VICTIMS_H
@@ -59,13 +69,19 @@ struct victim {
 	int pidfd; /* -1 once released */
 	char exe[VICTIM_EXE_MAX]; /* basename of the executable */
 	char vm_uuid[37]; /* qemu's -uuid argument; "" when none */
-	const char *why; /* "fd", "cwd", "mapping" or "block device" */
+	/* "fd", "cwd", "mapping", "block device" or "rbd disk" */
+	const char *why;
 };
 
 struct victim_filter {
 	char *const *patterns; /* fnmatch(3) on the executable's basename */
 	unsigned int npatterns;
 	pid_t self; /* never a victim: the daemon */
+	/*
+	 * Set: an rbd storage's search, by command line, for disks in this
+	 * pool and RADOS namespace (NULL or "": the default one). NULL: by
+	 * device set, as for every other storage.
+	 */
 	const char *rbd_pool;
 	const char *rbd_ns;
 };
@@ -83,11 +99,16 @@ struct victim_scan_stats {
 
 /*
  * A victim, reported as soon as it is known to use the set: before the
- * mappings or command line of any process are read. The callee takes
- * v->pidfd (it must close it or keep it); v->vm_uuid is still "".
+ * mappings or command line of any process are read (an rbd search's
+ * victims, known only by their command line, as soon as it is read). The
+ * callee takes v->pidfd (it must close it or keep it); v->vm_uuid is
+ * still "".
  */
 typedef void (*victim_found_fn)(struct victim *v, void *arg);
-/* Later, the VM uuid of a victim reported by found(), when one was read. */
+/*
+ * Later, the VM uuid of a victim reported by found(), when one was read:
+ * in pass 3, or for an rbd victim right after its found().
+ */
 typedef void (*victim_named_fn)(pid_t pid, const char *vm_uuid, void *arg);
 
 /*
@@ -95,10 +116,13 @@ typedef void (*victim_named_fn)(pid_t pid, const char *vm_uuid, void *arg);
  * its fds, cwd and executable checked (no mmap lock): found() for each
  * match at once. Pass 2: the candidates not matched yet have their maps
  * read: found() for each match. Pass 3: the command line of each victim
- * found, for its VM uuid: named(). A process whose entries cannot be read
- * is skipped and counted in @st, never the end of the scan. Returns the
- * number of victims found, or a negative errno only when @proc_root
- * itself cannot be opened.
+ * found, for its VM uuid: named(). For an rbd storage pass 1 finds
+ * nothing and pass 2 reads command lines instead of maps: found() then
+ * named() for each process naming a disk of the pool (a command line that
+ * cannot be read whole and names none is a skip); pass 3 has nothing left
+ * to read. A process whose entries cannot be read is skipped and counted
+ * in @st, never the end of the scan. Returns the number of victims found,
+ * or a negative errno only when @proc_root itself cannot be opened.
  *
  * @named may be NULL: then pass 3 is skipped. @st may be NULL.
  *
