@@ -255,6 +255,13 @@ static int do_command(struct rados_link *l, struct link_req *q,
 	}
 	rados_buffer_free(out);
 	rados_buffer_free(st);
+	/*
+	 * A blocklist entry holds once the OSDs have the map that carries
+	 * it: this client has it too before the answer goes, and every op it
+	 * sends from now on makes an OSD catch up first.
+	 */
+	if (!ret)
+		ret = rados_wait_for_latest_osdmap(l->cluster);
 	return ret;
 }
 
