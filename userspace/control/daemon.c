@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "rados_link.h"
 #include "commands.h"
 #include "deadlines.h"
 #include "fencer.h"
@@ -585,7 +586,9 @@ void daemon_close(struct daemon *d)
 	peer_queries_free(d);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
-	chan_exit(&d->in);
+	/* A Ceph connection of a query or a staging answers here. */
+	if (rados_links_quiet(CANCEL_QUIESCE_MS))
+		chan_exit(&d->in);
 	/* The closes queued last go to io-wq before the ring does. */
 	io_uring_submit(&d->loop.ring);
 	storage_set_closer(NULL);
