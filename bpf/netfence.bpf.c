@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The network fence of rbd storages: librbd in a qemu victim writes to
+ * the cluster over TCP, where no file hook sees it. Every IPv4 and IPv6
+ * socket carries the process it belongs to (owner, socket local
+ * storage): set when it is created and when it connects, and by the
+ * sweep for the sockets a process holds. Once the daemon puts a victim's
+ * tgid in fenced, every packet its sockets send is dropped at egress,
+ * whoever sends it: the process, or the kernel retransmitting what a
+ * socket orphaned by SIGKILL still queues. The owner lives as long as the
+ * socket does, so the victim's death does not lift it; its start time
+ * keeps a later process that reuses the pid out of the fence. A marked
+ * process is refused new sockets and connects.
+ *
+ * Attached at the cgroup2 root with BPF_F_ALLOW_MULTI: every process of
+ * the host, in any cgroup and any network namespace (the cgroup of the
+ * socket decides, not the namespace), next to whatever else is attached.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "netfence_maps.h"
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	/* Accepted sockets inherit their listener's owner. */
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct netfence_owner);
+} owner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETFENCE_MAX_MARKED);
+	__type(key, __u32);
+	__type(value, struct netfence_mark);
+} fenced SEC(".maps");
+
+static __always_inline struct netfence_owner owner_of(struct task_struct *t)
+{
+	return (struct netfence_owner){
+		.tgid = t->tgid,
+		.start = t->group_leader->start_boottime,
+	};
+}
+
+/* The mark of @o, if its process is marked (not just its pid). */
+static __always_inline struct netfence_mark *
+mark_of(const struct netfence_owner *o)
+{
+	struct netfence_mark *m = bpf_map_lookup_elem(&fenced, &o->tgid);
+
+	if (m && m->start && o->start && m->start != o->start)
+		return NULL;
+	return m;
+}
+
+/* The caller owns @sk from now on, unless it is marked: then 0. */
+static __always_inline int take(void *sk)
+{
+	struct netfence_owner me = owner_of(bpf_get_current_task_btf()), *o;
+	struct netfence_mark *m = mark_of(&me);
+
+	if (m) {
+		__sync_fetch_and_add(&m->refused, 1);
+		return 0;
+	}
+	if (!sk)
+		return 1;
+	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o)
+		*o = me;
+	return 1;
+}
+
+SEC("cgroup/sock_create")
+int nf_sock_create(struct bpf_sock *sk)
+{
+	return take(sk);
+}
+
+/* The connecting process takes over a socket it got by fork or fd passing. */
+SEC("cgroup/connect4")
+int nf_connect4(struct bpf_sock_addr *ctx)
+{
+	return take(ctx->sk);
+}
+
+SEC("cgroup/connect6")
+int nf_connect6(struct bpf_sock_addr *ctx)
+{
+	return take(ctx->sk);
+}
+
+SEC("cgroup_skb/egress")
+int nf_egress(struct __sk_buff *skb)
+{
+	struct netfence_owner *o;
+	struct netfence_mark *m;
+	struct bpf_sock *sk;
+
+	sk = skb->sk;
+	if (!sk)
+		return 1;
+	/* Request and timewait sockets carry no storage. */
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	o = bpf_sk_storage_get(&owner, sk, 0, 0);
+	if (!o)
+		return 1;
+	m = mark_of(o);
+	if (!m)
+		return 1;
+	__sync_fetch_and_add(&m->dropped, 1);
+	return 0;
+}
+
+/*
+ * The sweep, over the sockets the iterated processes hold: one with no
+ * owner (it predates the programs) gets its holder; one that a marked
+ * process holds gets that process, whoever made it; and a marked
+ * process's mark gets its start time. Run over every process when the
+ * programs are attached, and over each victim as it is marked.
+ */
+SEC("iter/task_file")
+int nf_sweep(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct netfence_owner me, *o;
+	struct netfence_mark *m;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!task || !file)
+		return 0;
+	me = owner_of(task);
+	m = bpf_map_lookup_elem(&fenced, &me.tgid);
+	if (m && !m->start)
+		m->start = me.start;
+	else if (m && m->start != me.start)
+		m = NULL;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
+	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o && (!o->tgid || m))
+		*o = me;
+	return 0;
+}
