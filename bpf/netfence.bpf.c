@@ -9,7 +9,8 @@
  * whoever sends it: the process, or the kernel retransmitting what a
  * socket orphaned by SIGKILL still queues. The owner lives as long as the
  * socket does, so the victim's death does not lift it; its start time
- * keeps a later process that reuses the pid out of the fence. A marked
+ * keeps a later process that reuses the pid out of the fence. A socket
+ * caught once stays fenced for its life, after an unmark too. A marked
  * process is refused new sockets and connects.
  *
  * Attached at the cgroup2 root with BPF_F_ALLOW_MULTI: every process of
@@ -40,12 +41,28 @@ struct {
 	__type(value, struct netfence_mark);
 } fenced SEC(".maps");
 
+/* Packets of sockets fenced once whose mark was lifted since. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lifted SEC(".maps");
+
 static __always_inline struct netfence_owner owner_of(struct task_struct *t)
 {
 	return (struct netfence_owner){
 		.tgid = t->tgid,
 		.start = t->group_leader->start_boottime,
 	};
+}
+
+/* @o's process owns the socket now; whether it was fenced stays. */
+static __always_inline void set_owner(struct netfence_owner *o,
+				      const struct netfence_owner *me)
+{
+	o->tgid = me->tgid;
+	o->start = me->start;
 }
 
 /* The mark of @o, if its process is marked (not just its pid). */
@@ -73,7 +90,7 @@ static __always_inline int take(void *sk)
 		return 1;
 	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (o)
-		*o = me;
+		set_owner(o, &me);
 	return 1;
 }
 
@@ -102,6 +119,8 @@ int nf_egress(struct __sk_buff *skb)
 	struct netfence_owner *o;
 	struct netfence_mark *m;
 	struct bpf_sock *sk;
+	__u32 zero = 0;
+	__u64 *n;
 
 	sk = skb->sk;
 	if (!sk)
@@ -114,9 +133,16 @@ int nf_egress(struct __sk_buff *skb)
 	if (!o)
 		return 1;
 	m = mark_of(o);
-	if (!m)
+	if (m) {
+		o->flags |= NETFENCE_SOCK_FENCED;
+		__sync_fetch_and_add(&m->dropped, 1);
+		return 0;
+	}
+	if (!(o->flags & NETFENCE_SOCK_FENCED))
 		return 1;
-	__sync_fetch_and_add(&m->dropped, 1);
+	n = bpf_map_lookup_elem(&lifted, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
 	return 0;
 }
 
@@ -157,6 +183,6 @@ int nf_sweep(struct bpf_iter__task_file *ctx)
 		return 0;
 	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (o && (!o->tgid || m))
-		*o = me;
+		set_owner(o, &me);
 	return 0;
 }

@@ -17,9 +17,16 @@
  */
 struct netfence_owner {
 	__u32 tgid;
-	__u32 pad;
+	__u32 flags; /* NETFENCE_SOCK_* */
 	__u64 start;
 };
+
+/*
+ * The socket sent while its owner was marked: it sends nothing ever
+ * again, unmarked or not, so nothing queued during a fence goes out
+ * after an unfence.
+ */
+#define NETFENCE_SOCK_FENCED 1u
 
 /* fenced: key a tgid, value this. */
 struct netfence_mark {

@@ -96,5 +96,10 @@ d1=$(dropped 1)
 check "the orphaned sockets' retransmissions are dropped ($d0 -> $d1)" [ "$d1" -gt "$d0" ]
 
 check "unmark lifts vm1's mark" [ "$(nf unmark 1)" -eq 1 ]
+# Its orphaned sockets were caught: they stay fenced (until they die).
+lifted() { nf count 0 | awk '{ print $3 }'; }
+wait_until 20 eval "[ \"\$(lifted)\" -gt 0 ]"
+check "after the unmark, vm1's queued write still does not land ($(lifted) retransmissions dropped; image $(img_bytes vm1 8192))" \
+	[ "$(img_bytes vm1 8192)" = 11 ]
 rbd_victim_write vm2 0x24 8192
 check "vm2 writes after the unmark too ($(img_bytes vm2 8192))" [ "$(img_bytes vm2 8192)" = 24 ]

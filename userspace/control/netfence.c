@@ -20,6 +20,7 @@
 struct netfence {
 	char *pin_dir;
 	int fenced_fd;
+	int lifted_fd;
 	int sweep_fd; /* the sweep's program */
 	bool reused;
 };
@@ -27,6 +28,7 @@ struct netfence {
 /* Everything pinned under the pin dir, by the names a person reads. */
 #define PIN_FENCED "fenced"
 #define PIN_OWNER "owner"
+#define PIN_LIFTED "lifted"
 #define PIN_SWEEP "sweep"
 static const char *const link_pins[] = {
 	"link_sock_create",
@@ -68,7 +70,7 @@ static int pin_get(const struct netfence *nf, const char *name)
 
 static void unpin_all(const struct netfence *nf)
 {
-	const char *maps[] = { PIN_FENCED, PIN_OWNER, PIN_SWEEP };
+	const char *maps[] = { PIN_FENCED, PIN_LIFTED, PIN_OWNER, PIN_SWEEP };
 	char path[PATH_MAX];
 
 	/* Links first: their programs stop before the maps go. */
@@ -79,6 +81,17 @@ static void unpin_all(const struct netfence *nf)
 	for (unsigned int i = 0; i < sizeof(maps) / sizeof(*maps); i++)
 		if (!pin_path(nf, maps[i], path, sizeof(path)))
 			unlink(path);
+}
+
+static void close_fds(struct netfence *nf)
+{
+	int *fds[] = { &nf->fenced_fd, &nf->lifted_fd, &nf->sweep_fd };
+
+	for (unsigned int i = 0; i < sizeof(fds) / sizeof(*fds); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
 }
 
 /* The first cgroup2 mount: its root holds every process of the host. */
@@ -139,11 +152,21 @@ out:
 	return ret;
 }
 
-/* The pins of an earlier open, all there and of this layout. */
-static bool reuse(struct netfence *nf)
+/* Map @fd is of @type, with values of @size bytes. */
+static bool map_shape(int fd, __u32 type, __u32 size)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	return !bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == type &&
+	       info.value_size == size;
+}
+
+/* The pins of an earlier open, all there and of this layout. */
+static bool reuse(struct netfence *nf)
+{
+	bool ok;
 	int fd;
 
 	for (unsigned int i = 0; i < sizeof(link_pins) / sizeof(*link_pins);
@@ -153,16 +176,20 @@ static bool reuse(struct netfence *nf)
 			return false;
 		close(fd);
 	}
+	fd = pin_get(nf, PIN_OWNER);
+	if (fd < 0)
+		return false;
+	ok = map_shape(fd, BPF_MAP_TYPE_SK_STORAGE,
+		       sizeof(struct netfence_owner));
+	close(fd);
 	nf->fenced_fd = pin_get(nf, PIN_FENCED);
+	nf->lifted_fd = pin_get(nf, PIN_LIFTED);
 	nf->sweep_fd = pin_get(nf, PIN_SWEEP);
-	if (nf->fenced_fd < 0 || nf->sweep_fd < 0)
-		return false;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(nf->fenced_fd, &info, &len))
-		return false;
-	return info.type == BPF_MAP_TYPE_HASH &&
-	       info.key_size == sizeof(__u32) &&
-	       info.value_size == sizeof(struct netfence_mark);
+	return ok && nf->fenced_fd >= 0 && nf->lifted_fd >= 0 &&
+	       nf->sweep_fd >= 0 &&
+	       map_shape(nf->fenced_fd, BPF_MAP_TYPE_HASH,
+			 sizeof(struct netfence_mark)) &&
+	       map_shape(nf->lifted_fd, BPF_MAP_TYPE_ARRAY, sizeof(__u64));
 }
 
 /* Loads, attaches at @cgroup and pins afresh; @what says what failed. */
@@ -185,6 +212,10 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	ret = pin_path(nf, PIN_FENCED, path, sizeof(path));
 	if (!ret)
 		ret = bpf_map__pin(skel->maps.fenced, path);
+	if (!ret)
+		ret = pin_path(nf, PIN_LIFTED, path, sizeof(path));
+	if (!ret)
+		ret = bpf_map__pin(skel->maps.lifted, path);
 	if (!ret)
 		ret = pin_path(nf, PIN_OWNER, path, sizeof(path));
 	if (!ret)
@@ -219,8 +250,9 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	if (ret)
 		goto out;
 	nf->fenced_fd = dup(bpf_map__fd(skel->maps.fenced));
+	nf->lifted_fd = dup(bpf_map__fd(skel->maps.lifted));
 	nf->sweep_fd = dup(bpf_program__fd(skel->progs.nf_sweep));
-	if (nf->fenced_fd < 0 || nf->sweep_fd < 0)
+	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->sweep_fd < 0)
 		ret = -errno;
 out:
 	netfence_bpf__destroy(skel);
@@ -238,7 +270,7 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 	nf = calloc(1, sizeof(*nf));
 	if (!nf)
 		return -ENOMEM;
-	nf->fenced_fd = nf->sweep_fd = -1;
+	nf->fenced_fd = nf->lifted_fd = nf->sweep_fd = -1;
 	nf->pin_dir = strdup(pin_dir);
 	if (!nf->pin_dir) {
 		free(nf);
@@ -264,11 +296,7 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 		return 0;
 	}
 	/* Half a set, or another layout: none of it is attached twice. */
-	if (nf->fenced_fd >= 0)
-		close(nf->fenced_fd);
-	if (nf->sweep_fd >= 0)
-		close(nf->sweep_fd);
-	nf->fenced_fd = nf->sweep_fd = -1;
+	close_fds(nf);
 	unpin_all(nf);
 	ret = fresh(nf, cgroup, &what);
 	if (ret) {
@@ -387,6 +415,15 @@ uint64_t netfence_refused(const struct netfence *nf, uint32_t storage_idx)
 	return s.refused;
 }
 
+uint64_t netfence_dropped_lifted(const struct netfence *nf)
+{
+	__u32 zero = 0;
+	__u64 n = 0;
+
+	bpf_map_lookup_elem(nf->lifted_fd, &zero, &n);
+	return n;
+}
+
 int netfence_map_fd(const struct netfence *nf)
 {
 	return nf->fenced_fd;
@@ -396,10 +433,7 @@ void netfence_close(struct netfence *nf, bool unpin)
 {
 	if (!nf)
 		return;
-	if (nf->fenced_fd >= 0)
-		close(nf->fenced_fd);
-	if (nf->sweep_fd >= 0)
-		close(nf->sweep_fd);
+	close_fds(nf);
 	if (unpin) {
 		unpin_all(nf);
 		/* Fails, as it should, while anything else is pinned there. */

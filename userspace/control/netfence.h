@@ -41,11 +41,17 @@ bool netfence_reused(const struct netfence *nf);
  * mark holds even when only the sweep failed (-ENOEXEC).
  */
 int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx);
-/* Lifts every mark of @storage_idx: its unfence. The number lifted. */
+/*
+ * Lifts every mark of @storage_idx: its unfence. The number lifted. Its
+ * processes may make new sockets and connects again; a socket that sent
+ * while marked stays fenced for its life.
+ */
 int netfence_unmark_storage(struct netfence *nf, uint32_t storage_idx);
 /* Packets dropped and sockets or connects refused, over @storage_idx's marks. */
 uint64_t netfence_dropped(const struct netfence *nf, uint32_t storage_idx);
 uint64_t netfence_refused(const struct netfence *nf, uint32_t storage_idx);
+/* Packets dropped of sockets that stay fenced after their mark was lifted. */
+uint64_t netfence_dropped_lifted(const struct netfence *nf);
 /* The fenced map (key a tgid, value struct netfence_mark). */
 int netfence_map_fd(const struct netfence *nf);
 /*

@@ -9,7 +9,8 @@
  *   netfence_ctl PIN_DIR mark PID STORAGE  the CLOCK_MONOTONIC ns of the
  *                                          mark, and how long it took (ns)
  *   netfence_ctl PIN_DIR unmark STORAGE    how many marks were lifted
- *   netfence_ctl PIN_DIR count STORAGE     "DROPPED REFUSED"
+ *   netfence_ctl PIN_DIR count STORAGE     "DROPPED REFUSED LIFTED", the
+ *                                          last over all storages
  *   netfence_ctl PIN_DIR close             unpinned: the programs detach
  */
 #include <errno.h>
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 	unsigned long long t0, t1;
 	struct netfence *nf;
 	const char *cmd;
+	uint32_t idx;
 	int ret;
 
 	if (argc < 3)
@@ -68,11 +70,11 @@ int main(int argc, char **argv)
 		printf("%d\n",
 		       netfence_unmark_storage(nf, (uint32_t)atoi(argv[3])));
 	} else if (!strcmp(cmd, "count") && argc == 4) {
-		printf("%llu %llu\n",
-		       (unsigned long long)netfence_dropped(
-			       nf, (uint32_t)atoi(argv[3])),
-		       (unsigned long long)netfence_refused(
-			       nf, (uint32_t)atoi(argv[3])));
+		idx = (uint32_t)atoi(argv[3]);
+		printf("%llu %llu %llu\n",
+		       (unsigned long long)netfence_dropped(nf, idx),
+		       (unsigned long long)netfence_refused(nf, idx),
+		       (unsigned long long)netfence_dropped_lifted(nf));
 	} else if (!strcmp(cmd, "close") && argc == 3) {
 		netfence_close(nf, true);
 		return 0;
