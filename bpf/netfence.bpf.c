@@ -3,8 +3,9 @@
  * The network fence of rbd storages: librbd in a qemu victim writes to
  * the cluster over TCP, where no file hook sees it. Every IPv4 and IPv6
  * socket carries the process it belongs to (owner, socket local
- * storage): set when it is created and when it connects, and by the
- * sweep for the sockets a process holds. Once the daemon puts a victim's
+ * storage): set when it is created and when it connects, by the sweep
+ * for the sockets that predate the programs, and by the claim for the
+ * sockets a victim holds. Once the daemon puts a victim's
  * tgid in fenced, every packet its sockets send is dropped at egress,
  * whoever sends it: the process, or the kernel retransmitting what a
  * socket orphaned by SIGKILL still queues. The owner lives as long as the
@@ -16,6 +17,9 @@
  * Attached at the cgroup2 root with BPF_F_ALLOW_MULTI: every process of
  * the host, in any cgroup and any network namespace (the cgroup of the
  * socket decides, not the namespace), next to whatever else is attached.
+ *
+ * Kernels: 5.15 (bpf_get_current_task_btf in cgroup programs), 6.1 for
+ * the claim of one process (a task iterator with a pid).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -146,12 +150,25 @@ int nf_egress(struct __sk_buff *skb)
 	return 0;
 }
 
+/* The internet socket of @file, if it is one. */
+static __always_inline struct sock *inet_sock_of(struct file *file)
+{
+	struct socket *sock = bpf_sock_from_file(file);
+	struct sock *sk;
+	__u16 family;
+
+	if (!sock)
+		return NULL;
+	sk = sock->sk;
+	if (!sk)
+		return NULL;
+	family = sk->__sk_common.skc_family;
+	return family == AF_INET_ || family == AF_INET6_ ? sk : NULL;
+}
+
 /*
- * The sweep, over the sockets the iterated processes hold: one with no
- * owner (it predates the programs) gets its holder; one that a marked
- * process holds gets that process, whoever made it; and a marked
- * process's mark gets its start time. Run over every process when the
- * programs are attached, and over each victim as it is marked.
+ * The sweep, when the programs are first attached, over every process: a
+ * socket with no owner (it predates the programs) gets its holder.
  */
 SEC("iter/task_file")
 int nf_sweep(struct bpf_iter__task_file *ctx)
@@ -159,30 +176,51 @@ int nf_sweep(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct netfence_owner me, *o;
-	struct netfence_mark *m;
-	struct socket *sock;
 	struct sock *sk;
-	__u16 family;
+
+	if (!task || !file)
+		return 0;
+	sk = inet_sock_of(file);
+	if (!sk)
+		return 0;
+	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o && !o->tgid) {
+		me = owner_of(task);
+		set_owner(o, &me);
+	}
+	return 0;
+}
+
+/*
+ * The claim, over one victim as it is marked: every socket it holds is
+ * its own, whoever made it (fork, fd passing); its mark gets its start
+ * time; and the start time is printed, 8 bytes, for the daemon to tell
+ * this process's mark from a stale one of an earlier process that had
+ * the pid.
+ */
+SEC("iter/task_file")
+int nf_claim(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct netfence_owner me, *o;
+	struct netfence_mark *m;
+	struct sock *sk;
 
 	if (!task || !file)
 		return 0;
 	me = owner_of(task);
-	m = bpf_map_lookup_elem(&fenced, &me.tgid);
-	if (m && !m->start)
-		m->start = me.start;
-	else if (m && m->start != me.start)
-		m = NULL;
-	sock = bpf_sock_from_file(file);
-	if (!sock)
-		return 0;
-	sk = sock->sk;
+	if (ctx->meta->seq_num == 0) {
+		bpf_seq_write(ctx->meta->seq, &me.start, sizeof(me.start));
+		m = bpf_map_lookup_elem(&fenced, &me.tgid);
+		if (m && !m->start)
+			m->start = me.start;
+	}
+	sk = inet_sock_of(file);
 	if (!sk)
 		return 0;
-	family = sk->__sk_common.skc_family;
-	if (family != AF_INET_ && family != AF_INET6_)
-		return 0;
 	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (o && (!o->tgid || m))
+	if (o)
 		set_owner(o, &me);
 	return 0;
 }

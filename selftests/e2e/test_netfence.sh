@@ -96,7 +96,7 @@ ok "sender s2 flows, connected after"
 
 # --- a live sender marked ------------------------------------------------
 read -r mark_ns mark_took < <(nf mark "$S1" 1)
-check "s1 marked (pid $S1, storage 1; the mark and its sweep took $((mark_took / 1000)) us)" \
+check "s1 marked (pid $S1, storage 1; the mark and its claim took $((mark_took / 1000)) us)" \
 	[ -n "$mark_ns" ]
 sleep 1
 if still s1 2; then
@@ -149,7 +149,7 @@ if wait_until 10 test -s "$T/pid.s5" && grows s5 5; then
 	on_exit "kill -KILL $C5"
 	nf mark "$C5" 7 >/dev/null
 	sleep 1
-	check "a child sending on its parent's socket, marked, stops (the sweep gives it the socket)" still s5 2
+	check "a child sending on its parent's socket, marked, stops (the claim at the mark gives it the socket)" still s5 2
 	kill -KILL "$C5"
 else
 	not_ok "the forked sender s5 flows"
@@ -227,10 +227,9 @@ bpftool map update pinned "$PIN/fenced" key $(le32 "$S4") \
 	value $(le32 6) 0 0 0 0 1 0 0 0 0 0 0 0 $(printf '0 %.0s' {1..16})
 sleep 1
 check "a mark of the pid of s4, from another start time, does not fence s4 (a recycled pid)" grows s4 5
-nf unmark 6 >/dev/null
 nf mark "$S4" 6 >/dev/null
 sleep 1
-check "s4 marked (its own start time) stops" still s4 2
+check "s4 marked: the stale mark of its pid is replaced, s4 stops" still s4 2
 check "s2 flowed throughout" grows s2 3
 
 # --- a restart keeps the fence -------------------------------------------

@@ -72,7 +72,7 @@ P1=$RBDV_PID_vm1
 mapfile -t LP1 < <(ss -Htnp | grep "pid=$P1," | awk '{ n = split($4, a, ":"); print a[n] }')
 check "vm1 holds TCP connections to the cluster (${#LP1[@]})" [ "${#LP1[@]}" -ge 2 ]
 read -r _ took < <(nf mark "$P1" 1)
-check "vm1 marked (pid $P1; the mark and its sweep took $((took / 1000)) us)" [ -n "$took" ]
+check "vm1 marked (pid $P1; the mark and its claim took $((took / 1000)) us)" [ -n "$took" ]
 t0=$(mono_ms)
 rbd_victim_write vm1 0x22 8192 5
 rc=$?

@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 #include <linux/types.h>
 
+#include "array_size.h"
 #include "log.h"
 #include "netfence.h"
 #include "netfence.skel.h"
@@ -21,7 +22,8 @@ struct netfence {
 	char *pin_dir;
 	int fenced_fd;
 	int lifted_fd;
-	int sweep_fd; /* the sweep's program */
+	int sweep_fd; /* the iterator programs: the sweep, the claim */
+	int claim_fd;
 	bool reused;
 };
 
@@ -30,6 +32,7 @@ struct netfence {
 #define PIN_OWNER "owner"
 #define PIN_LIFTED "lifted"
 #define PIN_SWEEP "sweep"
+#define PIN_CLAIM "claim"
 static const char *const link_pins[] = {
 	"link_sock_create",
 	"link_connect4",
@@ -70,24 +73,25 @@ static int pin_get(const struct netfence *nf, const char *name)
 
 static void unpin_all(const struct netfence *nf)
 {
-	const char *maps[] = { PIN_FENCED, PIN_LIFTED, PIN_OWNER, PIN_SWEEP };
+	const char *maps[] = { PIN_FENCED, PIN_LIFTED, PIN_OWNER, PIN_SWEEP,
+			       PIN_CLAIM };
 	char path[PATH_MAX];
 
 	/* Links first: their programs stop before the maps go. */
-	for (unsigned int i = 0; i < sizeof(link_pins) / sizeof(*link_pins);
-	     i++)
+	for (unsigned int i = 0; i < ARRAY_SIZE(link_pins); i++)
 		if (!pin_path(nf, link_pins[i], path, sizeof(path)))
 			unlink(path);
-	for (unsigned int i = 0; i < sizeof(maps) / sizeof(*maps); i++)
+	for (unsigned int i = 0; i < ARRAY_SIZE(maps); i++)
 		if (!pin_path(nf, maps[i], path, sizeof(path)))
 			unlink(path);
 }
 
 static void close_fds(struct netfence *nf)
 {
-	int *fds[] = { &nf->fenced_fd, &nf->lifted_fd, &nf->sweep_fd };
+	int *fds[] = { &nf->fenced_fd, &nf->lifted_fd, &nf->sweep_fd,
+		       &nf->claim_fd };
 
-	for (unsigned int i = 0; i < sizeof(fds) / sizeof(*fds); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
@@ -114,13 +118,17 @@ static int cgroup2_root(char *buf, size_t len)
 	return ret;
 }
 
-/* Runs the sweep over process @tgid, or every process when 0. */
-static int sweep(const struct netfence *nf, pid_t tgid)
+/*
+ * Runs iterator program @prog over process @tgid, or every process when
+ * 0; what it prints goes to @out (@len bytes at most). The number of
+ * bytes it printed, or a negative errno.
+ */
+static int run_iter(int prog, pid_t tgid, void *out, size_t len)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, opts);
 	union bpf_iter_link_info info;
 	char buf[64];
-	int lfd, ifd, ret = 0, tries = 0;
+	int lfd, ifd, got = 0, tries = 0;
 	ssize_t n;
 
 	if (tgid > 0) {
@@ -129,27 +137,33 @@ static int sweep(const struct netfence *nf, pid_t tgid)
 		opts.iter_info = &info;
 		opts.iter_info_len = sizeof(info);
 	}
-	lfd = bpf_link_create(nf->sweep_fd, 0, BPF_TRACE_ITER, &opts);
+	lfd = bpf_link_create(prog, 0, BPF_TRACE_ITER, &opts);
 	if (lfd < 0)
 		return -errno;
 	ifd = bpf_iter_create(lfd);
 	if (ifd < 0) {
-		ret = -errno;
+		got = -errno;
 		goto out;
 	}
-	/* It prints nothing: one read walks it all, up to a million files each. */
+	/* One read walks up to a million files: more when it says EAGAIN. */
 	while ((n = read(ifd, buf, sizeof(buf))) != 0) {
-		if (n > 0)
-			continue;
-		if ((errno != EAGAIN && errno != EINTR) || ++tries > 64) {
-			ret = -errno;
+		if (n > 0) {
+			if ((size_t)got < len)
+				memcpy((char *)out + got, buf,
+				       (size_t)n < len - (size_t)got ?
+					       (size_t)n :
+					       len - (size_t)got);
+			got += (int)n;
+		} else if ((errno != EAGAIN && errno != EINTR) ||
+			   ++tries > 64) {
+			got = -errno;
 			break;
 		}
 	}
 	close(ifd);
 out:
 	close(lfd);
-	return ret;
+	return got;
 }
 
 /* Map @fd is of @type, with values of @size bytes. */
@@ -169,8 +183,7 @@ static bool reuse(struct netfence *nf)
 	bool ok;
 	int fd;
 
-	for (unsigned int i = 0; i < sizeof(link_pins) / sizeof(*link_pins);
-	     i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(link_pins); i++) {
 		fd = pin_get(nf, link_pins[i]);
 		if (fd < 0)
 			return false;
@@ -185,8 +198,9 @@ static bool reuse(struct netfence *nf)
 	nf->fenced_fd = pin_get(nf, PIN_FENCED);
 	nf->lifted_fd = pin_get(nf, PIN_LIFTED);
 	nf->sweep_fd = pin_get(nf, PIN_SWEEP);
+	nf->claim_fd = pin_get(nf, PIN_CLAIM);
 	return ok && nf->fenced_fd >= 0 && nf->lifted_fd >= 0 &&
-	       nf->sweep_fd >= 0 &&
+	       nf->sweep_fd >= 0 && nf->claim_fd >= 0 &&
 	       map_shape(nf->fenced_fd, BPF_MAP_TYPE_HASH,
 			 sizeof(struct netfence_mark)) &&
 	       map_shape(nf->lifted_fd, BPF_MAP_TYPE_ARRAY, sizeof(__u64));
@@ -224,6 +238,10 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 		ret = pin_path(nf, PIN_SWEEP, path, sizeof(path));
 	if (!ret)
 		ret = bpf_program__pin(skel->progs.nf_sweep, path);
+	if (!ret)
+		ret = pin_path(nf, PIN_CLAIM, path, sizeof(path));
+	if (!ret)
+		ret = bpf_program__pin(skel->progs.nf_claim, path);
 	if (ret)
 		goto out;
 	*what = "cannot open the cgroup2 root";
@@ -233,8 +251,7 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 		goto out;
 	}
 	*what = "cannot attach and pin its programs at the cgroup2 root";
-	for (unsigned int i = 0;
-	     !ret && i < sizeof(link_pins) / sizeof(*link_pins); i++) {
+	for (unsigned int i = 0; !ret && i < ARRAY_SIZE(link_pins); i++) {
 		/* A cgroup link is BPF_F_ALLOW_MULTI: others attach beside it. */
 		l = bpf_program__attach_cgroup(link_prog(skel, i), cg);
 		if (!l) {
@@ -252,7 +269,9 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	nf->fenced_fd = dup(bpf_map__fd(skel->maps.fenced));
 	nf->lifted_fd = dup(bpf_map__fd(skel->maps.lifted));
 	nf->sweep_fd = dup(bpf_program__fd(skel->progs.nf_sweep));
-	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->sweep_fd < 0)
+	nf->claim_fd = dup(bpf_program__fd(skel->progs.nf_claim));
+	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->sweep_fd < 0 ||
+	    nf->claim_fd < 0)
 		ret = -errno;
 out:
 	netfence_bpf__destroy(skel);
@@ -270,7 +289,7 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 	nf = calloc(1, sizeof(*nf));
 	if (!nf)
 		return -ENOMEM;
-	nf->fenced_fd = nf->lifted_fd = nf->sweep_fd = -1;
+	nf->fenced_fd = nf->lifted_fd = nf->sweep_fd = nf->claim_fd = -1;
 	nf->pin_dir = strdup(pin_dir);
 	if (!nf->pin_dir) {
 		free(nf);
@@ -306,9 +325,9 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 		rmdir(pin_dir);
 		goto fail;
 	}
-	ret = sweep(nf, 0);
-	if (ret)
-		pr_warn("network fence: the sockets made before it started have no owner (sweep: %s): a victim's such socket is not fenced",
+	ret = run_iter(nf->sweep_fd, 0, NULL, 0);
+	if (ret < 0)
+		pr_warn("network fence: the sockets made before it started have no owner (sweep: %s); a victim's are its own once it is marked",
 			strerror(-ret));
 	pr_info("network fence attached at %s, pinned under %s", cgroup,
 		pin_dir);
@@ -326,15 +345,35 @@ bool netfence_reused(const struct netfence *nf)
 
 int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx)
 {
-	struct netfence_mark m = { .storage_idx = storage_idx };
+	struct netfence_mark m = { .storage_idx = storage_idx }, old;
 	__u32 key = (__u32)tgid;
+	bool existed = false;
+	__u64 start = 0;
+	int ret;
 
 	if (tgid <= 0)
 		return -EINVAL;
-	if (bpf_map_update_elem(nf->fenced_fd, &key, &m, BPF_NOEXIST) &&
-	    errno != EEXIST)
+	if (bpf_map_update_elem(nf->fenced_fd, &key, &m, BPF_NOEXIST)) {
+		if (errno != EEXIST)
+			return -errno;
+		existed = true;
+	}
+	ret = run_iter(nf->claim_fd, tgid, &start, sizeof(start));
+	ret = ret == (int)sizeof(start) ? 0 : -ENOEXEC;
+	if (!existed)
+		return ret;
+	/*
+	 * Marked already: by another storage (it stays under that one), or
+	 * for an earlier process that had the pid, which is replaced (by a
+	 * mark of whatever has the pid when this one's start is unknown).
+	 */
+	if (!bpf_map_lookup_elem(nf->fenced_fd, &key, &old) &&
+	    (!old.start || (!ret && old.start == start)))
+		return ret;
+	m.start = ret ? 0 : start;
+	if (bpf_map_update_elem(nf->fenced_fd, &key, &m, BPF_ANY))
 		return -errno;
-	return sweep(nf, tgid) ? -ENOEXEC : 0;
+	return ret;
 }
 
 /* Calls @fn on each mark of @storage_idx; stops at its first nonzero. */

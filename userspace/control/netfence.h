@@ -10,6 +10,7 @@
  * no window without the fence, and the next daemon reuses them rather
  * than attaching a second set. Sockets made before the programs were
  * first attached get their owner from a sweep over every process then.
+ * Every call logs nothing but netfence_open().
  *
  * netfence_open() and netfence_close() run on the control plane;
  * netfence_mark() only makes BPF syscalls on fds opened at open (no file
@@ -33,12 +34,14 @@ int netfence_open(struct netfence **out, const char *pin_dir);
 /* Whether netfence_open() found the programs pinned and running. */
 bool netfence_reused(const struct netfence *nf);
 /*
- * Marks process @tgid as a victim of storage @storage_idx, then sweeps
- * its open sockets (so ones it predates the programs with, or got from
- * another process, are its own) and records its start time (so a later
- * process with its pid is not fenced). A process marked already stays
- * under the storage that marked it first. 0, or a negative errno: the
- * mark holds even when only the sweep failed (-ENOEXEC).
+ * Marks process @tgid as a victim of storage @storage_idx, then claims
+ * its open sockets (ones it got from another process, by fork or fd
+ * passing, are its own from now on) and records its start time (so a
+ * later process with its pid is not fenced). A process marked already
+ * stays under the storage that marked it first; a mark left by an
+ * earlier process with the pid is replaced. 0, or a negative errno:
+ * -ENOEXEC when only the claim failed (the mark holds, for whatever
+ * process has the pid).
  */
 int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx);
 /*
