@@ -21,6 +21,7 @@
 # Bystanders: a qemu with a disk in another pool, a "qemu" without any
 # disk (a renamed sleep), and a process that names an image of the pool
 # but is no qemu (python3): nothing here may kill them.
+# shellcheck disable=SC2016 # jq programs in single quotes
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_root
@@ -132,6 +133,7 @@ show_journal() { # SOCK STORAGE
 		sed 's/^/#   /'
 }
 show_log() { echo "# log of $1:"; grep -v ' event ' "$T/$1.log" | tail -25 | sed 's/^/#   /'; }
+pid_of() { local v="PID_$1"; echo "${!v}"; }
 log_tail() { echo "# the end of $1's log:"; tail -n 30 "$T/$1.log" | cut -c1-400 | sed 's/^/#   /'; }
 
 # --- victims and bystanders ------------------------------------------------
@@ -140,8 +142,10 @@ log_tail() { echo "# the end of $1's log:"; tail -n 30 "$T/$1.log" | cut -c1-400
 # sets VA VB (pids) and UA UB (uuids).
 victims2() {
 	local a=$1a b=$1b v
-	cl_rbd create "$POOL/$a" --size 16M && cl_rbd create "$POOL/$b" --size 16M ||
-		{ not_ok "$1: images $a and $b"; return 1; }
+	if ! cl_rbd create "$POOL/$a" --size 16M || ! cl_rbd create "$POOL/$b" --size 16M; then
+		not_ok "$1: images $a and $b"
+		return 1
+	fi
 	UA=$(uuidgen_) UB=$(uuidgen_)
 	rbd_victim_start "$a" "$POOL" "$a" "$UA" || { not_ok "$1: qemu $a (-drive) starts"; return 1; }
 	RBD_VICTIM_BLOCKDEV=1 rbd_victim_start "$b" "$POOL" "$b" "$UB" ||
@@ -248,7 +252,7 @@ cluster_pool "$OTHER" || { not_ok "pool $OTHER"; exit 1; }
 cl_rbd create "$OTHER/by" --size 16M || { not_ok "image $OTHER/by"; exit 1; }
 UBY=$(uuidgen_)
 rbd_victim_start by "$OTHER" by "$UBY" || { not_ok "bystander qemu in $OTHER starts"; exit 1; }
-BY_OTHER=$RBDV_PID_by
+v=RBDV_PID_by BY_OTHER=${!v}
 cp /bin/sleep "$T/vm/qemu-system-x86_64"
 proc_spawn BY_SLEEP "exec '$T/vm/qemu-system-x86_64' 100000"
 proc_spawn BY_PY "exec python3 -c 'import time; time.sleep(100000)' -drive file=rbd:$POOL/x:conf=$CEPH_CONF,format=raw -uuid $(uuidgen_)"
@@ -354,7 +358,7 @@ timed_result() { # LABEL OUT BOUND_MS
 sc5() {
 	local f0=$t_fail H=rbd-$RUN-5 td up slow n rc t0 el qsmax
 	daemon_on d5 d5 --no-bpf || { not_ok "5: daemon starts"; return; }
-	S=$SOCK_d5
+	S=$T/d5.sock
 	mkdir -p "$T/ok-d5"
 	# T long: late, not fenced, while the commands run.
 	arm "$S" "$H" "uuid=ra,type=rbd,pool=$POOL,conf=$CEPH_CONF,interval=1s,timeout=60s,victims=qemu-system-x86_64" \
@@ -401,7 +405,7 @@ sc5() {
 		eval "[ $el -le 5000 ] && [ $rc -ne 124 ]"
 	check "5: ... and cleanly (exit $rc)" [ "$rc" -eq 0 ]
 	[ "$rc" -eq 0 ] || log_tail d5
-	daemon_gone d5 || { kill -KILL "$PID_d5"; wait "$PID_d5"; }
+	daemon_gone d5 || { kill -KILL "$(pid_of d5)"; wait "$(pid_of d5)"; }
 	kill -CONT "$CEPH_OSD_PID"
 	[ "$t_fail" -eq "$f0" ] || show_log d5
 	wait_until 30 cl_rados -p "$POOL" --rados-osd-op-timeout 5 put probe /dev/null
@@ -414,6 +418,7 @@ sc3() {
 	scenario_start 3 d3 "$H" || return
 	kill -KILL "$CEPH_OSD_PID"
 	t_kill=$(now_ms)
+	wait "$CEPH_OSD_PID" 2>/dev/null
 	contract_check 3 "$S" r "$t_kill" "$VA" "$VB"
 	LATE3=$LATE_REL FIRE3=$FIRE_REL BREAK3=$FIRE_AFTER_BREAK
 	bystanders_check 3
@@ -429,6 +434,8 @@ sc4() {
 	scenario_start 4 d4 "$H" || return
 	kill -KILL "$CEPH_MON_PID"
 	t_kill=$(now_ms)
+	# Reaped here, quietly: the cluster's daemons are this shell's jobs.
+	wait "$CEPH_MON_PID" 2>/dev/null
 	contract_check 4 "$S" r "$t_kill" "$VA" "$VB"
 	LATE4=$LATE_REL FIRE4=$FIRE_REL BREAK4=$FIRE_AFTER_BREAK
 	j=$(journal_of "$S")
