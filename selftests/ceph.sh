@@ -140,7 +140,9 @@ cl_rbd() { timeout 30 rbd -c "$CEPH_CONF" "$@"; }
 # VM's disk is: the image is opened, its librados client connected. It
 # writes when told (rbd_victim_write). RBD_VICTIM_BLOCKDEV=1 names the
 # disk with -blockdev JSON instead, as libvirt writes it; RBD_VICTIM_HOST
-# runs it in that host (host_up). Killed on exit.
+# runs it in that host (host_up); RBD_VICTIM_QEMU is the binary to run
+# (a copy under another name, for victim filters of their own). Killed on
+# exit.
 rbd_victim_start() {
 	local name=$1 pool=$2 img=$3 uuid=${4:-} hmp=$T/$1.hmp cmd vpid args
 	local conf=$CEPH_CONF in=
@@ -157,7 +159,7 @@ rbd_victim_start() {
 	rm -f "$hmp"
 	printf -v cmd '%q ' "${args[@]}"
 	# Its output apart: qemu-io prints what it did on qemu's stdout.
-	proc_spawn vpid "${in}exec qemu-system-x86_64 $cmd >'$T/$name.out' 2>&1"
+	proc_spawn vpid "${in}exec ${RBD_VICTIM_QEMU:-qemu-system-x86_64} $cmd >'$T/$name.out' 2>&1"
 	printf -v "RBDV_PID_$name" '%s' "$vpid"
 	# Up when its monitor answers: by then the image is open.
 	if ! wait_until 30 rbd_victim_hmp "$name" info\ version 2 >/dev/null; then

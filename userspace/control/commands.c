@@ -92,6 +92,9 @@ json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
 
 const char *const peer_args[] = { "storage", "host", "slot", "window_ms",
 				  NULL };
+const char *const fence_peer_args[] = { "storage", "host", "window_ms",
+					"force", NULL };
+const char *const unfence_peer_args[] = { "storage", "host", NULL };
 static const char *const no_args[] = { NULL };
 static const char *const uuid_args[] = { "uuid", NULL };
 static const char *const since_args[] = { "since", NULL };
@@ -126,6 +129,12 @@ const struct command commands[] = {
 	{ "query-peer", false, cmd_query_peer,
 	  "whether another host still writes heartbeats to a storage, over an observation window",
 	  peer_args },
+	{ "fence-peer", true, cmd_fence_peer,
+	  "have the cluster refuse a dead peer's writes (rbd: osd blocklist)",
+	  fence_peer_args },
+	{ "unfence-peer", true, cmd_unfence_peer,
+	  "lift a fence-peer: the cluster takes the peer's writes again",
+	  unfence_peer_args },
 	{},
 };
 

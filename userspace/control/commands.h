@@ -28,6 +28,8 @@ struct command {
 extern const char *const setup_args[];
 extern const char *const teardown_args[];
 extern const char *const peer_args[];
+extern const char *const fence_peer_args[];
+extern const char *const unfence_peer_args[];
 
 extern const struct command commands[];
 
@@ -55,6 +57,10 @@ json_t *cmd_query_peer(struct daemon *d, struct ctl_conn *c,
 		       struct proto_request *req);
 json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
 		    struct proto_request *req);
+json_t *cmd_fence_peer(struct daemon *d, struct ctl_conn *c,
+		       struct proto_request *req);
+json_t *cmd_unfence_peer(struct daemon *d, struct ctl_conn *c,
+			 struct proto_request *req);
 /* Frees what query-peer still has under way, after the loop stopped. */
 void peer_queries_free(struct daemon *d);
 json_t *cmd_query_events(struct daemon *d, struct ctl_conn *c,

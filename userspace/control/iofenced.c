@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "deadlines.h"
+#include "rados_link.h"
 #include "instance_lock.h"
 #include "log.h"
 #include "logger.h"
@@ -161,6 +163,7 @@ int main(int argc, char **argv)
 	struct instance_lock lk;
 	sigset_t mask;
 	int ready_fd = -1;
+	bool closed;
 	int ret;
 
 	ret = config_load(&d.cfg, argc, argv);
@@ -213,7 +216,19 @@ out:
 	 * daemon out.
 	 */
 	instance_unlock(&lk);
+	/*
+	 * Ceph connections shut down on their own threads, within librados'
+	 * timeouts. One still inside librados when the time is up must not
+	 * see librados' static destructors run under it: the process ends
+	 * without exit handlers then.
+	 */
+	closed = rados_links_closed(SHUTDOWN_QUIESCE_MS);
+	if (!closed)
+		pr_warn("%u Ceph connections still closing; exiting without them",
+			rados_links_alive());
 	/* Last: it may wait for stderr. */
 	logger_stop();
+	if (!closed)
+		_exit(ret ? EXIT_FAILURE : EXIT_SUCCESS);
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "rados_link.h"
 #include "deadlines.h"
 #include "fencer_core.h"
 #include "log.h"
@@ -270,7 +271,11 @@ void core_stop(struct core *c)
 		fencers_free(c);
 		/* Never started: no storage's deadline counted on it. */
 		watchdog_close(&c->wd, 0);
-		chan_exit(&c->in);
+		/* An rbd write still in librados answers here when it ends. */
+		if (rados_links_quiet(CANCEL_QUIESCE_MS))
+			chan_exit(&c->in);
+		else
+			pr_warn("a Ceph heartbeat is still in librados: the core's channel stays open for its answer");
 		loop_exit(&c->loop);
 	}
 	close(c->done_fd);

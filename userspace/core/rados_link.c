@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rados/librados.h>
 
@@ -35,10 +36,30 @@ struct link_req {
 };
 
 static atomic_uint alive;
+static atomic_uint pending; /* requests sent, their reply not yet sent */
 
 unsigned int rados_links_alive(void)
 {
 	return atomic_load(&alive);
+}
+
+static bool wait_for(atomic_uint *count, unsigned int wait_ms)
+{
+	struct timespec tick = { .tv_nsec = 5 * 1000000 };
+
+	for (unsigned int t = 0; atomic_load(count) && t < wait_ms; t += 5)
+		nanosleep(&tick, NULL);
+	return !atomic_load(count);
+}
+
+bool rados_links_quiet(unsigned int wait_ms)
+{
+	return wait_for(&pending, wait_ms);
+}
+
+bool rados_links_closed(unsigned int wait_ms)
+{
+	return wait_for(&alive, wait_ms);
 }
 
 void rados_reply_free(struct rados_reply *r)
@@ -255,6 +276,13 @@ static int do_command(struct rados_link *l, struct link_req *q,
 	}
 	rados_buffer_free(out);
 	rados_buffer_free(st);
+	/*
+	 * A blocklist entry holds once the OSDs have the map that carries
+	 * it: this client has it too before the answer goes, and every op it
+	 * sends from now on makes an OSD catch up first.
+	 */
+	if (!ret)
+		ret = rados_wait_for_latest_osdmap(l->cluster);
 	return ret;
 }
 
@@ -278,6 +306,7 @@ static void on_request(struct msg *m, void *ctx)
 		pr_crit("rados: out of memory: a %s request goes unanswered",
 			q->op == RADOS_WRITE ? "write" : "read");
 		req_free(q);
+		atomic_fetch_sub(&pending, 1);
 		return;
 	}
 	r->op = q->op;
@@ -310,6 +339,7 @@ static void on_request(struct msg *m, void *ctx)
 	snprintf(r->addrs, sizeof(r->addrs), "%s", l->addrs);
 	chan_send(q->reply, &r->m, q->fn);
 	req_free(q);
+	atomic_fetch_sub(&pending, 1);
 }
 
 static void on_close(struct msg *m, void *ctx)
@@ -368,6 +398,7 @@ static int send_req(struct rados_link *l, enum rados_op op, const char *oid,
 			req_free(q);
 		return -ENOMEM;
 	}
+	atomic_fetch_add(&pending, 1);
 	chan_send(&l->in, &q->m, on_request);
 	return 0;
 }

@@ -105,7 +105,16 @@ int rados_link_read(struct rados_link *l, const char *oid, size_t max,
 int rados_link_command(struct rados_link *l, const char *json,
 		       struct chan *reply, msg_fn fn, uint64_t tag);
 
-/* Link threads still running: a stopping daemon waits for them, bounded. */
+/*
+ * A stopping daemon: a link still in librados answers into a channel
+ * whenever librados gives up. rados_links_quiet() waits up to @wait_ms
+ * for every request to be answered (false: some are not, and the
+ * channels they answer into must stay open); rados_links_closed() for
+ * every link thread to end (false: some still run inside librados, and
+ * the process must end without running exit handlers under them).
+ */
 unsigned int rados_links_alive(void);
+bool rados_links_quiet(unsigned int wait_ms);
+bool rados_links_closed(unsigned int wait_ms);
 
 #endif

@@ -40,6 +40,7 @@ struct invocation {
 	char **argv; /* argv[0] is the subcommand */
 	json_t *args; /* the request's arguments; NULL: none */
 	int deadline_ms; /* the daemon's own deadline for it; 0: none */
+	const char *execute; /* NULL: the subcommand's own command */
 	bool answered; /* the status is status_of()'s */
 };
 

@@ -336,6 +336,13 @@ static const struct opt_spec peer_opts[] = {
 	{ "window", 'w', false, "DUR", "window_ms", KIND_DURATION,
 	  "how long to watch the record (default: the timeout it\n"
 	  "publishes)" },
+	{ "blocklist", 'b', false, NULL, NULL, KIND_BOOL,
+	  "rbd: once it proves dead, have the cluster refuse its\n"
+	  "writes (fence-peer); exit 0 when done" },
+	{ "force", 'f', false, NULL, "force", KIND_BOOL,
+	  "with --blocklist: even if it is not dead (journalled)" },
+	{ "unblocklist", 'u', false, NULL, NULL, KIND_BOOL,
+	  "rbd: lift a --blocklist (unfence-peer); exit 0 when done" },
 	{},
 };
 
@@ -346,17 +353,40 @@ static int parse_peer(struct invocation *inv)
 	int c, ret = CTL_EXIT_OK;
 
 	options_start();
-	while (!ret && (c = next_option(inv, peer_opts)) != -1)
-		ret = set_opt(inv, peer_opts, c);
+	while (!ret && (c = next_option(inv, peer_opts)) != -1) {
+		if (c == 'b' || c == 'u') {
+			if (inv->execute)
+				return sub_usage(
+					inv,
+					"--blocklist and --unblocklist exclude each other");
+			inv->execute = c == 'b' ? "fence-peer" : "unfence-peer";
+		} else {
+			ret = set_opt(inv, peer_opts, c);
+		}
+	}
 	if (ret)
 		return ret;
 	if (!json_object_get(inv->args, "storage") ||
 	    !json_object_get(inv->args, "host"))
 		return sub_usage(inv, "needs --storage and --host");
+	if (json_object_get(inv->args, "force") &&
+	    !(inv->execute && !strcmp(inv->execute, "fence-peer")))
+		return sub_usage(inv, "--force goes with --blocklist only");
+	if (inv->execute && !strcmp(inv->execute, "unfence-peer")) {
+		if (json_object_get(inv->args, "window_ms") ||
+		    json_object_get(inv->args, "slot"))
+			return sub_usage(
+				inv,
+				"--unblocklist reads the record once: no --window, no --slot");
+		inv->deadline_ms = PEER_BLOCKLIST_MARGIN_MS;
+		return no_more_arguments(inv);
+	}
 	/* Without --window the peer's own timeout decides: up to the max. */
 	w = json_object_get(inv->args, "window_ms");
 	inv->deadline_ms = w ? json_integer_value(w) + PEER_READS_MARGIN_MS :
 			       PEER_WINDOW_MAX_MS + PEER_READS_MARGIN_MS;
+	if (inv->execute)
+		inv->deadline_ms += PEER_BLOCKLIST_MARGIN_MS;
 	return no_more_arguments(inv);
 }
 
@@ -421,7 +451,8 @@ static int run_simple(struct client *cl, const struct subcommand *sc,
 {
 	json_t *reply, *ret;
 	int status =
-		call(cl, sc->execute, inv->args, reply_wait(cl, inv), &reply);
+		call(cl, inv->execute ? inv->execute : sc->execute, inv->args,
+		     reply_wait(cl, inv), &reply);
 
 	if (status)
 		return status;
@@ -597,7 +628,8 @@ static int run_teardown(struct client *cl, const struct subcommand *sc,
 {
 	json_t *reply, *ret, *list, *st;
 	int status =
-		call(cl, sc->execute, inv->args, reply_wait(cl, inv), &reply);
+		call(cl, inv->execute ? inv->execute : sc->execute, inv->args,
+		     reply_wait(cl, inv), &reply);
 	char absent[256] = "";
 	size_t i, n = 0;
 
@@ -737,7 +769,8 @@ static const struct subcommand subcommands[] = {
 		  "fence too." },
 	{ .name = "peer",
 	  .execute = "query-peer",
-	  .usage = "--storage UUID --host UUID [--slot N] [--window DUR]",
+	  .usage = "--storage UUID --host UUID [--slot N] [--window DUR]\n"
+		   "      [--blocklist [--force] | --unblocklist]",
 	  .summary = "whether another host still writes heartbeats\n"
 		     "there (waits DUR, default its timeout)",
 	  .parse = parse_peer,
@@ -749,7 +782,11 @@ static const struct subcommand subcommands[] = {
 		  "armed here: reads its record, again after the window, and\n"
 		  "says alive, dead or unknown, with its fence deadline and the\n"
 		  "VMs its record lists. Waits for the window, unless\n"
-		  "iofencectl's --timeout is shorter.",
+		  "iofencectl's --timeout is shorter.\n"
+		  "On an rbd storage, --blocklist goes on, when the host proved\n"
+		  "dead, to have the cluster refuse every write from its\n"
+		  "addresses (osd blocklist add): its VMs may be restarted at\n"
+		  "once. --unblocklist lifts that. Both are journalled.",
 	  .opts = peer_opts },
 	{ .name = "metrics",
 	  .execute = "query-status",

@@ -58,6 +58,17 @@ static void print_kernel_fence(json_t *k)
 /* What the BPF tracker saw on the storage's device, or why nothing. */
 static void print_io(json_t *io)
 {
+	json_t *net = json_object_get(io, "net_fence");
+
+	if (json_is_object(io) && json_object_get(io, "net_fence")) {
+		if (!json_is_object(net))
+			printf("Ceph (no network fence for its victims)\n");
+		else
+			printf("Ceph; network fence: %lld packets dropped, %lld connects refused\n",
+			       (long long)int_of(net, "packets_dropped"),
+			       (long long)int_of(net, "connects_refused"));
+		return;
+	}
 	if (!json_is_object(io)) {
 		printf("no block device (no I/O evidence)\n");
 		return;
@@ -438,11 +449,35 @@ static void print_verdict(json_t *ret, json_t *r)
 	       fmt_ms_time(first_read).s);
 }
 
+static void print_addrs(json_t *list)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+		printf(" %s", json_string_value(v));
+}
+
 void print_peer(json_t *ret)
 {
 	json_t *r = json_object_get(ret, "record"), *v;
 	size_t i;
 
+	if (json_object_get(ret, "blocklisted")) {
+		printf("host %s blocklisted on storage %s%s:",
+		       str_of(ret, "host"), str_of(ret, "storage"),
+		       json_is_true(json_object_get(ret, "forced")) ?
+			       " (forced)" :
+			       "");
+		print_addrs(json_object_get(ret, "blocklisted"));
+		printf("\nthe cluster refuses its writes from now on: its VMs may be restarted now\n");
+	} else if (json_object_get(ret, "unblocklisted")) {
+		printf("host %s unblocklisted on storage %s:",
+		       str_of(ret, "host"), str_of(ret, "storage"));
+		print_addrs(json_object_get(ret, "unblocklisted"));
+		printf("\nthe cluster takes writes from it again\n");
+		return;
+	}
 	printf("host %s on storage %s: %s", str_of(ret, "host"),
 	       str_of(ret, "storage"), str_of(ret, "liveness"));
 	if (json_object_get(ret, "progress"))
@@ -452,7 +487,8 @@ void print_peer(json_t *ret)
 	if (json_object_get(ret, "reason"))
 		printf(" (%s)", str_of(ret, "reason"));
 	putchar('\n');
-	print_verdict(ret, r);
+	if (!json_object_get(ret, "blocklisted"))
+		print_verdict(ret, r);
 	if (!r)
 		return;
 	printf("record seq %lld, %s, written %s, every %s, timeout %s, ",
@@ -480,6 +516,10 @@ int peer_status(json_t *ret)
 {
 	const char *liveness = str_of(ret, "liveness");
 
+	/* --blocklist and --unblocklist: done is success. */
+	if (json_object_get(ret, "blocklisted") ||
+	    json_object_get(ret, "unblocklisted"))
+		return 0;
 	if (!strcmp(liveness, "alive"))
 		return PEER_EXIT_ALIVE;
 	if (!strcmp(liveness, "dead"))

@@ -21,6 +21,16 @@
 #define PEER_WINDOW_MAX_MS 600000
 /* What a query-peer adds to its window: two opens and two reads. */
 #define PEER_READS_MARGIN_MS (4 * PEER_READ_DEADLINE_MS)
+/*
+ * fence-peer and unfence-peer: one monitor command (osd blocklist), which
+ * returns once the new OSD map is committed. A blocklist entry expires
+ * only long after anyone would remember it (about ten years): a fence
+ * lasts until unfence-peer lifts it.
+ */
+#define PEER_BLOCKLIST_DEADLINE_MS 10000
+#define PEER_BLOCKLIST_EXPIRE_S 315360000
+/* What fence-peer adds: connecting, reading, a command per address. */
+#define PEER_BLOCKLIST_MARGIN_MS (2 * PEER_READ_DEADLINE_MS + 4 * PEER_BLOCKLIST_DEADLINE_MS)
 /* A fence hook runs at most this long, then it is killed. */
 #define FENCE_HOOK_DEADLINE_MS 10000
 /*

@@ -17,6 +17,7 @@ static const char *const class_names[PROTO_CLASS_COUNT] = {
 	[PROTO_TIMEOUT] = "Timeout",
 	[PROTO_ARMING_FAILED] = "ArmingFailed",
 	[PROTO_NOT_FOUND] = "NotFound",
+	[PROTO_PEER_NOT_DEAD] = "PeerNotDead",
 };
 
 const char *proto_class_name(enum proto_class cls)
