@@ -314,6 +314,18 @@ sc12() {
 	check "2: restored, it stays fenced while its heartbeats land ($st)" \
 		jqe --argjson w "${s1:-0}" '.state == "fenced" and .writes_ok > $w' <<<"$st"
 	check "2: no STORAGE_UNFENCED by itself" [ "$(j_count "$(journal_of "$S")" STORAGE_UNFENCED r)" = 0 ]
+	# Fenced still: a VM started on the pool now is killed too, within
+	# an interval or two.
+	if cl_rbd create "$POOL/2c" --size 16M; then
+		proc_spawn VC "exec qemu-system-x86_64 -machine none -nographic -nodefaults -no-user-config \
+			-name 2c -uuid $(uuidgen_) -drive file=rbd:$POOL/2c:conf=$CEPH_CONF:id=admin,format=raw,if=none,id=d0 \
+			>'$T/2c.out' 2>&1"
+		killed_within "2: fenced, a qemu started on $POOL after the restore (counted from its start)" "$(now_ms)" $((2 * IV + SLACK)) "$VC"
+		wait_until 3 eval "[ -n \"\$(j_first \"\$(journal_of '$S')\" FENCE_KILLED r)\" ]"
+		victims_named "2: fenced (FENCE_KILLED)" "$(journal_of "$S")" r "$VC"
+	else
+		not_ok "2: image $POOL/2c"
+	fi
 	c=$(ctl_t 10 "$S" unfence r 2>&1)
 	check "2: unfence r ($c)" [ $? -eq 0 ]
 	check "2: unfenced: STORAGE_UNFENCED, healthy" \
