@@ -256,7 +256,8 @@ v=RBDV_PID_by BY_OTHER=${!v}
 cp /bin/sleep "$T/vm/qemu-system-x86_64"
 proc_spawn BY_SLEEP "exec '$T/vm/qemu-system-x86_64' 100000"
 proc_spawn BY_PY "exec python3 -c 'import time; time.sleep(100000)' -drive file=rbd:$POOL/x:conf=$CEPH_CONF,format=raw -uuid $(uuidgen_)"
-wait_until 5 eval "[ \"\$(readlink /proc/$BY_PY/exe)\" != /usr/bin/bash ]"
+# Past its exec: its command line is python's, naming the pool.
+wait_until 5 eval "[[ \"\$(readlink /proc/$BY_PY/exe)\" == *python* ]]"
 
 # --- 1 and 2: healthy, then the OSD stopped ---------------------------------
 
