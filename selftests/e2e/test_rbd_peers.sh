@@ -182,7 +182,11 @@ out=$(ctl_t 90 "$S2" peer --storage r1 --host host3 --window 0 --blocklist --for
 check "peer --blocklist --force of a live host: done (${out//$'\n'/ })" grep -q 'forced' <<<"$out"
 check "journalled as forced" \
 	jqe '[.[] | select(.event == "PEER_FENCED" and .data.forced == true)] | length == 1' < <(journal_of "$S2")
-check "the host it fenced fences itself" wait_until 30 j_has "$S3" STORAGE_BLOCKLISTED r1
+bl_count() { j_count "$(journal_of "$S3")" STORAGE_BLOCKLISTED r1; }
+check "the host it fenced hears it again: a second STORAGE_BLOCKLISTED (once per refusal)" \
+	wait_until 30 eval '[ "$(bl_count)" -eq 2 ]'
+sleep 2
+check "... and only once while the entry holds ($(bl_count))" [ "$(bl_count)" -eq 2 ]
 ctl_t 60 "$S2" peer --storage r1 --host host3 --unblocklist >/dev/null
 check "unblocklisted again" eval "! cl_ceph osd blocklist ls 2>/dev/null | grep -q '^127.0.0.3:'"
 

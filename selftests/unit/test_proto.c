@@ -792,6 +792,7 @@ Test(proto_msg, class_names)
 		{ PROTO_TIMEOUT, "Timeout" },
 		{ PROTO_ARMING_FAILED, "ArmingFailed" },
 		{ PROTO_NOT_FOUND, "NotFound" },
+		{ PROTO_PEER_NOT_DEAD, "PeerNotDead" },
 	};
 
 	/* A class added to the enum must be added here too. */

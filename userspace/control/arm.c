@@ -333,6 +333,7 @@ static int rbd_next(struct arm_op *a)
 		.connect_timeout_s = timeline_rados_connect_timeout_s(p),
 		.osd_op_timeout_s = timeline_rados_op_timeout_s(p),
 		.mon_op_timeout_s = timeline_rados_op_timeout_s(p),
+		.rt_priority = a->rt_priority,
 	};
 	uint64_t tag = (uintptr_t)a;
 

@@ -52,6 +52,7 @@ typedef void (*arm_cb)(struct arm_op *a, int res);
 struct arm_op {
 	struct loop *loop;
 	struct chan *chan; /* rbd: the control plane's, for the link's replies */
+	int rt_priority; /* rbd: the heartbeat link's, the core's */
 	struct storage *s; /* being staged: fds and dev filled here */
 	uint64_t deadline_ms; /* monotonic; the whole request's */
 	struct timed_op op;

@@ -569,6 +569,9 @@ static void peer_next(struct peer_query *q)
 	struct io_uring_sqe *sqe;
 	struct loop *l = &q->d->loop;
 
+	if (l->stopping && q->step == PEER_BLOCKLIST && !q->replied)
+		/* Never a success for what was cut short: said, journalled. */
+		blocklisted(q, -ECANCELED);
 	if (l->stopping || q->step == PEER_DONE) {
 		if (!q->replied && q->nobs)
 			reply(q);

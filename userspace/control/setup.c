@@ -382,6 +382,7 @@ static void stage(struct flight *f)
 		f->staging++;
 		it->arm.read_may_fail = f->rearm;
 		it->arm.chan = &f->d->in;
+		it->arm.rt_priority = f->d->cfg.rt_priority;
 		arm_start(&it->arm, &f->d->loop, it->staged, f->deadline_ms,
 			  staged_one);
 	}

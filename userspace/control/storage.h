@@ -117,9 +117,6 @@ json_t *storage_params_json(const struct storage_params *p);
 /* Same parameters (connected aside): arming again is a no-op. */
 bool storage_params_equal(const struct storage_params *a,
 			  const struct storage_params *b);
-/* rbd: the same cluster, client and pool (the connection can stay). */
-bool storage_params_same_cluster(const struct storage_params *a,
-				 const struct storage_params *b);
 int storage_params_copy(struct storage_params *dst,
 			const struct storage_params *src);
 void storage_params_free(struct storage_params *p);

@@ -386,16 +386,6 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Cluster, client and pool: what the rbd heartbeat connection is made of. */
-bool storage_params_same_cluster(const struct storage_params *a,
-				 const struct storage_params *b)
-{
-	return str_eq(a->pool, b->pool) && str_eq(a->ns, b->ns) &&
-	       str_eq(a->ceph_conf, b->ceph_conf) &&
-	       str_eq(a->ceph_client, b->ceph_client) &&
-	       str_eq(a->keyring, b->keyring);
-}
-
 int storage_params_copy(struct storage_params *dst,
 			const struct storage_params *src)
 {

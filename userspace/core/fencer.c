@@ -111,6 +111,7 @@ struct fencer {
 	uint64_t next_ns; /* when the next write is due */
 	enum hb_state state;
 	bool failing; /* the last write failed: the next success restores */
+	bool blocklisted; /* rbd: refused so, since the last success */
 	int ioprio;
 
 	/* counters, for query-status */
@@ -601,6 +602,7 @@ static void succeeded(struct fencer *f, uint64_t now)
 	f->t_ok_ns = f->attempt_ns;
 	f->ok_seen_ns = now;
 	f->failing = false;
+	f->blocklisted = false;
 	f->last_error = 0;
 	f->next_ns = at(f, timeline_next_write_ms(params(f)));
 	if (f->state == HB_LATE) {
@@ -1399,6 +1401,10 @@ static void blocklisted(struct fencer *f, uint64_t now)
 	bool was_fenced = f->state == HB_FENCED;
 	char why[FENCE_REASON_MAX];
 
+	/* Said once: every retry is refused the same way until it lifts. */
+	if (f->blocklisted)
+		return;
+	f->blocklisted = true;
 	report(f, "STORAGE_BLOCKLISTED",
 	       json_pack("{s:s,s:b}", "addrs", f->cfg.rados_addrs, "fenced",
 			 was_fenced));

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@ struct rados_link {
 	atomic_uint refs;
 	char *conf, *client, *keyring, *pool, *ns;
 	unsigned int connect_timeout_s, osd_op_timeout_s, mon_op_timeout_s;
+	int rt_priority;
 	rados_t cluster;
 	rados_ioctx_t io;
 	bool connected;
@@ -311,6 +314,14 @@ static void on_close(struct msg *m, void *ctx)
 static void *link_main(void *arg)
 {
 	struct rados_link *l = arg;
+	struct sched_param sp = { .sched_priority = l->rt_priority };
+	int ret;
+
+	/* Before librados starts a thread: they all inherit it. */
+	if (l->rt_priority &&
+	    (ret = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp)))
+		pr_warn("rados: SCHED_FIFO priority %d: %s; its heartbeats compete with the host's load",
+			l->rt_priority, strerror(ret));
 
 	while (!l->closing)
 		chan_wait(&l->in);
@@ -383,6 +394,7 @@ struct rados_link *rados_link_open(const struct rados_link_cfg *cfg,
 	l->connect_timeout_s = cfg->connect_timeout_s;
 	l->osd_op_timeout_s = cfg->osd_op_timeout_s;
 	l->mon_op_timeout_s = cfg->mon_op_timeout_s;
+	l->rt_priority = cfg->rt_priority;
 	if (fail || chan_init(&l->in, l) ||
 	    send_req(l, RADOS_OPEN, NULL, NULL, 0, reply, fn, tag))
 		goto err;

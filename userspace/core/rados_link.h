@@ -54,6 +54,12 @@ struct rados_link_cfg {
 	unsigned int connect_timeout_s; /* client_mount_timeout */
 	unsigned int osd_op_timeout_s; /* rados_osd_op_timeout */
 	unsigned int mon_op_timeout_s; /* rados_mon_op_timeout */
+	/*
+	 * A heartbeat link runs at the core's SCHED_FIFO priority, and so do
+	 * the threads librados starts under it (they inherit it), as the
+	 * io-wq workers of a file heartbeat do; 0: SCHED_OTHER (queries).
+	 */
+	int rt_priority;
 };
 
 enum rados_op {
