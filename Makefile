@@ -72,6 +72,8 @@ $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/iofence.h $(BPF_OUT)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+$(BPF_OUT)/netfence.bpf.o: bpf/netfence_maps.h
+
 build/vm/guest/vmlinux.h:
 	$(Q)selftests/vm/prepare.sh
 

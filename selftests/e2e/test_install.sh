@@ -300,8 +300,8 @@ has_libs() { # DEPENDS PACKAGE...
 		dep_names "$d" | grep -qx "$l" || return 1
 	done
 }
-check "Depends has the libraries the programs link (libbpf, liburing, jansson, inih, zlib)" \
-	has_libs "$deps" libbpf1 liburing2 libjansson4 libinih1 zlib1g
+check "Depends has the libraries the programs link (libbpf, liburing, jansson, inih, zlib, rados)" \
+	has_libs "$deps" libbpf1 liburing2 libjansson4 libinih1 zlib1g librados2
 
 # postinst_ok: it enables the socket and the daemon (which then starts at
 # boot, before libvirtd), and starts the daemon never (only try-restart,

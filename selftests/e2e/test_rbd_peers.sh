@@ -36,14 +36,17 @@ host_up h2 127.0.0.2 && host_up h3 127.0.0.3 || {
 	exit 1
 }
 
-# host_daemon NAME HOST: an iofenced inside HOST (its cgroup, its address).
+# host_daemon NAME HOST [OPTIONS]: an iofenced inside HOST (its cgroup,
+# its address); without OPTIONS, --no-bpf.
 declare -A T_DSTART=()
 host_daemon() {
-	local name=$1 sock="$T/$1.sock" log="$T/$1.log" pid
+	local name=$1 host=$2 sock="$T/$1.sock" log="$T/$1.log" pid
+	shift 2
+	[ $# -gt 0 ] || set -- --no-bpf
 	# One process, the daemon itself: its pid is what SIGSTOP stops.
-	(echo "$BASHPID" >"$(_host_cg "$2")/cgroup.procs" &&
+	(echo "$BASHPID" >"$(_host_cg "$host")/cgroup.procs" &&
 		exec "$IOFENCED" --foreground --socket "$sock" \
-			--state-dir "$T/$name.state" --watchdog none --no-bpf) >"$log" 2>&1 &
+			--state-dir "$T/$name.state" --watchdog none "$@") >"$log" 2>&1 &
 	pid=$!
 	T_DSTART[$name]=$(pid_start "$pid")
 	on_exit "kill -CONT $pid; daemon_gone $name || kill -KILL $pid; wait $pid"
@@ -51,7 +54,10 @@ host_daemon() {
 	printf -v "PID_$name" '%s' "$pid"
 	daemon_answers "$name" "$sock" "$pid" "$log" 5
 }
-host_daemon d2 h2 && host_daemon d3 h3 || exit 1
+# Host 3 has its BPF programs, the network fence of its rbd victims too.
+PIN3=$(pin_dir)-h3
+on_exit "rm -rf $PIN3 $PIN3-net"
+host_daemon d2 h2 && host_daemon d3 h3 --pin-dir "$PIN3" || exit 1
 # shellcheck disable=SC2154 # set by host_daemon
 S2=$SOCK_d2 S3=$SOCK_d3 P3=$PID_d3
 
@@ -143,6 +149,11 @@ check "host 3's storage is fenced ($(jq -c '[.state, .last_error]' <<<"$st"))" j
 check "its fence says blocklisted, or its own timeout came first" \
 	jqe '.fence.reason | test("blocklisted|no heartbeat")' < <(ctl_sock "$S3" --json storage r1 | jq .heartbeat)
 check "host 3's VM is killed" wait_until 15 eval "! kill -0 $V3 2>/dev/null"
+marks() { bpftool -j map dump pinned "$PIN3-net/fenced" 2>/dev/null | jq -c '[.[] | .formatted.key // empty]'; }
+check "its sockets were cut off first: the network fence marks pid $V3 ($(marks))" \
+	jqe --argjson p "$V3" 'index($p) != null' < <(marks)
+check "host 3's status shows the network fence" \
+	jqe '.io.net_fence | has("packets_dropped")' < <(ctl_sock "$S3" --json storage r1)
 check "host 2's VM lives" kill -0 "$V2"
 check "host 2 stayed healthy throughout (no HEARTBEAT_LATE, no fence)" \
 	eval '[ "$(j_count "$(journal_of "$S2")" HEARTBEAT_LATE r1)" -eq 0 ] && [ "$(hb_of "$S2" r1 | jq -r .state)" = healthy ]'
@@ -164,6 +175,7 @@ out=$(ctl_sock "$S3" unfence r1 2>&1)
 check "unfence, and host 3 is healthy again (${out//$'\n'/ })" \
 	wait_until 10 eval '[ "$(hb_of "$S3" r1 | jq -r .state)" = healthy ]'
 check "host 2 sees host 3 alive again" jqe '.liveness == "alive"' < <(peer "$S2" host3 --window 1500ms)
+check "unfence lifted the network fence's marks ($(marks))" jqe '. == []' < <(marks)
 
 # --- a forced fence-peer of a live host ---------------------------------
 out=$(ctl_t 90 "$S2" peer --storage r1 --host host3 --window 0 --blocklist --force 2>&1)

@@ -1043,3 +1043,91 @@ Test(record_boot_id, matches_proc)
 	record_uuid_format(id, got);
 	cr_assert_str_eq(got, text);
 }
+
+/* The address block of an rbd storage's object. */
+Test(record_addrs, round_trip)
+{
+	uint8_t buf[RECORD_ADDRS_SIZE];
+	char out[RECORD_ADDRS_TEXT_MAX + 1];
+
+	cr_assert_eq(record_addrs_encode("127.0.0.2:0/0 [::1]:0/0", buf), 0);
+	cr_expect(!memcmp(buf, "IOFA", 4));
+	cr_assert_eq(record_addrs_decode(buf, sizeof(buf), out, sizeof(out)),
+		     0);
+	cr_expect_str_eq(out, "127.0.0.2:0/0 [::1]:0/0");
+	cr_assert_eq(record_addrs_encode("", buf), 0);
+	cr_assert_eq(record_addrs_decode(buf, sizeof(buf), out, sizeof(out)),
+		     0);
+	cr_expect_str_eq(out, "");
+}
+
+Test(record_addrs, refused_when_not_an_address)
+{
+	uint8_t buf[RECORD_ADDRS_SIZE];
+	char big[RECORD_ADDRS_TEXT_MAX + 2];
+
+	cr_expect_eq(record_addrs_encode("127.0.0.2:0/0;rm -rf /", buf),
+		     -EINVAL);
+	memset(big, '1', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_expect_eq(record_addrs_encode(big, buf), -EINVAL);
+	big[sizeof(big) - 2] = '\0';
+	cr_expect_eq(record_addrs_encode(big, buf), 0, "the longest fits");
+}
+
+Test(record_addrs, hostile_blocks)
+{
+	uint8_t buf[RECORD_ADDRS_SIZE], bad[RECORD_ADDRS_SIZE];
+	char out[64];
+
+	memset(bad, 0, sizeof(bad));
+	cr_expect_eq(record_addrs_decode(bad, sizeof(bad), out, sizeof(out)),
+		     -ENODATA, "never written");
+	cr_expect_eq(record_addrs_decode(bad, 100, out, sizeof(out)), -ENODATA,
+		     "short: no block at all");
+	cr_assert_eq(record_addrs_encode("10.0.0.1:0/0", buf), 0);
+	memcpy(bad, buf, sizeof(bad));
+	bad[13] = '9'; /* a byte of the text: the CRC no longer holds */
+	cr_expect_eq(record_addrs_decode(bad, sizeof(bad), out, sizeof(out)),
+		     -EBADMSG);
+	memcpy(bad, buf, sizeof(bad));
+	bad[0] = 'X';
+	cr_expect_eq(record_addrs_decode(bad, sizeof(bad), out, sizeof(out)),
+		     -EBADMSG, "magic");
+	memcpy(bad, buf, sizeof(bad));
+	bad[4] = 2; /* a newer version: its CRC is not checked */
+	cr_expect_eq(record_addrs_decode(bad, sizeof(bad), out, sizeof(out)),
+		     -EPROTONOSUPPORT);
+	memcpy(bad, buf, sizeof(bad));
+	bad[6] = 0xff; /* a length past the block */
+	bad[7] = 0xff;
+	cr_expect_eq(record_addrs_decode(bad, sizeof(bad), out, sizeof(out)),
+		     -EBADMSG);
+	cr_expect_eq(record_addrs_decode(buf, sizeof(buf), out, 5), -ENOSPC,
+		     "no room for it: said, not cut");
+}
+
+Test(record_addrs, of_a_client_as_ceph_prints_it)
+{
+	static const struct {
+		const char *client, *host;
+	} cases[] = {
+		{ "127.0.0.2:0/3141592653", "127.0.0.2:0/0" },
+		{ "v2:10.1.2.3:0/77", "10.1.2.3:0/0" },
+		{ "[v2:10.1.2.3:0/77,v1:10.1.2.3:0/77]", "10.1.2.3:0/0" },
+		{ "[v2:10.1.2.3:0/7,v1:10.9.9.9:0/7]",
+		  "10.1.2.3:0/0 10.9.9.9:0/0" },
+		{ "[::1]:0/42", "[::1]:0/0" },
+		{ "[v2:10.1.2.30:0/7,v1:10.1.2.3:0/7]",
+		  "10.1.2.30:0/0 10.1.2.3:0/0" },
+		{ "any:192.168.0.5:0/1", "192.168.0.5:0/0" },
+		{ "", "" },
+		{ "nonsense", "" },
+	};
+	char out[RECORD_ADDRS_TEXT_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		record_addrs_of_client(cases[i].client, out, sizeof(out));
+		cr_expect_str_eq(out, cases[i].host, "%s", cases[i].client);
+	}
+}

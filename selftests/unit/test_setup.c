@@ -1172,3 +1172,90 @@ Test(one_record, same_block_slot_refused_other_slots_armed)
 	json_decref(s);
 	close(fd);
 }
+
+/* 13. rbd storages: their keys, and arming without a cluster. */
+TestSuite(rbd_params, .init = start, .fini = stop);
+
+/* Setup of one storage given as the JSON object @st; the reply. */
+static json_t *setup_one(int fd, const char *st)
+{
+	return harness_call(
+		&h, fd,
+		"{\"execute\":\"setup\",\"arguments\":{\"host_uuid\":\"h\",\"no_status_check\":true,\"storages\":[%s]}}",
+		st);
+}
+
+Test(rbd_params, each_key_has_its_rule)
+{
+	static const struct {
+		const char *storage, *desc;
+	} cases[] = {
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\"}",
+		  "storages[0].pool: missing" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"a/b\"}",
+		  "storages[0].pool: must be 1 to 127 of A-Z a-z 0-9 . _ + - and not start with '.'" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\".p\"}",
+		  "storages[0].pool: must be 1 to 127 of A-Z a-z 0-9 . _ + - and not start with '.'" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"namespace\":\"x y\"}",
+		  "storages[0].namespace: must be 1 to 127 of A-Z a-z 0-9 . _ + - and not start with '.' (or \"\": the default one)" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"client\":\"client.\"}",
+		  "storages[0].client: must be client.ID or ID, ID 1 to 64 of A-Z a-z 0-9 . _ + - and not starting with '.'" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"ceph_conf\":\"ceph.conf\"}",
+		  NULL /* a relative path: args_path's own rule */ },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"target\":\"/mnt\"}",
+		  "storages[0].target: an rbd storage's target is rbd:p, from its pool and namespace; give \"pool\" (and \"namespace\"), not a target" },
+		{ "{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"slot\":1}",
+		  "storages[0].slot: only for block storages" },
+		{ "{\"uuid\":\"f\",\"type\":\"file\",\"target\":\"/mnt\",\"pool\":\"p\"}",
+		  "storages[0].pool: only for rbd storages" },
+		{ "{\"uuid\":\"f\",\"type\":\"block\",\"target\":\"/dev/x\",\"keyring\":\"/k\"}",
+		  "storages[0].keyring: only for rbd storages" },
+		{ "{\"uuid\":\"f\",\"type\":\"ceph\",\"target\":\"/mnt\"}",
+		  "storages[0].type: must be \"file\", \"block\" or \"rbd\"" },
+	};
+	int fd = harness_connect(&h);
+	json_t *r, *s;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		r = setup_one(fd, cases[i].storage);
+		if (cases[i].desc)
+			cr_expect_str_eq(refused(r), cases[i].desc, "%s",
+					 cases[i].storage);
+		else
+			cr_expect(strstr(refused(r), "ceph_conf") != NULL,
+				  "%s", reply_desc(r));
+		json_decref(r);
+	}
+	s = status(fd);
+	cr_expect_eq(armed_count(s), 0, "nothing armed");
+	json_decref(s);
+	close(fd);
+}
+
+/*
+ * A cluster whose conf cannot be read fails at its step, through the link
+ * thread, in bounded time, and arms nothing; the target said back is the
+ * derived one, and it is accepted as given.
+ */
+Test(rbd_params, no_cluster_fails_at_its_step)
+{
+	int fd = harness_connect(&h);
+	json_t *r, *s;
+
+	r = setup_one(
+		fd,
+		"{\"uuid\":\"r\",\"type\":\"rbd\",\"pool\":\"p\",\"namespace\":\"n\",\"target\":\"rbd:p/n\",\"client\":\"admin\",\"ceph_conf\":\"/nonexistent/ceph.conf\"}");
+	cr_assert_not_null(reply_class(r), "armed without a cluster");
+	cr_expect_str_eq(reply_class(r), "ArmingFailed", "%s", reply_desc(r));
+	cr_expect(strstr(reply_desc(r),
+			 "connect to the cluster of rbd:p/n: read the conf:") !=
+			  NULL,
+		  "%s", reply_desc(r));
+	cr_expect(strstr(reply_desc(r), "nothing was changed") != NULL, "%s",
+		  reply_desc(r));
+	json_decref(r);
+	s = status(fd);
+	cr_expect_eq(armed_count(s), 0, "nothing armed");
+	json_decref(s);
+	close(fd);
+}

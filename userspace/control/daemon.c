@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "netfence.h"
 #include "rados_link.h"
 #include "commands.h"
 #include "deadlines.h"
@@ -560,6 +561,50 @@ void daemon_stop(struct daemon *d)
 	status_notify(d, "STOPPING=1");
 }
 
+const struct netfence *daemon_net_fence(struct daemon *d)
+{
+	char dir[PATH_MAX];
+	int ret;
+
+	if (d->net || d->net_tried || d->cfg.no_bpf)
+		return d->net;
+	d->net_tried = true;
+	/*
+	 * Beside the tracker's pins, not among them: the tracker's clean-up
+	 * owns its directory. Kept across restarts like them.
+	 */
+	snprintf(dir, sizeof(dir), "%s-net", d->cfg.pin_dir);
+	ret = netfence_open(&d->net, dir);
+	if (ret) {
+		d->net = NULL;
+		pr_warn("no network fence for rbd victims (%s): a fence kills them, their queued writes may still leave",
+			strerror(-ret));
+	} else {
+		pr_info("network fence for rbd victims on (%s%s)", dir,
+			netfence_reused(d->net) ? ", taken over" : "");
+	}
+	return d->net;
+}
+
+void daemon_net_unfence(struct daemon *d, const struct storage *s)
+{
+	if (d->net && s->p.type == STORAGE_RBD)
+		netfence_unmark_storage(d->net, s->idx);
+}
+
+/* A fenced rbd storage keeps its victims' sockets cut off across a stop. */
+static bool net_holds(struct daemon *d)
+{
+	struct storage *s;
+	unsigned int i;
+
+	storage_for_each(&d->storages, i, s)
+		if (s->p.type == STORAGE_RBD && s->hb &&
+		    s->hb->snap.state == HB_FENCED)
+			return true;
+	return false;
+}
+
 void daemon_close(struct daemon *d)
 {
 	/*
@@ -578,6 +623,9 @@ void daemon_close(struct daemon *d)
 	 * until a restarted one takes them over. Only a teardown disarms.
 	 */
 	tracker_close(&d->tracker, !tracker_holds(&d->tracker));
+	if (d->net)
+		netfence_close(d->net, !net_holds(d));
+	d->net = NULL;
 	/* The socket goes last of what a new daemon needs: it may start. */
 	ctl_server_close(&d->ctl);
 	if (d->listen.passed && d->listen.fd >= 0)

@@ -34,6 +34,9 @@ struct daemon {
 	struct chan in; /* from the fencing core */
 	struct core core;
 	struct tracker tracker;
+	/* rbd victims' network fence: opened with the first rbd storage */
+	struct netfence *net;
+	bool net_tried;
 	struct storage_table storages;
 	struct ctl_server ctl;
 	struct persister persist;
@@ -140,6 +143,14 @@ void daemon_events_written(struct daemon *d, size_t n);
  */
 json_t *daemon_event_journal(struct daemon *d, const char *name, json_t *data);
 void daemon_event_publish(struct daemon *d, json_t *msg);
+
+/*
+ * The network fence for rbd victims, opened the first time one is armed
+ * (NULL: none: --no-bpf, or the kernel lacks it, said once); and lifting
+ * a storage's marks (unfence, disarm).
+ */
+const struct netfence *daemon_net_fence(struct daemon *d);
+void daemon_net_unfence(struct daemon *d, const struct storage *s);
 
 /* Holds the watchdog's petting while a re-arm hung (the core decides). */
 void daemon_watchdog_update(struct daemon *d);

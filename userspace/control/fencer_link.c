@@ -58,6 +58,9 @@ static int cfg_fill(struct daemon *d, const struct storage *s,
 	if (s->dev && devset_add_stack(&cfg->devs, s->dev, "/sys"))
 		pr_warn("%s: more than %d devices stacked on it; victims on the rest are not found",
 			s->p.uuid, DEVSET_MAX);
+	/* rbd: its victims' sockets are cut off as they are killed. */
+	if (s->p.type == STORAGE_RBD)
+		cfg->net = daemon_net_fence(d);
 	cfg->seq_floor = s->next_seq;
 	cfg->t_ok_ns = s->t_ok_ns;
 	if (tracker_slot(&d->tracker, s, &cfg->slot, &cfg->ages) >= 0)
@@ -234,8 +237,10 @@ void fencer_on_report(struct msg *m, void *ctx)
 		 */
 		if (f->snap.state == HB_FENCED)
 			tracker_fence(&d->tracker, f->s);
-		else if (r->event && !strcmp(r->event, "STORAGE_UNFENCED"))
+		else if (r->event && !strcmp(r->event, "STORAGE_UNFENCED")) {
 			tracker_unfence(&d->tracker, f->s);
+			daemon_net_unfence(d, f->s);
+		}
 	}
 	/* An event of a storage torn down since is still an event. */
 	if (r->event)

@@ -87,8 +87,21 @@ static int signals_open(struct daemon *d, const sigset_t *mask)
  */
 static void harden(void)
 {
-	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+	/*
+	 * Everything mapped now (the program, its libraries, the heap) is
+	 * made resident and locked. What is mapped later is locked as it is
+	 * touched (MCL_ONFAULT), not whole: librados starts a dozen threads
+	 * per Ceph connection with 8 MiB stacks each, of which a few pages
+	 * are ever used, and locking them whole would cost ~100 MiB per rbd
+	 * storage. Pages once used stay resident all the same.
+	 */
+	if (mlockall(MCL_CURRENT | MCL_FUTURE)) {
 		pr_warn("mlockall: %s; memory pressure may delay a fence (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)",
+			strerror(errno));
+		return;
+	}
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		pr_warn("mlockall(MCL_ONFAULT): %s; new mappings (thread stacks) are locked whole",
 			strerror(errno));
 }
 

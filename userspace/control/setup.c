@@ -161,6 +161,7 @@ static void untrack(struct daemon *d, struct storage *s)
 
 void storage_disarm(struct daemon *d, struct storage *s)
 {
+	daemon_net_unfence(d, s);
 	untrack(d, s);
 	storage_remove(&d->storages, s);
 	storage_free(s);

@@ -8,12 +8,23 @@
 #include "fencer.h"
 #include "json_put.h"
 #include "lag.h"
+#include "netfence.h"
 #include "timeline.h"
 
-/* What the kernel saw of the storage: its BPF slot (tracker.h). */
+/*
+ * What the kernel saw of the storage: its BPF slot (tracker.h); for an
+ * rbd storage, what the network fence refused its victims' sockets.
+ */
 static json_t *io_json(struct daemon *d, const struct storage *s)
 {
-	return tracker_json(&d->tracker, s);
+	if (s->p.type != STORAGE_RBD)
+		return tracker_json(&d->tracker, s);
+	if (!d->net)
+		return json_pack("{s:n}", "net_fence");
+	return json_pack("{s:{s:I,s:I}}", "net_fence", "packets_dropped",
+			 (json_int_t)netfence_dropped(d->net, s->idx),
+			 "connects_refused",
+			 (json_int_t)netfence_refused(d->net, s->idx));
 }
 
 /* Every figure of the contract, from timeline.h, as peers compute it. */

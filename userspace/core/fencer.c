@@ -47,6 +47,7 @@
 #include "fencer_core.h"
 #include "fencer_msg.h"
 #include "log.h"
+#include "netfence.h"
 #include "rados_link.h"
 #include "record.h"
 #include "timed_op.h"
@@ -721,6 +722,8 @@ struct scan_job {
 	/* rbd: the victims are the qemus with a disk in this pool */
 	char pool[RADOS_NAME_MAX + 1];
 	char ns[RADOS_NAME_MAX + 1];
+	const struct netfence *net; /* rbd: where victims are marked */
+	uint32_t idx;
 	char *patterns[STORAGE_VICTIMS_MAX];
 	unsigned int npatterns;
 	pid_t self;
@@ -794,6 +797,19 @@ static void scan_found(struct victim *v, void *arg)
 	struct msg_victim *mv = calloc(1, sizeof(*mv));
 	int err = 0;
 
+	/*
+	 * rbd: the victim's sockets go quiet first, in the kernel, so that
+	 * what it queued for the cluster never leaves, even once it is dead
+	 * (an orphaned socket still sends its queue). Only BPF map updates:
+	 * never a file, never /proc.
+	 */
+	if (j->kill && j->net) {
+		int ret = netfence_mark(j->net, v->pid, j->idx);
+
+		if (ret && ret != -ENOEXEC)
+			pr_warn("victim %d: network fence: %s; killed all the same",
+				(int)v->pid, strerror(-ret));
+	}
 	if (j->kill)
 		err = victim_kill(v);
 	if (!mv) {
@@ -884,6 +900,8 @@ static struct scan_job *scan_job_new(struct fencer *f)
 	j->gen = f->gen;
 	j->devs = f->cfg.devs;
 	j->self = getpid();
+	j->net = f->cfg.net;
+	j->idx = f->idx;
 	if (params(f)->type == STORAGE_RBD) {
 		snprintf(j->pool, sizeof(j->pool), "%s", params(f)->pool);
 		snprintf(j->ns, sizeof(j->ns), "%s",

@@ -22,6 +22,8 @@
 #include <linux/types.h>
 
 #include "chan.h"
+
+struct netfence;
 #include "iofence.h"
 #include "storage.h"
 #include "victims.h"
@@ -44,6 +46,8 @@ struct fencer_cfg {
 	struct rados_link *rados;
 	char rados_oid[STORAGE_RBD_OBJECT_MAX];
 	char rados_addrs[256];
+	/* rbd: the network fence its victims are marked in; NULL: none */
+	const struct netfence *net;
 	uint32_t size;
 	uint64_t offset;
 	bool direct;

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "rados_link.h"
+#include "record.h"
 #include "thread.h"
 
 struct rados_link {
@@ -138,49 +139,6 @@ static int connect_cluster(struct rados_link *l, const char **step)
 	return 0;
 }
 
-/*
- * What a peer blocklists to cut this host off: the IP its clients come
- * from, every client of it (port and nonce 0), not this connection alone,
- * since the host's VMs have connections of their own. "127.0.0.2:0/123"
- * and "v2:127.0.0.2:0/123" give "127.0.0.2:0/0".
- */
-static void host_addrs(const char *client, char *out, size_t len)
-{
-	char list[RADOS_ADDRS_MAX], *save = NULL, *tok;
-	size_t n = 0;
-
-	out[0] = '\0';
-	/* One address, or an address vector "[v2:A,v1:B]". */
-	snprintf(list, sizeof(list), "%s", client);
-	tok = list;
-	if (!strncmp(tok, "[v", 2) || !strncmp(tok, "[any:", 5)) {
-		tok++;
-		tok[strcspn(tok, "]")] = '\0';
-	}
-	for (tok = strtok_r(tok, ", ", &save); tok;
-	     tok = strtok_r(NULL, ", ", &save)) {
-		char *slash, *colon;
-
-		if (!strncmp(tok, "v1:", 3) || !strncmp(tok, "v2:", 3))
-			tok += 3;
-		else if (!strncmp(tok, "any:", 4))
-			tok += 4;
-		/* HOST:PORT/NONCE, HOST an IPv4 address or "[IPv6]" */
-		slash = strchr(tok, '/');
-		if (slash)
-			*slash = '\0';
-		colon = strrchr(tok, ':');
-		if (!colon || colon == tok)
-			continue;
-		*colon = '\0';
-		if (strstr(out, tok))
-			continue; /* v1 and v2 of one IP: once */
-		if (n + strlen(tok) + 6 < len)
-			n += snprintf(out + n, len - n, "%s%s:0/0",
-				      n ? " " : "", tok);
-	}
-}
-
 static int ensure_connected(struct rados_link *l, const char **step)
 {
 	char *addrs = NULL;
@@ -195,7 +153,7 @@ static int ensure_connected(struct rados_link *l, const char **step)
 		return ret;
 	}
 	if (!rados_getaddrs(l->cluster, &addrs) && addrs)
-		host_addrs(addrs, l->addrs, sizeof(l->addrs));
+		record_addrs_of_client(addrs, l->addrs, sizeof(l->addrs));
 	free(addrs);
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -406,4 +407,60 @@ int record_addrs_decode(const void *buf, size_t len, char *out, size_t size)
 	memcpy(out, p + ADDRS_OFF_TEXT, n);
 	out[n] = '\0';
 	return 0;
+}
+
+/*
+ * What a peer blocklists to cut this host off: the IP its clients come
+ * from, every client of it (port and nonce 0), not this connection alone,
+ * since the host's VMs have connections of their own. "127.0.0.2:0/123"
+ * and "v2:127.0.0.2:0/123" give "127.0.0.2:0/0".
+ */
+/* @word is one of the ' '-separated words of @list. */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (!p[n] || p[n] == ' '))
+			return true;
+	return false;
+}
+
+void record_addrs_of_client(const char *client, char *out, size_t len)
+{
+	char one[RECORD_ADDRS_TEXT_MAX + 8];
+	char list[RECORD_ADDRS_TEXT_MAX + 1], *save = NULL, *tok;
+	size_t n = 0;
+
+	out[0] = '\0';
+	/* One address, or an address vector "[v2:A,v1:B]". */
+	snprintf(list, sizeof(list), "%s", client);
+	tok = list;
+	if (!strncmp(tok, "[v", 2) || !strncmp(tok, "[any:", 5)) {
+		tok++;
+		tok[strcspn(tok, "]")] = '\0';
+	}
+	for (tok = strtok_r(tok, ", ", &save); tok;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		char *slash, *colon;
+
+		if (!strncmp(tok, "v1:", 3) || !strncmp(tok, "v2:", 3))
+			tok += 3;
+		else if (!strncmp(tok, "any:", 4))
+			tok += 4;
+		/* HOST:PORT/NONCE, HOST an IPv4 address or "[IPv6]" */
+		slash = strchr(tok, '/');
+		if (slash)
+			*slash = '\0';
+		colon = strrchr(tok, ':');
+		if (!colon || colon == tok)
+			continue;
+		*colon = '\0';
+		snprintf(one, sizeof(one), "%s:0/0", tok);
+		if (has_word(out, one))
+			continue; /* v1 and v2 of one IP: once */
+		if (n + strlen(one) + 1 < len)
+			n += snprintf(out + n, len - n, "%s%s", n ? " " : "",
+				      one);
+	}
 }

@@ -122,6 +122,13 @@ int record_decode(const void *buf, size_t len, struct record *r);
  * -EPROTONOSUPPORT (a newer version).
  */
 int record_addrs_encode(const char *addrs, void *buf);
+/*
+ * The addresses a client's (rados_getaddrs(): "127.0.0.2:0/3141",
+ * "[v2:127.0.0.2:0/3141,v1:...]", "[::1]:0/3141") come to, as a peer
+ * blocklists them: each IP once, "IP:0/0" (every client from it, the
+ * host's VMs included). Into @out of @len bytes, ' '-separated.
+ */
+void record_addrs_of_client(const char *client, char *out, size_t len);
 int record_addrs_decode(const void *buf, size_t len, char *out, size_t size);
 
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (any case) <-> 16 bytes. */

@@ -31,9 +31,11 @@ struct type_name {
 
 /*
  * File storages heartbeat into a file under their mount path; block
- * storages into a slot of a region of the shared device. The names are
- * those of the management nodes (CloudStack's pool types among them),
- * matched without regard to case.
+ * storages into a slot of a region of the shared device; rbd storages
+ * into an object of their Ceph pool (CloudStack's RBD pools: VMs reach
+ * them through librbd; an image mapped with krbd is a "block" storage).
+ * The names are those of the management nodes (CloudStack's pool types
+ * among them), matched without regard to case.
  */
 static const struct type_name type_names[] = {
 	{ "file", "file" },
@@ -47,14 +49,15 @@ static const struct type_name type_names[] = {
 	{ "iscsi", "block" },
 	{ "fc", "block" },
 	{ "clvm", "block" },
-	{ "rbd", "block" },
+	{ "rbd", "rbd" },
+	{ "ceph", "rbd" },
 	{},
 };
 
-#define TYPE_RULE                                                         \
-	"file, nfs, NetworkFilesystem, SharedMountPoint, Filesystem, "    \
-	"Gluster (a file system) or block, lun, iscsi, fc, CLVM, RBD (a " \
-	"shared block device)"
+#define TYPE_RULE                                                      \
+	"file, nfs, NetworkFilesystem, SharedMountPoint, Filesystem, " \
+	"Gluster (a file system), block, lun, iscsi, fc, CLVM (a "     \
+	"shared block device) or RBD, ceph (a Ceph pool)"
 
 enum field_kind {
 	F_STRING,
@@ -65,6 +68,7 @@ enum field_kind {
 	F_COUNT,
 	F_STRATEGY,
 	F_LIST,
+	F_NAME, /* rbd: a pool, namespace or client name; the daemon checks */
 };
 
 /* An item's field, and the protocol's name of the storage key it sets. */
@@ -74,6 +78,7 @@ struct field {
 	enum field_kind kind;
 	uint64_t min, max; /* F_DURATION in ms, F_COUNT */
 	bool block_only;
+	bool rbd_only;
 };
 
 #define FIELD(n, k, kd, ...)                                 \
@@ -106,6 +111,11 @@ static const struct field fields[] = {
 	      .max = INT64_MAX, .block_only = true),
 	FIELD("slot", "slot", F_COUNT, .min = 0, .max = BLOCK_SLOT_MAX,
 	      .block_only = true),
+	FIELD("pool", "pool", F_NAME, .rbd_only = true),
+	FIELD("namespace", "namespace", F_NAME, .rbd_only = true),
+	FIELD("ceph_conf", "ceph_conf", F_PATH, .rbd_only = true),
+	FIELD("client", "client", F_NAME, .rbd_only = true),
+	FIELD("keyring", "keyring", F_PATH, .rbd_only = true),
 	{ .name = NULL },
 };
 
@@ -218,6 +228,11 @@ static int field_parse(const struct field *f, json_t *v, json_t *st,
 	size_t i;
 
 	switch (f->kind) {
+	case F_NAME:
+		if (!s || !*s)
+			return item_fail(e, f->name, "must be a non-empty string");
+		out = json_string(s);
+		break;
 	case F_STRING:
 		if (!s || !uuid_valid(s))
 			return item_fail(
@@ -342,9 +357,9 @@ static int timeline_check(json_t *st, struct item_err *e)
 static json_t *item_parse(json_t *item, struct item_err *e)
 {
 	json_t *st, *v;
-	const char *name, *target = NULL;
+	const char *name, *target = NULL, *pool_from = NULL;
 	const struct field *f;
-	bool block;
+	bool block, rbd;
 
 	if (!json_is_object(item)) {
 		item_fail(e, NULL, "must be an object");
@@ -363,6 +378,9 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 		item_fail(e, NULL, "out of memory");
 		return NULL;
 	}
+	rbd = json_is_string(json_object_get(item, "type")) &&
+	      type_of(str_of(item, "type")) &&
+	      !strcmp(type_of(str_of(item, "type")), "rbd");
 	json_object_foreach(item, name, v) {
 		f = field_find(name);
 		if (!f) {
@@ -371,7 +389,23 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 				  "unknown field (see iofencectl(8), CONNECT)");
 			goto fail;
 		}
-		if (f->kind == F_PATH && !strcmp(f->key, "target")) {
+		if (rbd && f->kind == F_PATH && !strcmp(f->key, "target")) {
+			/* CloudStack's RBD pool: its path is the pool's name. */
+			f = field_find("pool");
+			if (pool_from) {
+				item_fail(e, name, "given with %s: both name the pool",
+					  pool_from);
+				goto fail;
+			}
+			pool_from = name;
+		} else if (rbd && !strcmp(f->key, "pool")) {
+			if (pool_from) {
+				item_fail(e, name, "given with %s: both name the pool",
+					  pool_from);
+				goto fail;
+			}
+			pool_from = name;
+		} else if (f->kind == F_PATH && !strcmp(f->key, "target")) {
 			if (target) {
 				item_fail(
 					e, name,
@@ -388,7 +422,12 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 		item_fail(e, "type", "missing: %s", TYPE_RULE);
 		goto fail;
 	}
-	if (!target) {
+	if (rbd && !pool_from) {
+		item_fail(e, "pool",
+			  "missing: an rbd storage names its Ceph pool (pool, or path)");
+		goto fail;
+	}
+	if (!target && !rbd) {
 		item_fail(
 			e, "path",
 			"missing: the mount path of a file system, or the shared block device (path, mount_path or target)");
@@ -397,11 +436,16 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 	if (timeline_check(st, e))
 		goto fail;
 	block = !strcmp(str_of(st, "type"), "block");
-	for (f = fields; f->name; f++)
+	for (f = fields; f->name; f++) {
 		if (f->block_only && !block && json_object_get(item, f->name)) {
 			item_fail(e, f->name, "only for block storages");
 			goto fail;
 		}
+		if (f->rbd_only && !rbd && json_object_get(item, f->name)) {
+			item_fail(e, f->name, "only for rbd storages");
+			goto fail;
+		}
+	}
 	return st;
 fail:
 	json_decref(st);

@@ -58,6 +58,17 @@ static void print_kernel_fence(json_t *k)
 /* What the BPF tracker saw on the storage's device, or why nothing. */
 static void print_io(json_t *io)
 {
+	json_t *net = json_object_get(io, "net_fence");
+
+	if (json_is_object(io) && json_object_get(io, "net_fence")) {
+		if (!json_is_object(net))
+			printf("Ceph (no network fence for its victims)\n");
+		else
+			printf("Ceph; network fence: %lld packets dropped, %lld connects refused\n",
+			       (long long)int_of(net, "packets_dropped"),
+			       (long long)int_of(net, "connects_refused"));
+		return;
+	}
 	if (!json_is_object(io)) {
 		printf("no block device (no I/O evidence)\n");
 		return;
