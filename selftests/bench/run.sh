@@ -7,7 +7,13 @@
 # a SOAK_SECONDS soak under load; HANGS=5 SOAK_SECONDS=20 is a quick run),
 # then the fencing core's lag and a healthy storage's heartbeats under
 # stressors, and query-status throughput (isolation_bench.sh), then what
-# the BPF tracker costs fio on a loop device (bpf_bench.sh).
+# the BPF tracker costs fio on a loop device (bpf_bench.sh), then rbd
+# storages on a Ceph test cluster of its own (rbd_bench.sh: setup, the
+# heartbeat's latency, the fence delay with the OSD stopped, fence-peer
+# to the dead host's refusal; ROUNDS=3 HANGS=3 ROUNDS_PEER=2
+# HB_SECONDS=15 is a quick run; ROUNDS and HANGS are shared with the
+# benches above), skipped when the Ceph packages are not
+# installed.
 # Numbers are printed, never judged: timing goals live here, not in the
 # tests. Only wrong fencing (a missed or a false fence) fails the fence
 # bench, or a bench that cannot run.
@@ -50,5 +56,11 @@ OUT=$OUT selftests/bench/isolation_bench.sh || st=$?
 echo
 st=0
 OUT=$OUT selftests/bench/bpf_bench.sh || st=$?
+[ "$rc" -ne 0 ] || rc=$st
+# rbd storages: ROUNDS setups, HB_SECONDS of heartbeats, HANGS hangs of
+# the OSD, ROUNDS_PEER fence-peers.
+echo
+st=0
+OUT=$OUT selftests/bench/rbd_bench.sh || st=$?
 [ "$rc" -ne 0 ] || rc=$st
 exit "$rc"
