@@ -90,6 +90,17 @@ bad "missing uuid of the second item" "storages[1] uuid" "[$LIST_TM1, {\"type\":
 bad "uuid not a name" "storages[0] uuid" "[{\"uuid\": \".x\", \"type\": \"nfs\", $P}]"
 bad "unknown type" "storages[0] (x1) type ceph-fs" "[{\"uuid\": \"x1\", \"type\": \"ceph-fs\", $P}]"
 bad "missing type" "storages[0] (x1) type missing" "[{\"uuid\": \"x1\", $P}]"
+bad "rbd without its pool" "storages[0] (x1) pool missing" "[{\"uuid\": \"x1\", \"type\": \"RBD\"}]"
+bad "rbd pool given twice" "storages[0] (x1) pool path" "[{\"uuid\": \"x1\", \"type\": \"ceph\", \"path\": \"vms\", \"pool\": \"vms\"}]"
+bad "pool on a file storage" "storages[0] (x1) pool rbd" "[{\"uuid\": \"x1\", \"type\": \"nfs\", $P, \"pool\": \"vms\"}]"
+# CloudStack's RBD pool (its path is the pool's name) is an rbd storage:
+# sent as one, refused by the daemon as a cluster it cannot reach.
+before=$(armed_state)
+out=$(hook --reconnect $H <<<"[{\"uuid\": \"c1\", \"type\": \"RBD\", \"path\": \"vms\", \"ceph_conf\": \"$T/none/ceph.conf\", $NOBODY}]" 2>&1)
+rc=$?
+check "1: type RBD with path vms is an rbd storage of pool vms (exit $rc: ${out//$'\n'/ })" \
+	[ $rc -eq 1 ] && grep -q 'connect to the cluster of rbd:vms' <<<"$out"
+check "1: ... and nothing changed" [ "$before" = "$(armed_state)" ]
 bad "missing path" "storages[0] (x1) path missing" "[{\"uuid\": \"x1\", \"type\": \"file\"}]"
 bad "relative path" "storages[0] (x1) path absolute" "[{\"uuid\": \"x1\", \"type\": \"file\", \"path\": \"mnt/x\"}]"
 bad "path given twice" "storages[0] (x1) target path" "[{\"uuid\": \"x1\", \"type\": \"file\", $P, \"target\": \"/x\"}]"
