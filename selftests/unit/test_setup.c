@@ -1222,8 +1222,8 @@ Test(rbd_params, each_key_has_its_rule)
 			cr_expect_str_eq(refused(r), cases[i].desc, "%s",
 					 cases[i].storage);
 		else
-			cr_expect(strstr(refused(r), "ceph_conf") != NULL,
-				  "%s", reply_desc(r));
+			cr_expect(strstr(refused(r), "ceph_conf") != NULL, "%s",
+				  reply_desc(r));
 		json_decref(r);
 	}
 	s = status(fd);

@@ -303,12 +303,13 @@ static void on_rados(struct msg *m, void *ctx)
 
 	if (res < 0 && r->step) {
 		if (res == -ENOENT && !strcmp(r->step, "pool"))
-			snprintf(a->why, sizeof(a->why), "the cluster has no pool %s",
-				 a->s->p.pool);
+			snprintf(a->why, sizeof(a->why),
+				 "the cluster has no pool %s", a->s->p.pool);
 		else
 			snprintf(a->why, sizeof(a->why), "%s: %s", r->step,
-				 res == -ETIMEDOUT ? "librados' deadline passed" :
-						     strerror(-res));
+				 res == -ETIMEDOUT ?
+					 "librados' deadline passed" :
+					 strerror(-res));
 	}
 	if (!res && r->op == RADOS_OPEN)
 		snprintf(a->s->rados_addrs, sizeof(a->s->rados_addrs), "%s",

@@ -237,9 +237,9 @@ static void reply(struct peer_query *q)
 	if (q->purpose == PEER_FENCE)
 		json_object_set_new(r, "forced", json_boolean(q->force));
 	if (q->purpose != PEER_QUERY)
-		json_object_set_new(r, q->purpose == PEER_FENCE ?
-					       "blocklisted" :
-					       "unblocklisted",
+		json_object_set_new(r,
+				    q->purpose == PEER_FENCE ? "blocklisted" :
+							       "unblocklisted",
 				    addrs_json(q->addrs));
 	q->replied = true;
 	cmd_reply_later(q->d, q->conn_id, proto_return(r, q->id));
@@ -335,8 +335,7 @@ static void conclude(struct peer_query *q)
 	}
 	if (!may_blocklist(q))
 		return;
-	if (q->purpose == PEER_FENCE && q->force &&
-	    strcmp(q->liveness, "dead"))
+	if (q->purpose == PEER_FENCE && q->force && strcmp(q->liveness, "dead"))
 		pr_warn("fence-peer FORCED by uid %d: host %s is %s on storage %s, blocklisting %s anyway",
 			(int)q->uid, q->host, q->liveness, q->storage,
 			q->addrs);
@@ -366,8 +365,7 @@ static void blocklisted(struct peer_query *q, int err)
 						 q->cmd_status));
 	json_object_set_new(data, "done", json_integer(q->done_addrs));
 	daemon_event(q->d,
-		     q->purpose == PEER_FENCE ? "PEER_FENCED" :
-						"PEER_UNFENCED",
+		     q->purpose == PEER_FENCE ? "PEER_FENCED" : "PEER_UNFENCED",
 		     data);
 	q->step = PEER_DONE;
 	if (!err) {
@@ -379,8 +377,8 @@ static void blocklisted(struct peer_query *q, int err)
 	       q->cmd_status);
 	fail(q, err == -ETIMEDOUT ? PROTO_TIMEOUT : PROTO_GENERIC_ERROR,
 	     "%s of host %s: %u of its addresses (%s) done, then the monitors said: %s (%s)",
-	     purpose_name(q), q->host, q->done_addrs, q->addrs,
-	     strerror(-err), q->cmd_status[0] ? q->cmd_status : "nothing");
+	     purpose_name(q), q->host, q->done_addrs, q->addrs, strerror(-err),
+	     q->cmd_status[0] ? q->cmd_status : "nothing");
 }
 
 /* The next address's command, into @buf; false when none is left. */
@@ -396,13 +394,15 @@ static bool blocklist_cmd(struct peer_query *q, char *buf, size_t len)
 	memcpy(addr, q->next_addr, n);
 	addr[n] = '\0';
 	if (q->purpose == PEER_FENCE)
-		snprintf(buf, len,
-			 "{\"prefix\":\"osd blocklist\",\"blocklistop\":\"add\",\"addr\":\"%s\",\"expire\":%d.0}",
-			 addr, PEER_BLOCKLIST_EXPIRE_S);
+		snprintf(
+			buf, len,
+			"{\"prefix\":\"osd blocklist\",\"blocklistop\":\"add\",\"addr\":\"%s\",\"expire\":%d.0}",
+			addr, PEER_BLOCKLIST_EXPIRE_S);
 	else
-		snprintf(buf, len,
-			 "{\"prefix\":\"osd blocklist\",\"blocklistop\":\"rm\",\"addr\":\"%s\"}",
-			 addr);
+		snprintf(
+			buf, len,
+			"{\"prefix\":\"osd blocklist\",\"blocklistop\":\"rm\",\"addr\":\"%s\"}",
+			addr);
 	return true;
 }
 
@@ -524,8 +524,7 @@ static void on_rados(struct msg *m, void *ctx)
 		memcpy(q->buf, r->data, res);
 	}
 	if (r->op == RADOS_COMMAND)
-		snprintf(q->cmd_status, sizeof(q->cmd_status), "%s",
-			 r->status);
+		snprintf(q->cmd_status, sizeof(q->cmd_status), "%s", r->status);
 	rados_reply_free(r);
 	timed_op_complete(&q->op, res);
 }
@@ -542,13 +541,13 @@ static void rbd_next(struct peer_query *q)
 	switch (q->step) {
 	case PEER_CONNECT:
 		q->rados = rados_link_open(&q->rados_cfg, &q->d->in, on_rados,
-					  tag);
+					   tag);
 		ret = q->rados ? 0 : -ENOMEM;
 		break;
 	case PEER_READ:
 		storage_rbd_object(q->host, oid, sizeof(oid));
-		ret = rados_link_read(q->rados, oid, RECORD_BUF_SIZE,
-				      &q->d->in, on_rados, tag);
+		ret = rados_link_read(q->rados, oid, RECORD_BUF_SIZE, &q->d->in,
+				      on_rados, tag);
 		break;
 	default: /* PEER_BLOCKLIST */
 		timeout = PEER_BLOCKLIST_DEADLINE_MS;

@@ -102,7 +102,7 @@ static bool rbd_name_valid(const char *s, size_t max)
 			 "0123456789._+-") == n;
 }
 
-#define RBD_NAME_RULE                                                         \
+#define RBD_NAME_RULE \
 	"must be 1 to %d of A-Z a-z 0-9 . _ + - and not start with '.'"
 
 static int parse_rbd(json_t *obj, const char *path, struct storage_params *p,
@@ -324,10 +324,10 @@ json_t *storage_params_json(const struct storage_params *p)
 	for (unsigned int i = 0; i < p->nvictims; i++)
 		json_array_append_new(victims, json_string(p->victims[i]));
 	o = json_pack("{s:s,s:s,s:b,s:i,s:i,s:i,s:i,s:s,s:i,s:o}", "uuid",
-		      p->uuid, "type", storage_type_name(p->type), "connected", p->connected, "interval_ms",
-		      p->interval_ms, "io_timeout_ms", p->io_timeout_ms,
-		      "max_attempts", p->max_attempts, "timeout_ms",
-		      p->timeout_ms, "strategy",
+		      p->uuid, "type", storage_type_name(p->type), "connected",
+		      p->connected, "interval_ms", p->interval_ms,
+		      "io_timeout_ms", p->io_timeout_ms, "max_attempts",
+		      p->max_attempts, "timeout_ms", p->timeout_ms, "strategy",
 		      fence_strategy_name(p->strategy), "kill_grace_ms",
 		      p->kill_grace_ms, "victims", victims);
 	if (o)
@@ -400,7 +400,8 @@ int storage_params_copy(struct storage_params *dst,
 	dst->keyring = dup_or_null(src->keyring);
 	for (unsigned int i = 0; i < src->nvictims; i++)
 		dst->victims[i] = strdup(src->victims[i]);
-	if (!dst->uuid || !dst->target || (src->fence_hook && !dst->fence_hook) ||
+	if (!dst->uuid || !dst->target ||
+	    (src->fence_hook && !dst->fence_hook) ||
 	    (src->pool && !dst->pool) || (src->ns && !dst->ns) ||
 	    (src->ceph_conf && !dst->ceph_conf) ||
 	    (src->ceph_client && !dst->ceph_client) ||

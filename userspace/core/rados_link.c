@@ -114,8 +114,8 @@ static int connect_cluster(struct rados_link *l, const char **step)
 	if (ret)
 		return ret;
 	*step = "configure";
-	if ((l->keyring && (ret = rados_conf_set(l->cluster, "keyring",
-						 l->keyring))) ||
+	if ((l->keyring &&
+	     (ret = rados_conf_set(l->cluster, "keyring", l->keyring))) ||
 	    (ret = conf_seconds(l->cluster, "client_mount_timeout",
 				l->connect_timeout_s)) ||
 	    (ret = conf_seconds(l->cluster, "rados_osd_op_timeout",
@@ -354,8 +354,11 @@ static int send_req(struct rados_link *l, enum rados_op op, const char *oid,
 	bool fail = !q;
 
 	if (q) {
-		*q = (struct link_req){ .op = op, .reply = reply, .fn = fn,
-					.tag = tag, .len = len };
+		*q = (struct link_req){ .op = op,
+					.reply = reply,
+					.fn = fn,
+					.tag = tag,
+					.len = len };
 		q->oid = dup_or_null(oid, &fail);
 		if (buf && !(q->buf = malloc(len)))
 			fail = true;
@@ -383,11 +386,10 @@ struct rados_link *rados_link_open(const struct rados_link_cfg *cfg,
 	if (!l)
 		goto err;
 	atomic_init(&l->refs, 1);
-	l->conf = dup_or_null(cfg->conf ? cfg->conf : RADOS_CONF_DEFAULT,
-			      &fail);
-	l->client = dup_or_null(cfg->client ? cfg->client :
-					      RADOS_CLIENT_DEFAULT,
-				&fail);
+	l->conf =
+		dup_or_null(cfg->conf ? cfg->conf : RADOS_CONF_DEFAULT, &fail);
+	l->client = dup_or_null(
+		cfg->client ? cfg->client : RADOS_CLIENT_DEFAULT, &fail);
 	l->keyring = dup_or_null(cfg->keyring, &fail);
 	l->pool = dup_or_null(cfg->pool, &fail);
 	l->ns = dup_or_null(cfg->ns, &fail);

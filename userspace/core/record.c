@@ -377,7 +377,8 @@ int record_addrs_encode(const char *addrs, void *buf)
 	put_le16(p + ADDRS_OFF_VERSION, ADDRS_VERSION);
 	put_le16(p + ADDRS_OFF_LEN, (uint16_t)n);
 	memcpy(p + ADDRS_OFF_TEXT, addrs, n);
-	put_le32(p + ADDRS_OFF_CRC, crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC));
+	put_le32(p + ADDRS_OFF_CRC,
+		 crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC));
 	return 0;
 }
 
@@ -395,7 +396,8 @@ int record_addrs_decode(const void *buf, size_t len, char *out, size_t size)
 	n = get_le16(p + ADDRS_OFF_LEN);
 	if (get_le16(p + ADDRS_OFF_VERSION) != ADDRS_VERSION ||
 	    n > RECORD_ADDRS_TEXT_MAX ||
-	    get_le32(p + ADDRS_OFF_CRC) != crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC) ||
+	    get_le32(p + ADDRS_OFF_CRC) !=
+		    crc_of(p, RECORD_ADDRS_SIZE, ADDRS_OFF_CRC) ||
 	    !all_zero(p + ADDRS_OFF_TEXT + n,
 		      RECORD_ADDRS_SIZE - ADDRS_OFF_TEXT - n))
 		return -EBADMSG;

@@ -230,7 +230,8 @@ static int field_parse(const struct field *f, json_t *v, json_t *st,
 	switch (f->kind) {
 	case F_NAME:
 		if (!s || !*s)
-			return item_fail(e, f->name, "must be a non-empty string");
+			return item_fail(e, f->name,
+					 "must be a non-empty string");
 		out = json_string(s);
 		break;
 	case F_STRING:
@@ -393,14 +394,16 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 			/* CloudStack's RBD pool: its path is the pool's name. */
 			f = field_find("pool");
 			if (pool_from) {
-				item_fail(e, name, "given with %s: both name the pool",
+				item_fail(e, name,
+					  "given with %s: both name the pool",
 					  pool_from);
 				goto fail;
 			}
 			pool_from = name;
 		} else if (rbd && !strcmp(f->key, "pool")) {
 			if (pool_from) {
-				item_fail(e, name, "given with %s: both name the pool",
+				item_fail(e, name,
+					  "given with %s: both name the pool",
 					  pool_from);
 				goto fail;
 			}
@@ -423,8 +426,9 @@ static json_t *item_parse(json_t *item, struct item_err *e)
 		goto fail;
 	}
 	if (rbd && !pool_from) {
-		item_fail(e, "pool",
-			  "missing: an rbd storage names its Ceph pool (pool, or path)");
+		item_fail(
+			e, "pool",
+			"missing: an rbd storage names its Ceph pool (pool, or path)");
 		goto fail;
 	}
 	if (!target && !rbd) {

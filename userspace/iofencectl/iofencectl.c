@@ -450,9 +450,8 @@ static int run_simple(struct client *cl, const struct subcommand *sc,
 		      struct invocation *inv)
 {
 	json_t *reply, *ret;
-	int status =
-		call(cl, inv->execute ? inv->execute : sc->execute, inv->args,
-		     reply_wait(cl, inv), &reply);
+	int status = call(cl, inv->execute ? inv->execute : sc->execute,
+			  inv->args, reply_wait(cl, inv), &reply);
 
 	if (status)
 		return status;
@@ -627,9 +626,8 @@ static int run_teardown(struct client *cl, const struct subcommand *sc,
 			struct invocation *inv)
 {
 	json_t *reply, *ret, *list, *st;
-	int status =
-		call(cl, inv->execute ? inv->execute : sc->execute, inv->args,
-		     reply_wait(cl, inv), &reply);
+	int status = call(cl, inv->execute ? inv->execute : sc->execute,
+			  inv->args, reply_wait(cl, inv), &reply);
 	char absent[256] = "";
 	size_t i, n = 0;
 
