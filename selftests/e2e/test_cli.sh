@@ -60,7 +60,7 @@ for s in $subs; do
 done
 check "setup: its options" \
 	[ "$(sub_opts setup | tr '\n' ' ')" = "--help --host --no-status-check --reconnect --storage --timeout " ]
-check "peer: its options" [ "$(sub_opts peer | tr '\n' ' ')" = "--help --host --slot --storage --window " ]
+check "peer: its options" [ "$(sub_opts peer | tr '\n' ' ')" = "--blocklist --force --help --host --slot --storage --unblocklist --window " ]
 check "teardown: its options" [ "$(sub_opts teardown | tr '\n' ' ')" = "--help --host --storage " ]
 
 # setup's help names every storage key of the daemon, by its short name
