@@ -104,8 +104,7 @@ define prog_rule
 $(OUT)/$(1): $(addprefix $(OUT)/,$($(1)-y))
 	$$(call msg,LD,$$@)
 	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ \
-		$(if $($(1)-libs),$$(shell $$(PKG_CONFIG) --libs $($(1)-libs))) \
-		$($(1)-ldlibs)
+		$(if $($(1)-libs),$$(shell $$(PKG_CONFIG) --libs $($(1)-libs)))
 endef
 $(foreach p,$(progs),$(eval $(call prog_rule,$(p))))
 

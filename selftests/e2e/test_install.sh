@@ -300,8 +300,12 @@ has_libs() { # DEPENDS PACKAGE...
 		dep_names "$d" | grep -qx "$l" || return 1
 	done
 }
-check "Depends has the libraries the programs link (libbpf, liburing, jansson, inih, zlib, rados)" \
-	has_libs "$deps" libbpf1 liburing2 libjansson4 libinih1 zlib1g librados2
+check "Depends has the libraries the programs link (libbpf, liburing, jansson, inih, zlib)" \
+	has_libs "$deps" libbpf1 liburing2 libjansson4 libinih1 zlib1g
+# librados is loaded when the first rbd storage is armed, not linked.
+recs=$(dpkg-deb -f "$DEB" Recommends)
+check "Recommends librados2, which rbd storages load (${recs:-none})" has_libs "$recs" librados2
+check "and Depends does not need it (a host without Ceph)" eval '! dep_names "$deps" | grep -qx librados2' 
 
 # postinst_ok: it enables the socket and the daemon (which then starts at
 # boot, before libvirtd), and starts the daemon never (only try-restart,

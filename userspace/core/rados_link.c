@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <rados/librados.h>
 
 #include "log.h"
+#include "rados_lib.h"
 #include "rados_link.h"
 #include "record.h"
 #include "thread.h"
@@ -21,6 +21,7 @@ struct rados_link {
 	char *conf, *client, *keyring, *pool, *ns;
 	unsigned int connect_timeout_s, osd_op_timeout_s, mon_op_timeout_s;
 	int rt_priority;
+	const struct rados_lib *lib; /* loaded at the first connect */
 	rados_t cluster;
 	rados_ioctx_t io;
 	bool connected;
@@ -38,6 +39,14 @@ struct link_req {
 	void *buf;
 	size_t len; /* write: of buf; read: the most to read */
 };
+
+/*
+ * librados runs on a link thread, and its library's initialisers too (it
+ * is loaded there): Ceph's code expects a thread's usual 8 MiB (its
+ * options table alone overflows 256 KiB). Under mlockall(MCL_ONFAULT)
+ * only the pages it touches are resident.
+ */
+#define RADOS_LINK_STACK_SIZE (8 * 1024 * 1024)
 
 static atomic_uint alive;
 static atomic_uint pending; /* requests sent, their reply not yet sent */
@@ -77,20 +86,20 @@ void rados_reply_free(struct rados_reply *r)
 static void disconnect(struct rados_link *l)
 {
 	if (l->io)
-		rados_ioctx_destroy(l->io);
+		l->lib->ioctx_destroy(l->io);
 	if (l->cluster)
-		rados_shutdown(l->cluster);
+		l->lib->shutdown(l->cluster);
 	l->io = NULL;
 	l->cluster = NULL;
 	l->connected = false;
 }
 
-static int conf_seconds(rados_t c, const char *key, unsigned int s)
+static int conf_seconds(struct rados_link *l, const char *key, unsigned int s)
 {
 	char v[16];
 
 	snprintf(v, sizeof(v), "%u", s ? s : 1);
-	return rados_conf_set(c, key, v);
+	return l->lib->conf_set(l->cluster, key, v);
 }
 
 /*
@@ -101,43 +110,51 @@ static int conf_seconds(rados_t c, const char *key, unsigned int s)
  */
 static int connect_cluster(struct rados_link *l, const char **step)
 {
+	static atomic_bool said_no_lib;
+	const char *why;
 	int ret;
 
+	*step = "load librados";
+	if (!l->lib && !(l->lib = rados_lib(&why))) {
+		if (!atomic_exchange(&said_no_lib, true))
+			pr_err("rados: cannot load librados: %s", why);
+		return -ENOPKG;
+	}
 	*step = "create";
-	ret = rados_create2(&l->cluster, "ceph", l->client, 0);
+	ret = l->lib->create2(&l->cluster, "ceph", l->client, 0);
 	if (ret) {
 		l->cluster = NULL;
 		return ret;
 	}
 	*step = "read the conf";
-	ret = rados_conf_read_file(l->cluster, l->conf);
+	ret = l->lib->conf_read_file(l->cluster, l->conf);
 	if (ret)
 		return ret;
 	*step = "configure";
 	if ((l->keyring &&
-	     (ret = rados_conf_set(l->cluster, "keyring", l->keyring))) ||
-	    (ret = conf_seconds(l->cluster, "client_mount_timeout",
+	     (ret = l->lib->conf_set(l->cluster, "keyring", l->keyring))) ||
+	    (ret = conf_seconds(l, "client_mount_timeout",
 				l->connect_timeout_s)) ||
-	    (ret = conf_seconds(l->cluster, "rados_osd_op_timeout",
+	    (ret = conf_seconds(l, "rados_osd_op_timeout",
 				l->osd_op_timeout_s)) ||
-	    (ret = conf_seconds(l->cluster, "rados_mon_op_timeout",
+	    (ret = conf_seconds(l, "rados_mon_op_timeout",
 				l->mon_op_timeout_s)) ||
-	    (ret = rados_conf_set(l->cluster, "admin_socket", "")) ||
-	    (ret = rados_conf_set(l->cluster, "log_to_stderr", "false")) ||
-	    (ret = rados_conf_set(l->cluster, "err_to_stderr", "false")) ||
-	    (ret = rados_conf_set(l->cluster, "log_file", "")))
+	    (ret = l->lib->conf_set(l->cluster, "admin_socket", "")) ||
+	    (ret = l->lib->conf_set(l->cluster, "log_to_stderr", "false")) ||
+	    (ret = l->lib->conf_set(l->cluster, "err_to_stderr", "false")) ||
+	    (ret = l->lib->conf_set(l->cluster, "log_file", "")))
 		return ret;
 	*step = "connect";
-	ret = rados_connect(l->cluster);
+	ret = l->lib->connect(l->cluster);
 	if (ret)
 		return ret;
 	*step = "pool";
-	ret = rados_ioctx_create(l->cluster, l->pool, &l->io);
+	ret = l->lib->ioctx_create(l->cluster, l->pool, &l->io);
 	if (ret) {
 		l->io = NULL;
 		return ret;
 	}
-	rados_ioctx_set_namespace(l->io, l->ns && *l->ns ? l->ns : NULL);
+	l->lib->ioctx_set_namespace(l->io, l->ns && *l->ns ? l->ns : NULL);
 	l->connected = true;
 	return 0;
 }
@@ -155,7 +172,7 @@ static int ensure_connected(struct rados_link *l, const char **step)
 		disconnect(l);
 		return ret;
 	}
-	if (!rados_getaddrs(l->cluster, &addrs) && addrs)
+	if (!l->lib->getaddrs(l->cluster, &addrs) && addrs)
 		record_addrs_of_client(addrs, l->addrs, sizeof(l->addrs));
 	free(addrs);
 	return 0;
@@ -169,10 +186,10 @@ static int mon_ping(struct rados_link *l)
 	size_t outlen = 0, stlen = 0;
 	int ret;
 
-	ret = rados_mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
+	ret = l->lib->mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
 				&stlen);
-	rados_buffer_free(out);
-	rados_buffer_free(st);
+	l->lib->buffer_free(out);
+	l->lib->buffer_free(st);
 	return ret;
 }
 
@@ -183,21 +200,21 @@ static int do_write(struct rados_link *l, struct link_req *q,
 	int ret, mon;
 
 	r->step = "write";
-	ret = rados_aio_create_completion2(NULL, NULL, &c);
+	ret = l->lib->aio_create_completion2(NULL, NULL, &c);
 	if (ret)
 		return ret;
-	ret = rados_aio_write_full(l->io, q->oid, c, q->buf, q->len);
+	ret = l->lib->aio_write_full(l->io, q->oid, c, q->buf, q->len);
 	if (!ret) {
 		/* The monitors meanwhile: the write is on its way. */
 		mon = mon_ping(l);
-		rados_aio_wait_for_complete(c);
-		ret = rados_aio_get_return_value(c);
+		l->lib->aio_wait_for_complete(c);
+		ret = l->lib->aio_get_return_value(c);
 		if (!ret && mon) {
 			r->step = "ask the monitors";
 			ret = mon;
 		}
 	}
-	rados_aio_release(c);
+	l->lib->aio_release(c);
 	return ret;
 }
 
@@ -210,7 +227,7 @@ static int do_read(struct rados_link *l, struct link_req *q,
 	r->data = malloc(q->len ? q->len : 1);
 	if (!r->data)
 		return -ENOMEM;
-	ret = rados_read(l->io, q->oid, r->data, q->len, 0);
+	ret = l->lib->read(l->io, q->oid, r->data, q->len, 0);
 	if (ret < 0)
 		return ret;
 	r->len = ret;
@@ -226,7 +243,7 @@ static int do_command(struct rados_link *l, struct link_req *q,
 	int ret;
 
 	r->step = "monitor command";
-	ret = rados_mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
+	ret = l->lib->mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
 				&stlen);
 	if (st)
 		snprintf(r->status, sizeof(r->status), "%.*s", (int)stlen, st);
@@ -235,15 +252,15 @@ static int do_command(struct rados_link *l, struct link_req *q,
 		r->data[outlen] = '\0';
 		r->len = outlen;
 	}
-	rados_buffer_free(out);
-	rados_buffer_free(st);
+	l->lib->buffer_free(out);
+	l->lib->buffer_free(st);
 	/*
 	 * A blocklist entry holds once the OSDs have the map that carries
 	 * it: this client has it too before the answer goes, and every op it
 	 * sends from now on makes an OSD catch up first.
 	 */
 	if (!ret)
-		ret = rados_wait_for_latest_osdmap(l->cluster);
+		ret = l->lib->wait_for_latest_osdmap(l->cluster);
 	return ret;
 }
 
@@ -401,7 +418,7 @@ struct rados_link *rados_link_open(const struct rados_link_cfg *cfg,
 	    send_req(l, RADOS_OPEN, NULL, NULL, 0, reply, fn, tag))
 		goto err;
 	atomic_fetch_add(&alive, 1);
-	ret = thread_start(&t, link_main, l);
+	ret = thread_start_stack(&t, link_main, l, RADOS_LINK_STACK_SIZE);
 	if (ret) {
 		atomic_fetch_sub(&alive, 1);
 		pr_err("rados: cannot start a link thread: %s", strerror(-ret));

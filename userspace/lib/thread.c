@@ -3,7 +3,8 @@
 
 #include "thread.h"
 
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+int thread_start_stack(pthread_t *t, void *(*fn)(void *), void *arg,
+		       size_t stack_size)
 {
 	pthread_attr_t attr;
 	sigset_t all, old;
@@ -12,7 +13,7 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	ret = pthread_attr_init(&attr);
 	if (ret)
 		return -ret;
-	ret = pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
+	ret = pthread_attr_setstacksize(&attr, stack_size);
 	if (!ret) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -21,4 +22,9 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	}
 	pthread_attr_destroy(&attr);
 	return -ret;
+}
+
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	return thread_start_stack(t, fn, arg, THREAD_STACK_SIZE);
 }

@@ -16,5 +16,8 @@
 
 /* 0, or a negative errno. */
 int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* With a stack of its own size: code that is not ours runs on it. */
+int thread_start_stack(pthread_t *t, void *(*fn)(void *), void *arg,
+		       size_t stack_size);
 
 #endif
