@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "daemon.h"
 #include "fuzz.h"
@@ -97,7 +98,7 @@ static void storage_again(json_t *entry, size_t i)
 	storage_params_free(&q);
 }
 
-int fuzz_state(const uint8_t *data, size_t size)
+static void state_one(const uint8_t *data, size_t size)
 {
 	json_t *doc, *entry;
 	enum host_state hs;
@@ -108,7 +109,7 @@ int fuzz_state(const uint8_t *data, size_t size)
 	if (state_decode((const char *)data, size, &doc, err, sizeof(err))) {
 		FUZZ_CHECK(!doc);
 		FUZZ_CHECK(err[0]);
-		return 0;
+		return;
 	}
 	FUZZ_CHECK(json_is_object(doc));
 	frame_again(doc);
@@ -120,6 +121,32 @@ int fuzz_state(const uint8_t *data, size_t size)
 	json_array_foreach(json_object_get(doc, "storages"), i, entry)
 		storage_again(entry, i);
 	json_decref(doc);
+}
+
+int fuzz_state(const uint8_t *data, size_t size)
+{
+	const uint8_t *nl = memchr(data, '\n', size);
+	const uint8_t *body = nl ? nl + 1 : data;
+	size_t len = size - (body - data), hlen;
+	char header[64];
+	uint8_t *buf;
+
+	state_one(data, size);
+	/*
+	 * What follows the header again, framed with its right length and
+	 * CRC: a fuzzer does not find CRCs, and the document, the journal
+	 * and the storages lie behind one.
+	 */
+	hlen = snprintf(header, sizeof(header), "%s %d %zu %08lx\n",
+			STATE_FILE_MAGIC, STATE_FILE_VERSION, len,
+			crc32(crc32(0L, Z_NULL, 0), body, (uInt)len));
+	buf = malloc(hlen + len);
+	if (!buf)
+		return 0;
+	memcpy(buf, header, hlen);
+	memcpy(buf + hlen, body, len);
+	state_one(buf, hlen + len);
+	free(buf);
 	return 0;
 }
 FUZZ_ENTRY(fuzz_state);
