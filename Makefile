@@ -14,7 +14,19 @@ PKG_CONFIG ?= pkg-config
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 BPF_OUT := build/bpf
-ifeq ($(SANITIZE),1)
+FUZZ_OUT ?= build/fuzz
+FUZZ_SECONDS ?= 30
+ifeq ($(FUZZ),1)
+# The libFuzzer targets (make fuzz): clang, coverage on every object,
+# never into another build's folder.
+override OUT := $(FUZZ_OUT)
+CC := clang
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined \
+	     -fno-omit-frame-pointer -fno-sanitize-recover=all
+# clang's -Wformat=2 wants format attributes on static v*printf wrappers,
+# and it flags "a " MACRO concatenations: gcc, the tree's compiler, not.
+FUZZ_WFLAGS := -Wno-format-nonliteral -Wno-string-concatenation
+else ifeq ($(SANITIZE),1)
 OUT ?= build/san
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	     -fno-sanitize-recover=all
@@ -31,7 +43,7 @@ Q := @
 msg = @printf '  %-8s %s\n' '$(1)' '$(2)';
 endif
 
-progs := $(sbin-y) $(unittest-y) $(testprog-y)
+progs := $(sbin-y) $(unittest-y) $(testprog-y) $(if $(filter 1,$(FUZZ)),$(fuzz-y))
 all_libs := $(sort $(foreach p,$(progs),$($(p)-libs)))
 skels := $(patsubst %,$(BPF_OUT)/%.skel.h,$(bpf-y))
 
@@ -39,13 +51,13 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \
 	-Wvla -Wpointer-arith -fstack-protector-strong -D_GNU_SOURCE \
-	-Iuserspace/lib -Iuserspace/core -Iuserspace/control -Ibpf -I$(BPF_OUT) $(SAN_FLAGS) \
+	-Iuserspace/lib -Iuserspace/core -Iuserspace/control -Ibpf -I$(BPF_OUT) $(SAN_FLAGS) $(FUZZ_WFLAGS) \
 	$(shell $(PKG_CONFIG) --cflags $(all_libs) 2>/dev/null)
 override LDFLAGS += $(SAN_FLAGS)
 BPF_CFLAGS := -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror \
 	-I$(BPF_OUT) -Ibpf
 
-.PHONY: all tests check demo deps install uninstall clean bench
+.PHONY: all tests check demo deps install uninstall clean bench fuzz fuzz-build
 .DEFAULT_GOAL := all
 # Keep generated BPF files: they are inputs of more than one rule.
 .SECONDARY:
@@ -123,6 +135,15 @@ check: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/faultfs
 	$(Q)OUT=$(OUT) scripts/demo.sh
+
+# `make fuzz FUZZ_SECONDS=N`: builds selftests/fuzz's targets into
+# build/fuzz/ and runs each N seconds (30); fails on any finding.
+fuzz:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	$(Q)OUT=$(FUZZ_OUT) FUZZ_SECONDS=$(FUZZ_SECONDS) selftests/fuzz/run.sh
+
+fuzz-build: $(addprefix $(OUT)/,$(fuzz-y))
+$(addprefix $(OUT)/,$(fuzz-y)): override LDFLAGS += -fsanitize=fuzzer
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all tests

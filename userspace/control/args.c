@@ -39,6 +39,9 @@ static int vfail(struct args_err *e, enum args_rule rule, const char *path,
 	} else {
 		e->reason = strlen(e->msg);
 	}
+	/* Both go into the reply's strings, and a key may be cut anywhere. */
+	proto_utf8_fix(e->member);
+	proto_utf8_fix(e->msg);
 	return -EINVAL;
 }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -194,6 +195,28 @@ static const struct setting settings[] = {
 	SETTING("verbose", SET_BOOL, verbose),
 };
 
+/*
+ * --check-config prints a value as "name = value", and that must load
+ * again as the same value: inih strips the spaces around a value, ends
+ * it at a ';' after a space (an inline comment), and reads lines of at
+ * most INI_MAX_LINE - 1 bytes. A value it could not give back is
+ * refused, from the file as from the command line.
+ */
+static bool file_value(const char *name, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (strlen(name) + strlen(" = ") + n > INI_MAX_LINE - 1 ||
+	    v[0] == ';' || isspace((unsigned char)v[0]) ||
+	    (n && isspace((unsigned char)v[n - 1])))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (v[i] == '\n' || v[i] == '\r' ||
+		    (v[i] == ';' && isspace((unsigned char)v[i - 1])))
+			return false;
+	return true;
+}
+
 /* One setting by name, from the file or the command line. */
 static int config_set(struct config *cfg, const char *name, const char *val,
 		      const char *where)
@@ -211,6 +234,13 @@ static int config_set(struct config *cfg, const char *name, const char *val,
 		return -ENOENT;
 	}
 	field = (char *)cfg + s->off;
+	if (s->kind != SET_BOOL && s->kind != SET_INT &&
+	    !file_value(name, val)) {
+		fprintf(stderr,
+			"iofenced: %s: %s: invalid value '%s' (a config line holds at most %d bytes, and no value starts with ';' or a space, ends with a space or has ';' after a space)\n",
+			where, name, val, INI_MAX_LINE - 1);
+		return -EINVAL;
+	}
 	switch (s->kind) {
 	case SET_GROUP:
 	case SET_HOOK:

@@ -28,27 +28,42 @@ const char *proto_class_name(enum proto_class cls)
 }
 
 /*
- * A description cut at the buffer's end may split a UTF-8 sequence, which
- * jansson would refuse, leaving the client with no reply at all.
+ * jansson refuses a string that is not UTF-8, which would leave the client
+ * with no reply at all. A description cut at the buffer's end may split a
+ * sequence, and one that quotes the request may hold any bytes (a parse
+ * error quotes the token jansson stopped at, invalid UTF-8 included).
  */
-static void utf8_trim(char *s)
+void proto_utf8_fix(char *str)
 {
-	size_t n = strlen(s), start = n, need;
+	unsigned char *s = (unsigned char *)str;
 
-	while (start && ((unsigned char)s[start - 1] & 0xc0) == 0x80 &&
-	       n - start < 3)
-		start--;
-	if (!start)
-		return;
-	start--;
-	if (!((unsigned char)s[start] & 0x80))
-		return;
-	need = ((unsigned char)s[start] & 0xe0) == 0xc0 ? 2 :
-	       ((unsigned char)s[start] & 0xf0) == 0xe0 ? 3 :
-	       ((unsigned char)s[start] & 0xf8) == 0xf0 ? 4 :
-							  0;
-	if (n - start != need)
-		s[start] = '\0';
+	while (*s) {
+		unsigned int n, cp, i;
+
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		n = *s >= 0xc2 && *s <= 0xdf ? 2 :
+		    *s >= 0xe0 && *s <= 0xef ? 3 :
+		    *s >= 0xf0 && *s <= 0xf4 ? 4 :
+					       0;
+		cp = *s & (0x7f >> n);
+		for (i = 1; i < n && (s[i] & 0xc0) == 0x80; i++)
+			cp = cp << 6 | (s[i] & 0x3f);
+		if (n && i < n && !s[i]) {
+			*s = '\0';
+			return;
+		}
+		/* Overlong forms, surrogates and past U+10FFFF, as jansson. */
+		if (!n || i < n || (n == 3 && cp < 0x800) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			*s++ = '?';
+			continue;
+		}
+		s += n;
+	}
 }
 
 static json_t *verror(enum proto_class cls, json_t *id, const char *fmt,
@@ -58,7 +73,7 @@ static json_t *verror(enum proto_class cls, json_t *id, const char *fmt,
 	json_t *msg;
 
 	vsnprintf(desc, sizeof(desc), fmt, ap);
-	utf8_trim(desc);
+	proto_utf8_fix(desc);
 	msg = json_pack("{s:{s:s,s:s}}", "error", "class",
 			proto_class_name(cls), "desc", desc);
 	if (msg && id)

@@ -51,6 +51,13 @@ int proto_parse_request(const char *line, size_t len, struct proto_request *req,
 			json_t **err);
 void proto_request_free(struct proto_request *req);
 
+/*
+ * Makes @s valid UTF-8 in place, as jansson wants every string: a
+ * sequence cut by the end of @s is dropped, any other invalid byte
+ * becomes '?'. For text cut to a buffer or quoting a request.
+ */
+void proto_utf8_fix(char *s);
+
 /* Messages; each returns a new reference. @id is borrowed and may be NULL. */
 json_t *proto_greeting(json_t *capabilities); /* steals @capabilities */
 json_t *proto_return(json_t *ret, json_t *id); /* steals @ret */
