@@ -51,6 +51,7 @@ struct tracker {
 	/* The LSM programs run: fenced slots refuse writes (iofence.h). */
 	bool write_fence;
 	char fence_why[320]; /* why not, for the log */
+	char off_why[512]; /* !active after tracker_open(): why */
 	const char *submit_tp; /* io_uring_submit_req's older name, or NULL */
 	struct chan *reply; /* the control plane's: loop lookups answer there */
 	/* The maps, mapped: fields are read and written in place. */
@@ -122,6 +123,11 @@ bool tracker_holds(const struct tracker *t);
 void tracker_fence(struct tracker *t, const struct storage *s);
 void tracker_unfence(struct tracker *t, const struct storage *s);
 bool tracker_fenced(struct tracker *t, const struct storage *s);
+/*
+ * The kernel's stamp (CLOCK_MONOTONIC) of the last successful heartbeat
+ * of storage @uuid, kept in its slot across a restart; 0 when unknown.
+ */
+uint64_t tracker_last_heartbeat_ns(struct tracker *t, const char *uuid);
 
 /* -ENOENT when @s has no slot or the tracker is inactive. */
 int tracker_read(struct tracker *t, const struct storage *s,
