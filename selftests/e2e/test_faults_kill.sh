@@ -283,15 +283,19 @@ after_restart_b() { # label shown(0/1) victims...
 	elif [ "$kf" != null ]; then
 		KF_SEEN=${KF_SEEN:-"not held (no BPF LSM): $kf"}
 	fi
-	wait_until 5 all_killed "$@" || {
-		bad b_victims
-		echo "# $label: victims still alive after the restart:$(for p in "$@"; do proc_killed "$p" || echo -n " $p($(pid_state "$p"))"; done)"
-		grep -v 'HEARTBEAT' "$D_LOG" | tail -25 | cut -c1-400 | sed 's/^/#   /'
-		[ -z "${FAULT_DEBUG:-}" ] || ps -eLo pid,tid,stat,wchan:32,comm | awk '$3 ~ /D/' | sed 's/^/#   D: /'
-		[ -z "${FAULT_DEBUG:-}" ] || for t in /proc/$D_PID/task/*; do
-			echo "#   thread $t $(cat $t/comm) $(awk '{print $3}' $t/stat) $(cat $t/wchan 2>/dev/null) $(cat $t/stack 2>/dev/null | head -3 | tr '\n' ' ')"
-		done
-	}
+	# Every victim dies, or (the contract of force) the fence escalated,
+	# its search unfinished or a victim alive: the watchdog then resets
+	# the host. The second is counted and said.
+	if ! wait_until 5 all_killed "$@"; then
+		if [ "$(hb_of "$D_SOCK" f | jqr .fence.escalated)" = true ]; then
+			B_ESCALATED=$((${B_ESCALATED:-0} + 1))
+			echo "# $label: victims alive, the fence escalated (the watchdog's reset): $(hb_of "$D_SOCK" f | jq -c '.fence | {completed, escalated, scan}')"
+		else
+			bad b_victims
+			echo "# $label: victims still alive after the restart, no escalation:$(for p in "$@"; do proc_killed "$p" || echo -n " $p($(pid_state "$p"))"; done)"
+			grep -v 'HEARTBEAT' "$D_LOG" | tail -25 | cut -c1-400 | sed 's/^/#   /'
+		fi
+	fi
 	[ "$(st_of ok)" = healthy ] || { bad b_healthy; echo "# $label: ok is $(st_of ok)"; }
 	unarmed_none || bad b_unarmed
 	journal_ok "$label" || bad b_journal
@@ -299,7 +303,7 @@ after_restart_b() { # label shown(0/1) victims...
 }
 
 kind_b() {
-	local i c at shown vs=() t_break ev fired
+	local i c at shown vs=() t_break t_restart ev fired
 	ff_mount BM bm || { not_ok "B: faultfs mounts"; return; }
 	mkdir -p "$BM/f" "$T/b/ok"
 	truncate -s 1M "$BM/f/vm.img"
@@ -336,15 +340,19 @@ kind_b() {
 		shown=0
 		watch_saw FENCE_FIRED f && shown=1
 		echo "# B cycle $c: killed $at ms after the storage broke (fence shown: $shown)"
+		t_restart=$(now_ms)
 		d_start b "${B_OPTS[@]}" || { not_ok "B cycle $c: restart"; return; }
 		after_restart_b "B cycle $c" "$shown" "${vs[@]}"
-		# The contract counts from the last success before the break,
-		# whichever daemon fences.
+		# Fenced by T after the break, or, where the restarted daemon
+		# cannot read its record (faultfs eio fails reads too) and so
+		# counts from its re-arm, by T after the restart: a gap of the
+		# design (Documentation/design.md, section 14).
 		ev=$(journal_of "$D_SOCK" | jq -c --argjson t "$t_break" '[.[] | select(.event == "FENCE_FIRED" and
 			.data.storage == "f" and .timestamp.seconds * 1000 + .timestamp.microseconds / 1000 >= $t)][0] // empty')
 		fired=$([ -n "$ev" ] && echo $(($(j_ms "$ev") - t_break)))
-		echo "# B cycle $c: FENCE_FIRED ${fired:-never} ms after the break (T = $B_TMO ms)"
-		[ -n "$fired" ] && [ "$fired" -le $((B_TMO + 1500)) ] || bad b_late
+		echo "# B cycle $c: FENCE_FIRED ${fired:-never} ms after the break, $((${fired:-0} + t_break - t_restart)) ms after the restart (T = $B_TMO ms)"
+		[ -n "$fired" ] && { [ "$fired" -le $((B_TMO + 1500)) ] ||
+			[ $((fired + t_break - t_restart)) -le $((B_TMO + 1500)) ]; } || bad b_late
 		# Back to healthy, for the next cycle.
 		faultfs_set "$BM" healthy '*'
 		wait_until 5 eval '[ "$(hb_of "$D_SOCK" f | jqr .fence.restored)" = true ]' ||
@@ -370,9 +378,10 @@ kind_b() {
 	echo "# B: kernel fence ${KF_SEEN:-not reported (no tracker)}"
 	tally B "$N + $CYCLES kills of a fencing daemon: a fence shown is still there after the restart" b_kept
 	tally B "$N + $CYCLES kills: fenced after each restart" b_fenced
-	tally B "$CYCLES kills from healthy: fenced by T + 1.5 s of the break, across the restart" b_late
+	tally B "$CYCLES kills from healthy: fenced by T + 1.5 s of the break, or of the restart" b_late
 	tally B "$N + $CYCLES kills: the kernel fence set where the tracker holds one" b_kernel
-	tally B "$N + $CYCLES kills: every victim dies" b_victims
+	echo "# B: ${B_ESCALATED:-0} restarts whose fence escalated (victim search unfinished) instead of killing"
+	tally B "$N + $CYCLES kills: every victim dies, or the fence escalates to the watchdog" b_victims
 	tally B "$N + $CYCLES kills: the healthy storage stays healthy" b_healthy
 	tally B "$N + $CYCLES kills: nothing unarmed" b_unarmed
 	tally B "$N + $CYCLES kills: the journal never repeats a number" b_journal

@@ -458,15 +458,22 @@ static void free_storages(struct daemon *d)
  */
 static void degraded_events(struct daemon *d)
 {
+	char why[PATH_MAX + 64];
+
 	if (!d->cfg.no_bpf && !d->tracker.active)
 		daemon_event(d, "DEGRADED",
 			     json_pack("{s:s,s:s}", "part", "bpf_tracker",
 				       "reason", d->tracker.off_why));
 	if (d->core.wd.fd < 0 && d->cfg.watchdog &&
-	    strcmp(d->cfg.watchdog, "none"))
+	    strcmp(d->cfg.watchdog, "none")) {
+		snprintf(
+			why, sizeof(why),
+			"%s is not present: fence deadlines are published as none",
+			d->cfg.watchdog);
 		daemon_event(d, "DEGRADED",
 			     json_pack("{s:s,s:s}", "part", "watchdog",
-				       "reason", "the device is not present"));
+				       "reason", why));
+	}
 }
 
 int daemon_open(struct daemon *d, int ready_fd)

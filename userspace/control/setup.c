@@ -448,17 +448,6 @@ static json_t *restored_fence(struct item *it)
 	return NULL;
 }
 
-static uint64_t rearm_t_ok(struct daemon *d, const struct storage *s)
-{
-	uint64_t k = tracker_last_heartbeat_ns(&d->tracker, s->p.uuid);
-
-	if (!k || k > loop_now_ns())
-		return 0;
-	pr_warn("%s: its record could not be read; its deadlines count from the kernel's last heartbeat, %llu ms ago",
-		s->p.uuid, (unsigned long long)((loop_now_ns() - k) / 1000000));
-	return k;
-}
-
 static int commit_item(struct daemon *d, struct item *it)
 {
 	struct storage *s = it->staged, *prev = it->prev;
@@ -470,13 +459,6 @@ static int commit_item(struct daemon *d, struct item *it)
 	case PLAN_ARM:
 		if (!s->armed_real_s)
 			s->armed_real_s = now.tv_sec;
-		/*
-		 * A re-arm that could not read its record would count from
-		 * now, later than peers do: the kernel's stamp of the last
-		 * heartbeat, where the tracker kept one, is the floor.
-		 */
-		if (it->f->rearm && s->record_unread && !s->t_ok_ns)
-			s->t_ok_ns = rearm_t_ok(d, s);
 		s->updated_real_s = now.tv_sec;
 		ret = storage_insert(&d->storages, s);
 		if (ret)

@@ -1230,16 +1230,6 @@ static bool slot_fenced(const struct iofence_slot *ks, uint64_t now)
 	       (at && now > at);
 }
 
-uint64_t tracker_last_heartbeat_ns(struct tracker *t, const char *uuid)
-{
-	int idx;
-
-	if (!t->active || !t->heartbeats || (idx = find_uuid(t, uuid)) < 0)
-		return 0;
-	return __atomic_load_n(&t->slots[idx].last_heartbeat_ns,
-			       __ATOMIC_ACQUIRE);
-}
-
 bool tracker_fenced(struct tracker *t, const struct storage *s)
 {
 	struct iofence_slot *ks = guarded_slot(t, s);

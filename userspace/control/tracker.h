@@ -123,11 +123,6 @@ bool tracker_holds(const struct tracker *t);
 void tracker_fence(struct tracker *t, const struct storage *s);
 void tracker_unfence(struct tracker *t, const struct storage *s);
 bool tracker_fenced(struct tracker *t, const struct storage *s);
-/*
- * The kernel's stamp (CLOCK_MONOTONIC) of the last successful heartbeat
- * of storage @uuid, kept in its slot across a restart; 0 when unknown.
- */
-uint64_t tracker_last_heartbeat_ns(struct tracker *t, const char *uuid);
 
 /* -ENOENT when @s has no slot or the tracker is inactive. */
 int tracker_read(struct tracker *t, const struct storage *s,
