@@ -350,6 +350,9 @@ kind_b() {
 		ev=$(journal_of "$D_SOCK" | jq -c --argjson t "$t_break" '[.[] | select(.event == "FENCE_FIRED" and
 			.data.storage == "f" and .timestamp.seconds * 1000 + .timestamp.microseconds / 1000 >= $t)][0] // empty')
 		fired=$([ -n "$ev" ] && echo $(($(j_ms "$ev") - t_break)))
+		# A fence whose state write went out before its event's did
+		# is restored without one: its fenced_at (in seconds) then.
+		[ -n "$fired" ] || fired=$(hb_of "$D_SOCK" f | jq --argjson t "$t_break" '.fence.fenced_at // empty | . * 1000 - $t')
 		echo "# B cycle $c: FENCE_FIRED ${fired:-never} ms after the break, $((${fired:-0} + t_break - t_restart)) ms after the restart (T = $B_TMO ms)"
 		[ -n "$fired" ] && { [ "$fired" -le $((B_TMO + 1500)) ] ||
 			[ $((fired + t_break - t_restart)) -le $((B_TMO + 1500)) ]; } || bad b_late
