@@ -45,13 +45,29 @@ int host_state_parse(const char *name, enum host_state *s)
 	return -EINVAL;
 }
 
+static bool stored(const char *uuid, void *ctx);
+
 json_t *daemon_state_doc(struct daemon *d)
 {
-	json_t *list = json_array();
+	json_t *list = json_array(), *entry;
 	struct storage *s;
 	unsigned int i;
+	size_t k;
 
 	json_array_extend(list, d->unarmed);
+	/*
+	 * At start-up, a storage still re-arming is neither armed nor
+	 * unarmed yet: a write made meanwhile (another one's REARMED)
+	 * keeps its entry as the state file had it, or a crash then would
+	 * lose it for good.
+	 */
+	json_array_foreach(d->rearming, k, entry) {
+		const char *u = json_string_value(json_object_get(
+			json_object_get(entry, "params"), "uuid"));
+
+		if (u && !stored(u, d))
+			json_array_append(list, entry);
+	}
 	storage_for_each(&d->storages, i, s) {
 		json_t *e = json_pack("{s:s,s:b,s:I,s:I,s:I,s:o}", "host_uuid",
 				      s->host_uuid, "reconnect", s->reconnect,
@@ -221,6 +237,8 @@ static void pulse_done(struct loop_op *op, int res, unsigned int flags)
 	}
 	/* At most once a pulse, and only when it reads differently. */
 	status_notify(d, NULL);
+	if (!d->starting)
+		target_watch_tick(&d->targets);
 	/*
 	 * Never beside a request's flight, and not while an earlier step
 	 * is still stuck in the kernel: each try on a dead storage would
@@ -347,6 +365,7 @@ static int load_state(struct daemon *d)
 		json_integer_value(json_object_get(doc, "next_flight"));
 	storages = json_object_get(doc, "storages");
 	d->stored = (unsigned int)json_array_size(storages);
+	d->rearming = json_incref(storages);
 	pr_info("state: re-arming %u storages", d->stored);
 	status_notify(d, NULL);
 	d->starting = true;
@@ -381,6 +400,9 @@ void daemon_started(struct daemon *d)
 	if (!d->starting && d->ctl.fd >= 0)
 		return;
 	d->starting = false;
+	/* Every stored storage is armed or kept unarmed by now. */
+	json_decref(d->rearming);
+	d->rearming = NULL;
 	/*
 	 * What the state re-armed took its slots over; a slot of a storage
 	 * it no longer holds would stay fenced with nobody to lift it.
@@ -428,6 +450,32 @@ static void free_storages(struct daemon *d)
 	}
 }
 
+/*
+ * What the daemon runs without although it was not told to: each said
+ * where it was found (the log) and journalled, so that an agent that
+ * reads events learns it too. Off by choice (--no-bpf, --watchdog none)
+ * is no news.
+ */
+static void degraded_events(struct daemon *d)
+{
+	char why[PATH_MAX + 64];
+
+	if (!d->cfg.no_bpf && !d->tracker.active)
+		daemon_event(d, "DEGRADED",
+			     json_pack("{s:s,s:s}", "part", "bpf_tracker",
+				       "reason", d->tracker.off_why));
+	if (d->core.wd.fd < 0 && d->cfg.watchdog &&
+	    strcmp(d->cfg.watchdog, "none")) {
+		snprintf(
+			why, sizeof(why),
+			"%s is not present: fence deadlines are published as none",
+			d->cfg.watchdog);
+		daemon_event(d, "DEGRADED",
+			     json_pack("{s:s,s:s}", "part", "watchdog",
+				       "reason", why));
+	}
+}
+
 int daemon_open(struct daemon *d, int ready_fd)
 {
 	int ret;
@@ -471,6 +519,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 	ret = core_open(&d->core, &d->in, &core_ops, d->cfg.rt_priority);
 	if (ret)
 		goto out_tracker;
+	target_watch_init(&d->targets, d);
 	d->pulse.cb = pulse_done;
 	d->pulse_due_ns = loop_now_ns() + DAEMON_PULSE_MS * 1000000ull;
 	pulse_arm(d);
@@ -492,6 +541,7 @@ int daemon_open(struct daemon *d, int ready_fd)
 		goto out_core;
 	}
 	load_state(d);
+	degraded_events(d);
 	return 0;
 
 out_core:
@@ -643,6 +693,7 @@ void daemon_close(struct daemon *d)
 	loop_exit(&d->loop);
 	journal_free(&d->journal);
 	json_decref(d->status);
+	json_decref(d->rearming);
 	json_decref(d->unarmed);
 	json_decref(d->unarmed_hung);
 	json_decref(d->pending_events);

@@ -21,6 +21,7 @@
 #include "tracker.h"
 #include "lag.h"
 #include "sd_listen.h"
+#include "target_watch.h"
 
 enum host_state {
 	HOST_CONNECTING,
@@ -45,6 +46,7 @@ struct daemon {
 	struct list_head flights; /* setups queued; the first one runs */
 	struct list_head peers; /* query-peer observations under way */
 	json_t *unarmed; /* state entries that failed to re-arm, kept */
+	json_t *rearming; /* start-up: the state file's storages, until re-armed */
 	json_t *status; /* query-status's reply, kept and updated (status.c) */
 	/*
 	 * uuids of those that failed because their storage hung, with
@@ -78,6 +80,7 @@ struct daemon {
 	 */
 	struct list_head stuck_flights;
 	bool starting; /* re-arming from the state file, socket not open */
+	struct target_watch targets; /* does each target name what was armed */
 	bool queueing_rearm; /* setup_rearm() is still queueing its flights */
 	gid_t socket_gid; /* may connect and query; (gid_t)-1: root only */
 	gid_t control_gid; /* may change state; (gid_t)-1: root only */

@@ -88,6 +88,11 @@ static void watchdog_put(json_t *o, const struct daemon *d)
 	json_put_int(x, "timeout_ms", w->timeout_ms);
 	json_put_bool(x, "petting", !d->core_last.wd_holding);
 	json_put_int(x, "pets", (json_int_t)d->core_last.wd_pets);
+	json_put_bool(x, "failing", d->core_last.wd_failing);
+	json_put_int(x, "failed", (json_int_t)d->core_last.wd_failed);
+	json_put_str(x, "last_error",
+		     d->core_last.wd_failed ? strerror(d->core_last.wd_errno) :
+					      NULL);
 }
 
 /* How late each side runs, and the core's workers. */

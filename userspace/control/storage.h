@@ -78,6 +78,7 @@ struct storage {
 	bool record_direct; /* opened O_DIRECT (false: the fs refused it) */
 	uint64_t next_seq; /* staging: after the record found there */
 	bool record_mine; /* staging: it held this host's record of it */
+	bool target_changed; /* its path names something else now, told */
 	bool record_unread; /* staging: re-arming could not read it */
 	uint64_t t_ok_ns; /* staging: that record's time, this boot; or 0 */
 	struct fencer_link *hb; /* its fencer in the core, once committed */

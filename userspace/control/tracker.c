@@ -12,7 +12,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <linux/loop.h>
 #include <bpf/bpf.h>
@@ -594,7 +596,8 @@ static int load_fresh(struct tracker *t, bool want[TRACKER_PROGS], char *why,
 int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 {
 	bool want[TRACKER_PROGS], fence = false;
-	char why[512] = "";
+	char why[sizeof(t->off_why)] = "";
+	struct statfs sfs;
 	const char *what;
 	int ret;
 
@@ -612,6 +615,18 @@ int tracker_open(struct tracker *t, const char *pin_dir, struct chan *reply)
 			why, sizeof(why),
 			"cannot create the pin dir %s: %s (is bpffs mounted on /sys/fs/bpf?)",
 			pin_dir, strerror(errno));
+		goto fail;
+	}
+	/*
+	 * Pins anywhere else fail only at load, with an errno that names
+	 * no cause: say what is wrong.
+	 */
+	if (!statfs(pin_dir, &sfs) && sfs.f_type != BPF_FS_MAGIC) {
+		ret = -ENOTSUP;
+		snprintf(
+			why, sizeof(why),
+			"the pin dir %s is not on bpffs (file system magic 0x%lx; mount -t bpf bpffs /sys/fs/bpf)",
+			pin_dir, (unsigned long)sfs.f_type);
 		goto fail;
 	}
 	what = "cannot open the BPF object";
@@ -689,6 +704,7 @@ fail:
 	/* Ours when it is empty. */
 	rmdir(pin_dir);
 	tracker_close(t, false);
+	snprintf(t->off_why, sizeof(t->off_why), "%s", why);
 	return ret;
 }
 

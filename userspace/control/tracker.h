@@ -51,6 +51,7 @@ struct tracker {
 	/* The LSM programs run: fenced slots refuse writes (iofence.h). */
 	bool write_fence;
 	char fence_why[320]; /* why not, for the log */
+	char off_why[512]; /* !active after tracker_open(): why */
 	const char *submit_tp; /* io_uring_submit_req's older name, or NULL */
 	struct chan *reply; /* the control plane's: loop lookups answer there */
 	/* The maps, mapped: fields are read and written in place. */

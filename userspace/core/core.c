@@ -38,6 +38,9 @@ static void send_report(struct core *c)
 	lag_summarize(&c->lag, now, &r->lag);
 	r->wd_holding = c->wd.holding;
 	r->wd_pets = c->wd.pets;
+	r->wd_failing = c->wd.failing;
+	r->wd_failed = c->wd.failed;
+	r->wd_errno = c->wd.last_errno;
 	r->workers = c->pool.n;
 	r->workers_busy =
 		pool_busy(&c->pool, now, CORE_WORKER_STUCK_MS, &stuck);
@@ -69,6 +72,27 @@ void core_lag_sample(struct core *c, uint64_t due_ns, uint64_t now_ns)
 	core_report(c, &e->m, c->ops->core_event);
 }
 
+/* Once per episode: the watchdog's keepalives fail, or work again. */
+static void watchdog_tell(struct core *c)
+{
+	const struct watchdog *w = &c->wd;
+	struct msg_core_event *e;
+
+	if (w->failing == c->wd_failing_told)
+		return;
+	c->wd_failing_told = w->failing;
+	send_report(c);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return;
+	e->name = w->failing ? "WATCHDOG_FAILING" : "WATCHDOG_RESTORED";
+	e->data = json_pack("{s:s,s:I,s:I,s:s?}", "device", w->path, "failed",
+			    (json_int_t)w->failed, "timeout_ms",
+			    (json_int_t)w->timeout_ms, "error",
+			    w->failing ? strerror(w->last_errno) : NULL);
+	core_report(c, &e->m, c->ops->core_event);
+}
+
 static void probe_arm(struct core *c)
 {
 	struct io_uring_sqe *sqe = loop_sqe(&c->loop, &c->probe);
@@ -90,6 +114,7 @@ static void probe_done(struct loop_op *op, int res, unsigned int flags)
 	if (c->loop.stopping)
 		return;
 	core_lag_sample(c, c->probe_due_ns, now);
+	watchdog_tell(c);
 	if (now >= c->next_report_ns) {
 		send_report(c);
 		c->next_report_ns = now + CORE_REPORT_MS * NS_PER_MS;

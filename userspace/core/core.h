@@ -78,6 +78,7 @@ struct core {
 	uint64_t next_report_ns;
 	struct lag lag;
 	uint64_t lag_event_ns; /* the last CORE_LAG */
+	bool wd_failing_told; /* WATCHDOG_FAILING sent, no RESTORED since */
 };
 
 /* What the core reports of itself, every CORE_REPORT_MS. */
@@ -86,10 +87,13 @@ struct msg_core_report {
 	struct lag_summary lag;
 	bool wd_holding;
 	uint64_t wd_pets;
+	bool wd_failing; /* the last keepalive's write failed */
+	uint64_t wd_failed; /* keepalives that failed */
+	int wd_errno; /* the last failure's */
 	uint64_t workers, workers_busy, workers_stuck;
 };
 
-/* An event that belongs to no storage (CORE_LAG). */
+/* An event that belongs to no storage (CORE_LAG, WATCHDOG_*). */
 struct msg_core_event {
 	struct msg m;
 	const char *name;

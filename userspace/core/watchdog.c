@@ -20,13 +20,37 @@
 /* A test device (FIFO, plain file) without its own timeout. */
 #define WATCHDOG_TEST_TIMEOUT_S 60
 
+/*
+ * Non-blocking: a full FIFO (no test reading it) skips a pet. A pet that
+ * fails is said once per episode, loudly: a device that misses its
+ * keepalives resets the host a timeout after the last one that went
+ * through, whatever the storages' contracts say. The core tells the
+ * control plane from w->failing.
+ */
 static void pet(struct watchdog *w)
 {
-	/* Non-blocking: a full FIFO (no test reading it) skips a pet. */
-	if (write(w->fd, "k", 1) == 1) {
+	ssize_t n = write(w->fd, "k", 1);
+	uint64_t now = loop_now_ms();
+
+	if (n == 1) {
 		w->pets++;
-		w->last_pet_ms = loop_now_ms();
+		w->last_pet_ms = now;
+		if (w->failing) {
+			w->failing = false;
+			pr_warn("watchdog %s: keepalives go through again, after %llu that failed",
+				w->path, (unsigned long long)w->failed);
+		}
+		return;
 	}
+	w->failed++;
+	w->last_errno = n < 0 ? errno : EIO;
+	if (w->failing)
+		return;
+	w->failing = true;
+	pr_crit("watchdog %s: a keepalive failed: %s; a device that gets none resets the host within %u ms of the last one (%llu ms ago)",
+		w->path, strerror(w->last_errno), w->timeout_ms,
+		(unsigned long long)(w->last_pet_ms ? now - w->last_pet_ms :
+						      0));
 }
 
 static void timer_arm(struct watchdog *w)

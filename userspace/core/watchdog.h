@@ -34,6 +34,11 @@ struct watchdog {
 	bool holding; /* an escalated fence wants the reset */
 	uint64_t pets;
 	uint64_t last_pet_ms;
+	/* Keepalives whose write failed, the last one's errno, and whether
+	 * the last one failed (an episode, told once). */
+	uint64_t failed;
+	int last_errno;
+	bool failing;
 	struct loop_op timer;
 	struct __kernel_timespec every;
 };

@@ -103,7 +103,8 @@ void logger_stop(void)
 	m = malloc(sizeof(*m));
 	if (m)
 		chan_send(&in, m, stop);
-	clock_gettime(CLOCK_REALTIME, &until);
+	/* Monotonic: a clock stepped back must not hold the exit for as long. */
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += LOGGER_STOP_MS / 1000;
 	until.tv_nsec += (LOGGER_STOP_MS % 1000) * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {
@@ -111,7 +112,7 @@ void logger_stop(void)
 		until.tv_nsec -= 1000000000L;
 	}
 	/* A logger stuck on a full stderr stays behind, with its lines. */
-	if (!m || pthread_timedjoin_np(thread, NULL, &until)) {
+	if (!m || pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &until)) {
 		pthread_detach(thread);
 		running = false;
 		return;
