@@ -23,7 +23,7 @@
 # tracker holds a kernel fence (BPF LSM), in its slot; its victims die;
 # the journal has no number twice and its numbers only grow; nothing is
 # left unarmed. Every daemon but B's runs with --no-bpf.
-. "$(dirname "$0")/isolation.sh"
+. "$(dirname "$0")/../e2e/isolation.sh"
 export LC_ALL=C
 
 SEED=${FAULT_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
