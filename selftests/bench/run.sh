@@ -63,4 +63,11 @@ echo
 st=0
 OUT=$OUT selftests/bench/rbd_bench.sh || st=$?
 [ "$rc" -ne 0 ] || rc=$st
+# A simulated cluster: query-peer's cost as the hosts grow, and the fence
+# spread of 64 daemons on one dead storage (CLUSTER_PRIOS="10" is a
+# quicker run).
+echo
+st=0
+OUT=$OUT selftests/bench/cluster_bench.sh || st=$?
+[ "$rc" -ne 0 ] || rc=$st
 exit "$rc"
