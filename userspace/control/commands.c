@@ -92,8 +92,8 @@ json_t *cmd_unfence(struct daemon *d, struct ctl_conn *c,
 
 const char *const peer_args[] = { "storage", "host", "slot", "window_ms",
 				  NULL };
-const char *const fence_peer_args[] = { "storage", "host", "window_ms",
-					"force", NULL };
+const char *const fence_peer_args[] = { "storage", "host", "window_ms", "force",
+					NULL };
 const char *const unfence_peer_args[] = { "storage", "host", NULL };
 static const char *const no_args[] = { NULL };
 static const char *const uuid_args[] = { "uuid", NULL };

@@ -10,9 +10,9 @@ static const struct rados_lib *loaded;
 static char why_not[256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-#define SYM(field, name)                                              \
-	{                                                             \
-		(void **)&lib.field, #name                            \
+#define SYM(field, name)                   \
+	{                                  \
+		(void **)&lib.field, #name \
 	}
 
 static void load(void)

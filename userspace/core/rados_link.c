@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include "log.h"
 #include "rados_lib.h"
 #include "rados_link.h"
@@ -187,7 +186,7 @@ static int mon_ping(struct rados_link *l)
 	int ret;
 
 	ret = l->lib->mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
-				&stlen);
+				  &stlen);
 	l->lib->buffer_free(out);
 	l->lib->buffer_free(st);
 	return ret;
@@ -244,7 +243,7 @@ static int do_command(struct rados_link *l, struct link_req *q,
 
 	r->step = "monitor command";
 	ret = l->lib->mon_command(l->cluster, cmd, 1, "", 0, &out, &outlen, &st,
-				&stlen);
+				  &stlen);
 	if (st)
 		snprintf(r->status, sizeof(r->status), "%.*s", (int)stlen, st);
 	if (out && outlen && (r->data = malloc(outlen + 1))) {

@@ -30,7 +30,8 @@
 #define PEER_BLOCKLIST_DEADLINE_MS 10000
 #define PEER_BLOCKLIST_EXPIRE_S 315360000
 /* What fence-peer adds: connecting, reading, a command per address. */
-#define PEER_BLOCKLIST_MARGIN_MS (2 * PEER_READ_DEADLINE_MS + 4 * PEER_BLOCKLIST_DEADLINE_MS)
+#define PEER_BLOCKLIST_MARGIN_MS \
+	(2 * PEER_READ_DEADLINE_MS + 4 * PEER_BLOCKLIST_DEADLINE_MS)
 /* A fence hook runs at most this long, then it is killed. */
 #define FENCE_HOOK_DEADLINE_MS 10000
 /*
