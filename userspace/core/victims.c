@@ -932,32 +932,9 @@ static void name_victim(struct scan *s, struct kept *k)
 	k->state = KEPT_DONE;
 }
 
-/*
- * Process @name is in uninterruptible sleep ("D" in its stat): reading
- * stat takes none of the locks its exe, fds or maps may wait for.
- */
-static bool in_d_state(int procfd, const char *name)
-{
-	char path[32], buf[512];
-	const char *p;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/stat", name);
-	n = read_small(procfd, path, buf, sizeof(buf));
-	if (n <= 0)
-		return false;
-	p = memrchr(buf, ')', n);
-	return p && p + 2 < buf + n && p[2] == 'D';
-}
-
-/* Processes in D state looked at after the others, at most. */
-#define SCAN_DEFER_MAX 256
-
 static int scan(struct scan *s, const char *proc_root,
 		struct victim_scan_stats *st)
 {
-	pid_t deferred[SCAN_DEFER_MAX];
-	unsigned int ndeferred = 0;
 	DIRSCAN_BUF(dents, 8192);
 	struct dirscan d;
 	const char *name;
@@ -981,25 +958,7 @@ static int scan(struct scan *s, const char *proc_root,
 		if (*end || pid <= 1 || pid > INT_MAX || pid == me ||
 		    pid == s->f->self)
 			continue;
-		/*
-		 * A process in uninterruptible sleep may hold what reading
-		 * its /proc entries waits for (an exec from a dead NFS mount
-		 * holds its exec lock, and readlink of its exe waits): it
-		 * goes last, so that it cannot keep the scan from every
-		 * other process. The VMs stuck on the lost storage itself
-		 * are in D state too: they come right after.
-		 */
-		if (ndeferred < SCAN_DEFER_MAX && in_d_state(s->procfd, name)) {
-			deferred[ndeferred++] = (pid_t)pid;
-			continue;
-		}
 		look(s, name, (pid_t)pid);
-	}
-	for (unsigned int i = 0; i < ndeferred; i++) {
-		char dname[16];
-
-		snprintf(dname, sizeof(dname), "%d", (int)deferred[i]);
-		look(s, dname, deferred[i]);
 	}
 	/* What was listed before /proc failed is still looked at. */
 	s->st.complete = !ret;
