@@ -39,26 +39,83 @@ for t in $(sed -n 's/^unittest-y += //p' Kbuild); do
 done
 
 echo "== end-to-end tests"
+# The scripts mostly wait (for deadlines, fences, guests), so they run
+# CHECK_JOBS at a time (2 by default; 1 runs them one by one). A script
+# that must not share the machine, or a resource, says so in a line
+# "# check-lane: NAME": two scripts of one lane never run together, and
+# the lane "alone" runs with nothing else beside it, after all others.
+# Each script's output is printed whole when it ends.
+jobs=${CHECK_JOBS:-2}
 vm=selftests/vm/test_*.sh
 [ "${SKIP_VM:-0}" != 1 ] || vm=
+lane_of() { sed -n 's/^# check-lane: *\([a-z0-9_-]*\).*/\1/p' "$1" | head -1; }
+
+declare -A pid_script=() pid_t0=() pid_log=() busy_lane=()
+queue=() alone=()
 for t in selftests/e2e/test_*.sh selftests/faultfs/test_*.sh $vm; do
 	[ -f "$t" ] || continue
-	echo "-- $t"
+	if [ "$(lane_of "$t")" = alone ]; then alone+=("$t"); else queue+=("$t"); fi
+done
+
+start_one() { # script
+	local log
 	log=$(mktemp)
-	t0=$SECONDS
-	timeout 600 bash "$t" 2>&1 | tee "$log"
-	rc=${PIPESTATUS[0]}
-	echo "-- took $((SECONDS - t0)) s: $t"
+	timeout 600 bash "$1" >"$log" 2>&1 &
+	pid_script[$!]=$1 pid_t0[$!]=$SECONDS pid_log[$!]=$log
+	local lane
+	lane=$(lane_of "$1")
+	[ -z "$lane" ] || busy_lane[$lane]=1
+}
+
+finish_one() { # pid rc
+	local t=${pid_script[$1]} log=${pid_log[$1]} rc=$2 line p f s lane
+	echo "-- $t"
+	cat "$log"
+	echo "-- took $((SECONDS - pid_t0[$1])) s: $t"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -1)
 	rm -f "$log"
+	lane=$(lane_of "$t")
+	[ -z "$lane" ] || unset "busy_lane[$lane]"
+	unset "pid_script[$1]" "pid_t0[$1]" "pid_log[$1]"
 	if [ -z "$line" ]; then
 		echo "$t: ended without a summary (exit $rc)"
 		add 0 1 0 "$t"
-		continue
+		return
 	fi
 	read -r p f s < <(tr -dc '0-9 ' <<<"$line" | xargs)
 	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
 	add "$p" "$f" "$s" "$t"
+}
+
+# Starts the first queued script whose lane is free; false if none can.
+start_next() {
+	local i t lane
+	for i in "${!queue[@]}"; do
+		t=${queue[$i]}
+		lane=$(lane_of "$t")
+		[ -n "$lane" ] && [ -n "${busy_lane[$lane]:-}" ] && continue
+		unset "queue[$i]"
+		queue=("${queue[@]}")
+		start_one "$t"
+		return 0
+	done
+	return 1
+}
+
+reap_one() {
+	local pid rc
+	wait -n -p pid "${!pid_script[@]}"
+	rc=$?
+	finish_one "$pid" "$rc"
+}
+
+while [ ${#queue[@]} -gt 0 ] || [ ${#pid_script[@]} -gt 0 ]; do
+	while [ ${#pid_script[@]} -lt "$jobs" ] && start_next; do :; done
+	reap_one
+done
+for t in "${alone[@]}"; do
+	start_one "$t"
+	reap_one
 done
 
 echo

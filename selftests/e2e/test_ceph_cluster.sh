@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: ceph (test clusters and simulated hosts share addresses 127.0.0.2-3)
 #
 # The test cluster of the rbd tests, on its own (no iofenced yet): it
 # starts and stops cleanly, a pool round-trips an object, qemu victims

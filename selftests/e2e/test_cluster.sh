@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (64 daemons: the machine is theirs)
 #
 # A simulated cluster: CLUSTER_N daemons (default 64; 32 in a sanitizer
 # build), one per host, each with its own socket, state dir and pin dir

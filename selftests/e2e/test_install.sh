@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (it installs the .deb on this host, users and groups included)
 #
 # What `make install` and the .deb put on a machine: the same list of files,
 # in the places the man pages name. `make install` into a throwaway DESTDIR

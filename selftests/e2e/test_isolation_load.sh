@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (it measures lateness under a load of its own making)
 #
 # Nothing stalls the fencing (issue 8), under numbers and load: each
 # scenario has one healthy storage that must never notice, and a client

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: ceph (test clusters and simulated hosts share addresses 127.0.0.2-3)
 #
 # The network fence (bpf/netfence.bpf.c) on real librbd victims: two qemu
 # processes whose disks are RBD images of the test cluster, both started

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: ceph (test clusters and simulated hosts share addresses 127.0.0.2-3)
 #
 # rbd storages end to end, against a real single-node cluster and real
 # qemu victims that reach their disks through librbd:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: ceph (test clusters and simulated hosts share addresses 127.0.0.2-3)
 #
 # Two hosts on one pool, each an iofenced with its own loopback address
 # (127.0.0.2 and 127.0.0.3: a cgroup whose connections come from it) and a

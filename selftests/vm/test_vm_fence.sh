@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (whole guests under TCG take both CPUs, and their deadlines are tight for a guest)
 #
 # The kernel write fence and its dead man's switch, with the real iofenced,
 # in the selftests/vm guest (Debian's 6.1, lsm=...,bpf); on a host that

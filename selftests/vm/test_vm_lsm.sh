@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (whole guests under TCG take both CPUs, and their deadlines are tight for a guest)
 #
 # In the selftests/vm guest (Debian's kernel, lsm=...,bpf), the BPF LSM write
 # fence of vm_lsm.bpf.c loads, attaches to file_permission and refuses a
