@@ -16,6 +16,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_OUT := build/bpf
 FUZZ_OUT ?= build/fuzz
 FUZZ_SECONDS ?= 30
+# check, demo, bench and fuzz build with JOBS compilers at once.
+JOBS ?= $(shell nproc)
 ifeq ($(FUZZ),1)
 # The libFuzzer targets (make fuzz): clang, coverage on every object,
 # never into another build's folder.
@@ -128,25 +130,25 @@ deps:
 	$(Q)scripts/deps.sh
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all tests
 	$(Q)OUT=$(OUT) selftests/run.sh
 
 # scripts/demo.sh runs the daemon, its client and the FUSE fault injector.
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all $(OUT)/faultfs
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all $(OUT)/faultfs
 	$(Q)OUT=$(OUT) scripts/demo.sh
 
 # `make fuzz FUZZ_SECONDS=N`: builds selftests/fuzz's targets into
 # build/fuzz/ and runs each N seconds (30); fails on any finding.
 fuzz:
-	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) FUZZ=1 fuzz-build
 	$(Q)OUT=$(FUZZ_OUT) FUZZ_SECONDS=$(FUZZ_SECONDS) selftests/fuzz/run.sh
 
 fuzz-build: $(addprefix $(OUT)/,$(fuzz-y))
 $(addprefix $(OUT)/,$(fuzz-y)): override LDFLAGS += -fsanitize=fuzzer
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all tests
 	$(Q)OUT=$(OUT) selftests/bench/run.sh
 
 # `make install`: PREFIX=/usr for a package (debian/rules), /usr/local by
