@@ -67,6 +67,8 @@ finish() {
 			grep -E -A12 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log" | sed 's/^/#   /'
 		fi
 	done
+	# Lazily: a process of the test may still hold a file in it.
+	[ -z "$t_tmpfs" ] || umount -l "$T" 2>/dev/null
 	rm -rf "$T"
 	echo "$t_pass passed, $t_fail failed, $t_skip skipped"
 	[ "$t_fail" -eq 0 ]
@@ -85,6 +87,12 @@ if [ -z "$tmp_base" ]; then
 		[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && tmp_base=/dev/shm
 fi
 T=$(mktemp -d "$tmp_base/iofence-$TEST_NAME.XXXXXX")
+# A tmpfs of the test's own, as root: a file storage in $T is then on a
+# device no other test's process has a file or a cwd on, so a fence of
+# one test never finds another's processes among its victims when
+# run.sh runs two tests at once (they shared /dev/shm's tmpfs before).
+t_tmpfs=
+[ "$(id -u)" != 0 ] || ! mount -t tmpfs -o mode=0700 "iofence-$TEST_NAME" "$T" 2>/dev/null || t_tmpfs=1
 
 # A pin dir of this test's own under bpffs.
 pin_dir() { echo "/sys/fs/bpf/iofence-test-$TEST_NAME-$$"; }

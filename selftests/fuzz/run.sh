@@ -8,6 +8,7 @@
 #
 #   FUZZ_SECONDS  seconds per target (default 30)
 #   FUZZ_TARGETS  the targets to run, by name (default: all built ones)
+#   FUZZ_JOBS     how many run at once (default: nproc)
 #   FUZZ_WORK     scratch folder: the corpus each run grows, and what it
 #                 found (default: a new one under /tmp, removed when
 #                 nothing was found). The seed corpora in git are only read.
@@ -20,19 +21,20 @@ set -u
 cd "$(dirname "$0")/../.."
 : "${OUT:=build/fuzz}" "${FUZZ_SECONDS:=30}"
 : "${FUZZ_TARGETS:=request state record config linebuf rbd_cmdline}"
+: "${FUZZ_JOBS:=$(nproc)}"
 work=${FUZZ_WORK:-$(mktemp -d /tmp/iofence-fuzz.XXXXXX)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
 
-for t in $FUZZ_TARGETS; do
-	bin=$OUT/fuzz_$t
+# fuzz_one TARGET: one target's run, and one line on how it went;
+# false on a finding.
+fuzz_one() {
+	local t=$1 bin=$OUT/fuzz_$1 dir=$work/$1 start rc secs done_line cov eps runs
 	if [ ! -x "$bin" ]; then
 		echo "fuzz_$t: $bin not built (make fuzz builds it)"
-		failed+=("$t")
-		continue
+		return 1
 	fi
-	dir=$work/$t
 	mkdir -p "$dir/corpus"
 	start=$(date +%s)
 	# New inputs go to the first folder, the scratch one.
@@ -49,11 +51,24 @@ for t in $FUZZ_TARGETS; do
 	if [ "$rc" -ne 0 ]; then
 		echo "fuzz_$t: FOUND something after ${secs}s (exit $rc); log and input in $dir:"
 		grep -E 'ERROR|SUMMARY|invariant|Test unit written|deadly' "$dir/log" | head -20
-		failed+=("$t")
-	else
-		echo "fuzz_$t: ok, ${secs}s, ${runs:-?} runs, ${eps:-?} exec/s, ${cov:-cov ?}"
+		return 1
 	fi
+	echo "fuzz_$t: ok, ${secs}s, ${runs:-?} runs, ${eps:-?} exec/s, ${cov:-cov ?}"
+}
+
+# A target is one process on one CPU: FUZZ_JOBS (nproc) run at once.
+declare -A running=()
+reap() {
+	local pid
+	wait -n -p pid "${!running[@]}" || failed+=("${running[$pid]}")
+	unset "running[$pid]"
+}
+for t in $FUZZ_TARGETS; do
+	[ ${#running[@]} -lt "$FUZZ_JOBS" ] || reap
+	fuzz_one "$t" &
+	running[$!]=$t
 done
+while [ ${#running[@]} -gt 0 ]; do reap; done
 
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "fuzzing found something in: ${failed[*]} (see $work)"
