@@ -69,8 +69,11 @@ export FAULTFS_LOG=$T/faultfs.out
 # memcheck: a definite leak is an error, as is any invalid access; both
 # make valgrind exit VG_RC. Uninitialised values are not looked for:
 # memcheck cannot see what the kernel writes through io_uring (reads,
-# statx, accept), so every buffer the daemon's rings fill would count as
-# uninitialised. fuse-compatible: stat, readlink, close and the like may
+# statx, accept) or the bpf(2) commands it does not know, so what those
+# fill counts as uninitialised. (Looked for, this scenario gives 6
+# reports, every one inside libbpf: bpf_attr tails that libbpf leaves
+# unset and valgrind's bpf wrapper checks, data valgrind does not know
+# the kernel wrote; none in iofence's code.) fuse-compatible: stat, readlink, close and the like may
 # block on a FUSE mount, and valgrind then lets the other threads run.
 VG_RC=97
 VG_LOG=$T/valgrind.log
@@ -210,10 +213,10 @@ else
 fi
 sed -n '/HEAP SUMMARY/,$p' "$VG_LOG" | grep -E 'in use at exit|lost:|reachable:|suppressed:' |
 	sed 's/^==[0-9]*== */# valgrind: /'
-unhandled=$(grep -E 'unhandled|WARNING' "$VG_LOG" | sed 's/^==[0-9]*== *//' | sort | uniq -c)
+unhandled=$(grep -E 'unhandled|WARNING' "$VG_LOG" | sed -E 's/^(==|--)[0-9]+(==|--) *//' | sort | uniq -c)
 [ -z "$unhandled" ] || sed 's/^/# valgrind: /' <<<"$unhandled"
 if [ "${errs:-x}" != 0 ] || [ "$rc" -ne 0 ]; then
 	echo "# valgrind's report:"
-	grep -vE 'WARNING: unhandled' "$VG_LOG" | sed -n '/^==[0-9]*== [A-Z][a-z]/,$p' | head -150 | sed 's/^/#   /'
+	grep -E '^==[0-9]+==' "$VG_LOG" | sed -n '/^==[0-9]*== [A-Z][a-z]/,$p' | head -150 | sed 's/^/#   /'
 fi
 echo "# the test took $(($(mono_ms) - t_start)) ms"
