@@ -20,6 +20,8 @@ pkgs=(
 	dpkg-dev debhelper
 	# test_operator.sh checks the metrics' grammar
 	python3
+	# test_valgrind.sh runs the daemon under memcheck
+	valgrind
 	# rbd storages: librados to build; a single-node cluster for the tests
 	# (scripts/ceph-cluster.sh) and qemu's rbd driver for their victims
 	librados-dev ceph-mon ceph-osd ceph-common qemu-block-extra

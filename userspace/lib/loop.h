@@ -56,7 +56,11 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op);
  */
 void loop_close(struct loop *l, int fd);
 
-/* Runs until loop_stop(); returns 0, or a negative errno from io_uring. */
+/*
+ * Runs until loop_stop(); returns 0, or a negative errno from io_uring.
+ * Under valgrind this and the other waits below poll(2) the ring instead
+ * of waiting in io_uring_enter() (see loop.c).
+ */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 /* One round: waits up to @max_ms for a completion and runs what came. */
