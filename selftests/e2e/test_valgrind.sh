@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: alone (valgrind serialises the daemon: another test's process stuck on a dead mount would stop it whole)
 #
 # The daemon under valgrind's memcheck through one scenario end to end
 # (issue 12): no definite leak, no invalid access. The plain build (-O2 -g,
