@@ -27,12 +27,14 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 
 #include "rbd_cmdline.h"
 #include "victims.h"
+#include "victims_probe.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define QEMU "qemu-system-x86_64"
@@ -1446,14 +1448,65 @@ static bool release(struct events *e, char (*fifos)[PATH_MAX], unsigned int n,
 	return done;
 }
 
+/* Until the scan of @e returned, at most @ms. */
+static bool wait_done(struct events *e, int ms)
+{
+	bool done;
+
+	wait_event(e, 'f', 0, ms);
+	pthread_mutex_lock(&e->mu);
+	done = e->done;
+	pthread_mutex_unlock(&e->mu);
+	return done;
+}
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static unsigned int probes_stuck(void)
+{
+	struct probe_stats ps;
+
+	probe_stats(&ps);
+	return ps.stuck;
+}
+
+/*
+ * Writers come and go on the hung FIFOs until no probe is stuck any more
+ * (every helper let go of what it held), at most about @ms.
+ */
+static bool release_stuck(char (*fifos)[PATH_MAX], unsigned int n, int ms)
+{
+	for (int t = 0; t < ms; t++) {
+		for (unsigned int i = 0; i < n; i++) {
+			int fd = open(fifos[i],
+				      O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+			if (fd >= 0)
+				close(fd);
+		}
+		if (!probes_stuck())
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /*
  * The fencing core kills a victim when found() reports it: that must not
  * wait for the maps of another process, which a thread in D state on the
- * lost storage can hold for as long as the storage is gone. Two
- * candidates whose maps hang are listed first and last, so that one comes
- * before the victims whichever way the directory is listed.
+ * lost storage can hold for as long as the storage is gone. Nor may the
+ * rest of the search: a candidate whose maps hang is given up on after
+ * its deadline and counted, and the ones after it are still read. Two
+ * such candidates are listed first and last, so that one comes before
+ * the victims whichever way the directory is listed.
  */
-Test(victims_fake, found_before_any_maps_are_read)
+Test(victims_fake, hung_maps_given_up)
 {
 	static const char *const vm[] = { QEMU,	   "-name", "vm1",
 					  "-uuid", UUID,    NULL };
@@ -1461,7 +1514,8 @@ Test(victims_fake, found_before_any_maps_are_read)
 	struct scan_job j = { .f = filter(qemu_pattern, 1), .e = &e };
 	char fifos[2][PATH_MAX];
 	pid_t h1, a, v, m, h2;
-	bool early, held, released;
+	bool early, ended, released;
+	long long t0, took;
 	int first;
 
 	h1 = hold_pid();
@@ -1480,18 +1534,19 @@ Test(victims_fake, found_before_any_maps_are_read)
 	cr_assert(first < fake_pos(a) && first < fake_pos(v) &&
 		  first < fake_pos(m));
 
+	t0 = now_ms();
 	cr_assert(!pthread_create(&j.thread, NULL, scan_thread, &j));
 	early = wait_found(&e, a, 10000) && wait_found(&e, v, 10000);
-	pthread_mutex_lock(&e.mu);
-	/* Blocked on the first hung candidate, before m's maps. */
-	held = !e.done && event_at(&e, 'f', m) < 0 && !events_of(&e, 'n');
-	pthread_mutex_unlock(&e.mu);
-	/* The storage comes back: the hung reads end. */
-	released = release(&e, fifos, 2, 20000);
-	cr_assert(released, "the scan did not end after the release");
-	cr_assert(!pthread_join(j.thread, NULL));
+	/* Nothing is released: the scan ends on its own. */
+	ended = wait_done(&e, 10000);
+	took = now_ms() - t0;
 	cr_assert(early, "found() waited for another candidate's maps");
-	cr_assert(held, "the scan did not wait on the hung maps");
+	cr_assert(ended, "the scan waited on the hung maps");
+	cr_assert(!pthread_join(j.thread, NULL));
+	cr_assert_geq(took, PROBE_DEADLINE_MS, "%lld ms", took);
+	cr_assert_eq(probes_stuck(), 2);
+	released = release_stuck(fifos, 2, 20000);
+	cr_assert(released, "the hung reads did not end after the release");
 
 	cr_assert_eq(j.ret, 3, "found %d", j.ret);
 	cr_assert_eq(events_of(&e, 'f'), 3);
@@ -1504,8 +1559,334 @@ Test(victims_fake, found_before_any_maps_are_read)
 	cr_assert_eq(events_of(&e, 'n'), 1);
 	expect_named(&e, a, UUID);
 	cr_assert_gt(event_at(&e, 'n', a), event_at(&e, 'f', m));
-	expect_stats(&j.st, 5, 0);
+	expect_stats(&j.st, 5, 2);
+	cr_assert_eq(j.st.last_err, -ETIMEDOUT, "%d", j.st.last_err);
+	cr_assert(j.st.last_pid == h1 || j.st.last_pid == h2);
+	/* What the given-up reads held, they closed once let go. */
 	expect_fds(0);
+}
+
+/*
+ * A candidate whose first entries hang (an exec stuck on a dead mount
+ * holds what readlink of its exe waits for; here its stat, which pass 1
+ * reads) is given up on and counted; the victims after it still die.
+ * While its reads are stuck, later searches do not read it again: no new
+ * timeout, no new helper stuck, at no cost. Once it answers, it is
+ * looked at like any other.
+ */
+Test(victims_fake, hung_first_pass_given_up)
+{
+	struct victim_filter f = filter(qemu_pattern, 1);
+	struct events e = EVENTS_INIT, e2 = EVENTS_INIT, e3 = EVENTS_INIT;
+	struct scan_job j = { .f = f, .e = &e };
+	struct victim_scan_stats st;
+	struct probe_stats ps1, ps2;
+	char fifos[2][PATH_MAX];
+	pid_t u1, a, v, nb, u2;
+	long long t0, took;
+	int first, n;
+
+	u1 = hold_pid();
+	a = hold_pid();
+	v = hold_pid();
+	nb = hold_pid();
+	u2 = hold_pid();
+	fake_proc(&(struct fake){ .pid = u1, .fd = fx.disk });
+	fake_hang(u1, "stat", fifos[0], sizeof(fifos[0]));
+	fake_proc(&(struct fake){ .pid = a, .fd = fx.disk });
+	fake_proc(&(struct fake){ .pid = v, .cwd = fx.store });
+	fake_proc(&(struct fake){
+		.pid = nb, .exe = fx.bystander, .fd = fx.disk });
+	fake_proc(&(struct fake){ .pid = u2, .cwd = fx.store });
+	fake_hang(u2, "stat", fifos[1], sizeof(fifos[1]));
+	first = fake_pos(u1) < fake_pos(u2) ? fake_pos(u1) : fake_pos(u2);
+	cr_assert(first < fake_pos(a) && first < fake_pos(v));
+
+	cr_assert(!pthread_create(&j.thread, NULL, scan_thread, &j));
+	cr_assert(wait_found(&e, a, 10000) && wait_found(&e, v, 10000),
+		  "the victims waited for a hung process");
+	cr_assert(wait_done(&e, 10000), "the scan waited on a hung process");
+	cr_assert(!pthread_join(j.thread, NULL));
+	cr_assert_eq(j.ret, 2, "found %d", j.ret);
+	expect_found(&e, a, "fd");
+	expect_found(&e, v, "cwd");
+	cr_assert_eq(event_at(&e, 'f', u1), -1);
+	cr_assert_eq(event_at(&e, 'f', u2), -1);
+	cr_assert_eq(event_at(&e, 'f', nb), -1);
+	expect_stats(&j.st, 2, 2);
+	cr_assert_eq(j.st.last_err, -ETIMEDOUT, "%d", j.st.last_err);
+	cr_assert(j.st.last_pid == u1 || j.st.last_pid == u2);
+	cr_assert_eq(probes_stuck(), 2);
+
+	/* Still stuck: skipped at once, nothing new waits or piles up. */
+	probe_stats(&ps1);
+	t0 = now_ms();
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, on_named, &e2,
+			      &st);
+	took = now_ms() - t0;
+	probe_stats(&ps2);
+	cr_assert_eq(n, 2, "found %d", n);
+	expect_stats(&st, 2, 2);
+	cr_assert_eq(ps2.timeouts, ps1.timeouts);
+	cr_assert_eq(ps2.stuck, 2);
+	cr_assert_eq(ps2.helpers, ps1.helpers);
+	cr_assert_lt(took, PROBE_DEADLINE_MS, "%lld ms", took);
+
+	/* They answer again: victims like the others. */
+	cr_assert(release_stuck(fifos, 2, 20000));
+	cr_assert(!unlink(fifos[0]) && !unlink(fifos[1]));
+	fake_stat(u1, 0, 0);
+	fake_stat(u2, 0, 0);
+	n = victims_scan_each(&fx.set, &f, fx.fake, on_found, NULL, &e3, &st);
+	cr_assert_eq(n, 4, "found %d", n);
+	expect_found(&e3, u1, "fd");
+	expect_found(&e3, u2, "cwd");
+	expect_stats(&st, 4, 0);
+	expect_fds(0);
+}
+
+/*
+ * A victim stuck on the lost storage itself, whose command line waits
+ * for its mmap lock: it is found by its fd and reported (killed) at once,
+ * and the search still ends, the victim unnamed. The census, which would
+ * need its name, counts it as a skip without waiting again.
+ */
+Test(victims_fake, hung_victim_reported_unnamed)
+{
+	static const char *const vm[] = { QEMU, "-uuid", UUID, NULL };
+	struct victim_filter f = filter(qemu_pattern, 1);
+	struct events e = EVENTS_INIT;
+	struct scan_job j = { .f = f, .e = &e };
+	struct victim_scan_stats st;
+	struct probe_stats ps1, ps2;
+	char fifo[1][PATH_MAX], uuids[4][37];
+	pid_t h, b;
+	int n;
+
+	h = hold_pid();
+	b = hold_pid();
+	fake_proc(&(struct fake){ .pid = h, .fd = fx.disk });
+	fake_hang(h, "cmdline", fifo[0], sizeof(fifo[0]));
+	fake_proc(&(struct fake){ .pid = b, .fd = fx.disk, .argv = vm });
+
+	cr_assert(!pthread_create(&j.thread, NULL, scan_thread, &j));
+	cr_assert(wait_done(&e, 10000), "the scan waited on a hung cmdline");
+	cr_assert(!pthread_join(j.thread, NULL));
+	cr_assert_eq(j.ret, 2, "found %d", j.ret);
+	expect_found(&e, h, "fd");
+	expect_found(&e, b, "fd");
+	cr_assert_eq(events_of(&e, 'n'), 1);
+	expect_named(&e, b, UUID);
+	/* A victim's name is not what makes it one: no skip. */
+	expect_stats(&j.st, 2, 0);
+	cr_assert_eq(probes_stuck(), 1);
+
+	probe_stats(&ps1);
+	memset(uuids, 'x', sizeof(uuids));
+	n = victims_vm_uuids(&fx.set, &f, fx.fake, uuids, ARRAY_SIZE(uuids),
+			     &st);
+	probe_stats(&ps2);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(uuids[0], UUID);
+	expect_stats(&st, 2, 1);
+	cr_assert_eq(st.last_err, -ETIMEDOUT);
+	cr_assert_eq(st.last_pid, h);
+	cr_assert_eq(ps2.timeouts, ps1.timeouts);
+
+	cr_assert(release_stuck(fifo, 1, 20000));
+	expect_fds(0);
+}
+
+/* ---------------------------------------------------------------- */
+/* Probes: reads on helpers, with a deadline                        */
+
+struct tprobe {
+	struct probe p; /* first: a tprobe is its probe */
+	int fd; /* read before returning; -1: none */
+	pid_t tid; /* the thread it ran on */
+	int policy;
+	bool *dropped;
+};
+
+static void tprobe_run(struct probe *p)
+{
+	struct tprobe *t = (struct tprobe *)p;
+	char c;
+
+	t->tid = (pid_t)syscall(SYS_gettid);
+	t->policy = sched_getscheduler(0);
+	probe_note(p, "before");
+	if (t->fd >= 0 && read(t->fd, &c, 1) < 0)
+		t->tid = -1;
+}
+
+static void tprobe_drop(struct probe *p)
+{
+	struct tprobe *t = (struct tprobe *)p;
+
+	__atomic_store_n(t->dropped, true, __ATOMIC_RELEASE);
+	free(t);
+}
+
+static struct tprobe *tprobe_new(int fd, pid_t pid, bool *dropped)
+{
+	struct tprobe *t = calloc(1, sizeof(*t));
+
+	cr_assert_not_null(t);
+	t->p.run = tprobe_run;
+	t->p.drop = tprobe_drop;
+	t->p.pid = pid;
+	t->p.kind = PROBE_MM;
+	t->fd = fd;
+	t->dropped = dropped;
+	return t;
+}
+
+TestSuite(probe, .timeout = 60);
+
+Test(probe, runs_on_a_helper_reused)
+{
+	struct probe_stats ps;
+	struct tprobe *t = tprobe_new(-1, 1, NULL);
+	pid_t me = (pid_t)syscall(SYS_gettid), first;
+
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_gt(t->tid, 0);
+	cr_assert_neq(t->tid, me);
+	first = t->tid;
+	for (int i = 0; i < 100; i++) {
+		t->tid = 0;
+		cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+		cr_assert_eq(t->tid, first);
+	}
+	probe_stats(&ps);
+	cr_assert_eq(ps.helpers, 1);
+	cr_assert_eq(ps.stuck, 0);
+	cr_assert_eq(ps.timeouts, 0);
+	free(t);
+}
+
+/* A helper runs at the class of the search that hands it the reads. */
+Test(probe, at_the_callers_class)
+{
+	struct sched_param fifo = { .sched_priority = 1 }, other = { 0 };
+	struct tprobe *t = tprobe_new(-1, 1, NULL);
+
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_eq(t->policy, SCHED_OTHER);
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo)) {
+		free(t);
+		cr_skip_test("SCHED_FIFO refused here");
+	}
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_eq(t->policy, SCHED_FIFO);
+	cr_assert(!pthread_setschedparam(pthread_self(), SCHED_OTHER, &other));
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_eq(t->policy, SCHED_OTHER);
+	free(t);
+}
+
+Test(probe, given_up_then_dropped)
+{
+	bool dropped = false;
+	char note[PROBE_NOTE_MAX] = "x";
+	struct tprobe *t;
+	long long t0, took;
+	int pfd[2];
+
+	cr_assert(!pipe(pfd));
+	t = tprobe_new(pfd[0], 4242, &dropped);
+	t0 = now_ms();
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, note, sizeof(note)),
+		     -ETIMEDOUT);
+	took = now_ms() - t0;
+	cr_assert_geq(took, PROBE_DEADLINE_MS, "%lld ms", took);
+	cr_assert_lt(took, PROBE_DEADLINE_MS + 5000, "%lld ms", took);
+	cr_assert_str_eq(note, "before");
+	note[0] = '\0';
+	cr_assert(probe_stuck(4242, PROBE_MM, note, sizeof(note)));
+	cr_assert_str_eq(note, "before");
+	cr_assert(!probe_stuck(4242, PROBE_PROC, NULL, 0));
+	cr_assert(!probe_stuck(4243, PROBE_MM, NULL, 0));
+	cr_assert_eq(probes_stuck(), 1);
+	cr_assert(!__atomic_load_n(&dropped, __ATOMIC_ACQUIRE));
+
+	/* The hang clears: the helper frees the probe, and is free again. */
+	cr_assert_eq(write(pfd[1], "x", 1), 1);
+	for (int i = 0; i < 5000 && probes_stuck(); i++)
+		usleep(1000);
+	cr_assert_eq(probes_stuck(), 0);
+	cr_assert(__atomic_load_n(&dropped, __ATOMIC_ACQUIRE));
+	cr_assert(!probe_stuck(4242, PROBE_MM, NULL, 0));
+	t = tprobe_new(-1, 1, NULL);
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	free(t);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+struct blocker {
+	pthread_t thread;
+	int pfd[2];
+	bool dropped;
+	int ret;
+};
+
+static void *block_one(void *arg)
+{
+	struct blocker *b = arg;
+	struct tprobe *t = tprobe_new(b->pfd[0], 1, &b->dropped);
+
+	b->ret = probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0);
+	return NULL;
+}
+
+/*
+ * Helpers stuck in the kernel are bounded: with every one of them stuck,
+ * the reads run on the caller, as every search did before helpers.
+ */
+Test(probe, bounded)
+{
+	static struct blocker b[PROBE_HELPERS_MAX];
+	struct probe_stats ps;
+	struct tprobe *t;
+	pid_t me = (pid_t)syscall(SYS_gettid);
+
+	for (unsigned int i = 0; i < PROBE_HELPERS_MAX; i++) {
+		cr_assert(!pipe(b[i].pfd));
+		cr_assert(
+			!pthread_create(&b[i].thread, NULL, block_one, &b[i]));
+	}
+	for (unsigned int i = 0; i < PROBE_HELPERS_MAX; i++) {
+		cr_assert(!pthread_join(b[i].thread, NULL));
+		cr_assert_eq(b[i].ret, -ETIMEDOUT, "%u: %d", i, b[i].ret);
+	}
+	probe_stats(&ps);
+	cr_assert_eq(ps.helpers, PROBE_HELPERS_MAX);
+	cr_assert_eq(ps.stuck, PROBE_HELPERS_MAX);
+	t = tprobe_new(-1, 1, NULL);
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_eq(t->tid, me);
+	probe_stats(&ps);
+	cr_assert_eq(ps.inline_runs, 1);
+	cr_assert_eq(ps.helpers, PROBE_HELPERS_MAX);
+
+	for (unsigned int i = 0; i < PROBE_HELPERS_MAX; i++)
+		cr_assert_eq(write(b[i].pfd[1], "x", 1), 1);
+	for (int i = 0; i < 5000 && probes_stuck(); i++)
+		usleep(1000);
+	cr_assert_eq(probes_stuck(), 0);
+	for (unsigned int i = 0; i < PROBE_HELPERS_MAX; i++)
+		cr_assert(__atomic_load_n(&b[i].dropped, __ATOMIC_ACQUIRE));
+	/* Free again: on a helper, not inline. */
+	t->tid = 0;
+	cr_assert_eq(probe_run(&t->p, PROBE_DEADLINE_MS, NULL, 0), 0);
+	cr_assert_neq(t->tid, me);
+	free(t);
+	for (unsigned int i = 0; i < PROBE_HELPERS_MAX; i++) {
+		close(b[i].pfd[0]);
+		close(b[i].pfd[1]);
+	}
 }
 
 /* Root reads mode-000 files only through these two capabilities. */

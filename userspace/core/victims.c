@@ -17,6 +17,7 @@
 #include "rbd_cmdline.h"
 #include "record.h"
 #include "victims.h"
+#include "victims_probe.h"
 
 #define PF_KTHREAD 0x00200000
 #define DELETED_SUFFIX " (deleted)"
@@ -577,44 +578,136 @@ struct kept {
 	enum { KEPT_CANDIDATE, KEPT_VICTIM, KEPT_DONE } state;
 };
 
-struct scan {
-	const struct devset *set;
-	const struct victim_filter *f;
-	bool rbd; /* by command line: f->rbd_pool is set */
-	char *cmdline; /* an rbd search's buffer, RBD_CMDLINE_MAX bytes */
+/*
+ * What the reads of a scan need: its own copies, shared with its probes
+ * by reference, since an abandoned probe outlives the scan.
+ */
+struct scan_ctx {
+	int refs;
 	int procfd;
-	bool want_pidfd;
-	bool census; /* an unnamed VM is missing from the record: a skip */
-	victim_found_fn found;
-	victim_named_fn named;
-	void *arg;
-	struct victim_scan_stats st;
-	struct kept *kept;
-	unsigned int nkept, cap;
-	unsigned int held; /* fds held by kept[] */
-	int nfound;
+	bool rbd; /* by command line: the filter's rbd_pool is set */
+	struct devset set;
+	struct victim_filter f; /* patterns only: what names a candidate */
+	char **patterns;
 };
 
-static void skip(struct scan *s, pid_t pid, int err)
+static struct scan_ctx *ctx_get(struct scan_ctx *c)
 {
-	s->st.skipped++;
-	s->st.last_err = err;
-	s->st.last_pid = pid;
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
 }
 
-/* The command name of process @name matches the filter. */
-static bool comm_matches(const struct scan *s, const char *name)
+static void ctx_put(struct scan_ctx *c)
 {
-	char path[32], comm[32];
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (c->procfd >= 0)
+		close(c->procfd);
+	for (unsigned int i = 0; i < c->f.npatterns; i++)
+		free(c->patterns[i]);
+	free(c->patterns);
+	free(c);
+}
+
+static struct scan_ctx *ctx_new(const struct devset *set,
+				const struct victim_filter *f)
+{
+	struct scan_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->refs = 1;
+	c->procfd = -1;
+	c->rbd = f->rbd_pool;
+	c->set = *set;
+	c->patterns =
+		calloc(f->npatterns ? f->npatterns : 1, sizeof(*c->patterns));
+	if (!c->patterns) {
+		free(c);
+		return NULL;
+	}
+	c->f.patterns = c->patterns;
+	c->f.self = f->self;
+	for (unsigned int i = 0; i < f->npatterns; i++) {
+		c->patterns[i] = strdup(f->patterns[i]);
+		if (!c->patterns[i]) {
+			ctx_put(c);
+			return NULL;
+		}
+		c->f.npatterns++;
+	}
+	return c;
+}
+
+/*
+ * The reads of one process, on a helper (victims_probe.h): only what it
+ * owns and its scan_ctx, never the scan, which may be over when a read
+ * that blocked returns.
+ */
+struct vprobe {
+	struct probe p;
+	struct scan_ctx *c;
+	enum { VP_LOOK, VP_MAPS, VP_CMDLINE, VP_NAME } what;
+	bool want_pidfd;
+	char name[16]; /* VP_LOOK: the /proc entry */
+	struct kept k; /* the others: the kept process, its fds the probe's */
+	/* what it found */
+	enum { LOOK_NONE, LOOK_SKIP, LOOK_CANDIDATE, LOOK_VICTIM } look;
+	bool examined;
+	int ret, err;
+	const char *why;
+	struct proc proc; /* opened: the caller's once the probe is back */
+	char uuid[UUID_LEN + 1];
+	char *cmdline; /* VP_CMDLINE: RBD_CMDLINE_MAX bytes */
+	ssize_t len;
+	bool cut;
+};
+
+static void kept_fds_close(struct kept *k)
+{
+	struct proc p = { .dirfd = k->dirfd, .pidfd = k->pidfd };
+
+	k->dirfd = -1;
+	k->pidfd = -1;
+	proc_close(&p);
+}
+
+static void vprobe_free(struct vprobe *vp)
+{
+	if (!vp)
+		return;
+	proc_close(&vp->proc);
+	kept_fds_close(&vp->k);
+	free(vp->cmdline);
+	ctx_put(vp->c);
+	free(vp);
+}
+
+/* The probe is the first member: a vprobe is its probe. */
+static struct vprobe *vprobe_of(struct probe *p)
+{
+	return (struct vprobe *)p;
+}
+
+static void vprobe_drop(struct probe *p)
+{
+	vprobe_free(vprobe_of(p));
+}
+
+/* The command name of process @name, "" when it cannot be read. */
+static void read_comm(int procfd, const char *name, char *comm, size_t size)
+{
+	char path[32];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "%s/comm", name);
-	n = read_small(s->procfd, path, comm, sizeof(comm));
-	if (n <= 0)
-		return false;
+	n = read_small(procfd, path, comm, size);
+	if (n <= 0) {
+		comm[0] = '\0';
+		return;
+	}
 	if (comm[n - 1] == '\n')
 		comm[n - 1] = '\0';
-	return filter_matches(s->f, comm);
 }
 
 /*
@@ -623,7 +716,7 @@ static bool comm_matches(const struct scan *s, const char *name)
  * 1: a candidate, with the fds of @p open; 0: gone, no longer a match, or
  * a kernel thread; -errno: its entries cannot be read.
  */
-static int proc_open(const struct scan *s, const char *name, pid_t pid,
+static int proc_open(const struct scan_ctx *c, const char *name, pid_t pid,
 		     bool want_pidfd, struct proc *p)
 {
 	char path[PATH_MAX];
@@ -632,7 +725,7 @@ static int proc_open(const struct scan *s, const char *name, pid_t pid,
 	int ret = 0;
 
 	p->pidfd = -1;
-	p->dirfd = openat(s->procfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	p->dirfd = openat(c->procfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (p->dirfd < 0) {
 		ret = -errno;
 		return vanished(ret) ? 0 : ret;
@@ -653,7 +746,7 @@ static int proc_open(const struct scan *s, const char *name, pid_t pid,
 	exe = exe_name(p->dirfd, "exe", path, sizeof(path), &ret);
 	if (!exe)
 		goto fail;
-	if (!filter_matches(s->f, exe))
+	if (!filter_matches(&c->f, exe))
 		goto fail;
 	snprintf(p->exe, sizeof(p->exe), "%s", exe);
 	/*
@@ -676,19 +769,252 @@ fail:
  * same process only if it started at the same time (the pidfd is opened
  * first, so a pid recycled after the check is not that pidfd's either).
  */
-static int proc_reopen(const struct scan *s, const struct kept *k,
+static int proc_reopen(const struct scan_ctx *c, const struct kept *k,
 		       bool want_pidfd, struct proc *p)
 {
 	char name[16];
 	int ret;
 
 	snprintf(name, sizeof(name), "%d", k->pid);
-	ret = proc_open(s, name, k->pid, want_pidfd, p);
+	ret = proc_open(c, name, k->pid, want_pidfd, p);
 	if (ret > 0 && p->start != k->start) {
 		proc_close(p);
 		ret = 0;
 	}
 	return ret;
+}
+
+/* The kept process @k, with the fds it holds (now @p's) or opened again. */
+static int kept_open(const struct scan_ctx *c, struct kept *k, bool want_pidfd,
+		     struct proc *p)
+{
+	char path[PATH_MAX];
+	const char *exe;
+	int ret = 0;
+
+	if (k->dirfd < 0)
+		return proc_reopen(c, k, want_pidfd, p);
+	*p = (struct proc){ .dirfd = k->dirfd, .pidfd = k->pidfd };
+	k->dirfd = -1;
+	k->pidfd = -1;
+	/* Still the program it was: it may have exec'd since. */
+	exe = exe_name(p->dirfd, "exe", path, sizeof(path), &ret);
+	if (!exe || !filter_matches(&c->f, exe)) {
+		proc_close(p);
+		return vanished(ret) ? 0 : ret;
+	}
+	snprintf(p->exe, sizeof(p->exe), "%s", exe);
+	p->start = k->start;
+	return 1;
+}
+
+/* Pass 1 on one process: by name, then by its fds, cwd and executable. */
+static void look_run(struct vprobe *vp)
+{
+	const struct scan_ctx *c = vp->c;
+	char link[32], path[PATH_MAX], comm[PROBE_NOTE_MAX];
+	const char *exe, *why = NULL;
+	int ret, err = 0;
+
+	/*
+	 * The command name first: reading it takes nothing a process can
+	 * hold (the task lock only), so a caller that gave up on what
+	 * follows can still tell whether this was a candidate.
+	 */
+	read_comm(c->procfd, vp->name, comm, sizeof(comm));
+	if (comm[0])
+		probe_note(&vp->p, comm);
+	/*
+	 * A process whose executable cannot be read is a candidate only if
+	 * its command name (comm, which any process may set) matches: then
+	 * it is one this scan cannot examine, and a skip. Otherwise not one
+	 * at all, whatever the error: kernel threads and zombies have no
+	 * executable, and some sandboxes hide their init even from root.
+	 */
+	snprintf(link, sizeof(link), "%s/exe", vp->name);
+	exe = exe_name(c->procfd, link, path, sizeof(path), &ret);
+	if (!exe) {
+		if (!vanished(ret) && comm[0] && filter_matches(&c->f, comm)) {
+			vp->look = LOOK_SKIP;
+			vp->ret = ret;
+		}
+		return;
+	}
+	if (!filter_matches(&c->f, exe))
+		return;
+	/* The full name, should what follows block: comm is cut at 15. */
+	probe_note(&vp->p, exe);
+	vp->examined = true;
+	ret = proc_open(c, vp->name, vp->p.pid, vp->want_pidfd, &vp->proc);
+	if (ret <= 0) {
+		if (ret) {
+			vp->look = LOOK_SKIP;
+			vp->ret = ret;
+		}
+		return;
+	}
+	/* librbd holds only sockets: an rbd victim shows in pass 2 alone. */
+	if (!c->rbd && links_use(&c->set, vp->proc.dirfd, &why, &err)) {
+		vp->look = LOOK_VICTIM;
+		vp->why = why;
+		return;
+	}
+	vp->look = LOOK_CANDIDATE;
+	vp->err = err;
+}
+
+/* Pass 2: the maps, under the process's mmap lock. */
+static void maps_run(struct vprobe *vp)
+{
+	int ret = kept_open(vp->c, &vp->k, vp->want_pidfd, &vp->proc);
+
+	if (ret > 0) {
+		ret = maps_use(&vp->c->set, vp->proc.dirfd);
+		if (ret <= 0)
+			proc_close(&vp->proc);
+	}
+	vp->ret = ret;
+}
+
+/* Pass 2 of an rbd search: the command line, under the mmap lock. */
+static void cmdline_run(struct vprobe *vp)
+{
+	int ret = kept_open(vp->c, &vp->k, vp->want_pidfd, &vp->proc);
+
+	if (ret > 0) {
+		vp->len = rbd_cmdline_read(vp->proc.dirfd, vp->cmdline,
+					   RBD_CMDLINE_MAX, &vp->cut);
+		if (vp->len < 0) {
+			ret = (int)vp->len;
+			proc_close(&vp->proc);
+		}
+	}
+	vp->ret = ret;
+}
+
+/* Pass 3: a victim's VM uuid, from its command line. */
+static void name_run(struct vprobe *vp)
+{
+	int ret = kept_open(vp->c, &vp->k, false, &vp->proc);
+
+	vp->uuid[0] = '\0';
+	if (ret > 0) {
+		ret = read_vm_uuid(vp->proc.dirfd, vp->uuid);
+		proc_close(&vp->proc);
+	}
+	vp->ret = ret;
+}
+
+static void vprobe_run(struct probe *p)
+{
+	struct vprobe *vp = vprobe_of(p);
+
+	switch (vp->what) {
+	case VP_LOOK:
+		look_run(vp);
+		break;
+	case VP_MAPS:
+		maps_run(vp);
+		break;
+	case VP_CMDLINE:
+		cmdline_run(vp);
+		break;
+	case VP_NAME:
+		name_run(vp);
+		break;
+	}
+}
+
+struct scan {
+	const struct devset *set;
+	const struct victim_filter *f;
+	struct scan_ctx *c;
+	struct vprobe *probe; /* back from its last run: reused */
+	bool want_pidfd;
+	bool census; /* an unnamed VM is missing from the record: a skip */
+	victim_found_fn found;
+	victim_named_fn named;
+	void *arg;
+	struct victim_scan_stats st;
+	struct kept *kept;
+	unsigned int nkept, cap;
+	unsigned int held; /* fds held by kept[] */
+	int nfound;
+};
+
+static void skip(struct scan *s, pid_t pid, int err)
+{
+	s->st.skipped++;
+	s->st.last_err = err;
+	s->st.last_pid = pid;
+}
+
+/*
+ * A probe for @what on process @pid, or NULL (out of memory). @k: the
+ * kept process it reads, whose fds go to the probe.
+ */
+static struct vprobe *vprobe_get(struct scan *s, int what, pid_t pid,
+				 struct kept *k)
+{
+	struct vprobe *vp = s->probe;
+
+	if (!vp) {
+		vp = calloc(1, sizeof(*vp));
+		if (!vp)
+			return NULL;
+		vp->c = ctx_get(s->c);
+		vp->p.run = vprobe_run;
+		vp->p.drop = vprobe_drop;
+		vp->proc = (struct proc){ .dirfd = -1, .pidfd = -1 };
+		vp->k = (struct kept){ .dirfd = -1, .pidfd = -1 };
+		s->probe = vp;
+	}
+	if (what == VP_CMDLINE && !vp->cmdline &&
+	    !(vp->cmdline = malloc(RBD_CMDLINE_MAX)))
+		return NULL;
+	vp->what = what;
+	vp->p.pid = pid;
+	vp->p.kind = what == VP_LOOK ? PROBE_PROC : PROBE_MM;
+	vp->want_pidfd = s->want_pidfd;
+	vp->look = LOOK_NONE;
+	vp->examined = false;
+	vp->ret = vp->err = 0;
+	vp->why = NULL;
+	/* What the last run left open: nothing, unless it failed early. */
+	proc_close(&vp->proc);
+	kept_fds_close(&vp->k);
+	if (k) {
+		vp->k = *k;
+		s->held -= (k->dirfd >= 0) + (k->pidfd >= 0);
+		k->dirfd = -1;
+		k->pidfd = -1;
+	}
+	return vp;
+}
+
+/*
+ * Runs @vp with its deadline: 0, or -ETIMEDOUT with the probe gone to
+ * its helper (its name, as far as it was read, in @note).
+ */
+static int vprobe_run_in_time(struct scan *s, struct vprobe *vp, char *note,
+			      size_t len)
+{
+	int ret = probe_run(&vp->p, PROBE_DEADLINE_MS, note, len);
+
+	if (ret)
+		s->probe = NULL;
+	return ret;
+}
+
+/*
+ * A process whose reads were given up on, or still are by another
+ * search: as for an executable that cannot be read, a skip only if the
+ * name it was known by (its exe, else its comm) is a candidate's.
+ */
+static void stuck_skip(struct scan *s, pid_t pid, const char *name)
+{
+	if (name[0] && filter_matches(s->f, name))
+		skip(s, pid, -ETIMEDOUT);
 }
 
 /* A new entry of kept[], or NULL with *err set past the bound. */
@@ -740,12 +1066,8 @@ static void keep_fds(struct scan *s, struct kept *k, struct proc *p)
 
 static void kept_close(struct scan *s, struct kept *k)
 {
-	struct proc p = { .dirfd = k->dirfd, .pidfd = k->pidfd };
-
 	s->held -= (k->dirfd >= 0) + (k->pidfd >= 0);
-	k->dirfd = -1;
-	k->pidfd = -1;
-	proc_close(&p);
+	kept_fds_close(k);
 }
 
 /*
@@ -787,89 +1109,89 @@ static void report(struct scan *s, pid_t pid, struct proc *p, const char *why,
 /* Pass 1 on process @name: by name, then by its fds, cwd and executable. */
 static void look(struct scan *s, const char *name, pid_t pid)
 {
-	char link[32], path[PATH_MAX];
-	const char *exe, *why = NULL;
+	char note[PROBE_NOTE_MAX];
+	struct vprobe *vp;
 	struct kept *k;
-	struct proc p;
-	int ret, err = 0;
+	int ret;
 
-	/*
-	 * A process whose executable cannot be read is a candidate only if
-	 * its command name (comm, which any process may set) matches: then
-	 * it is one this scan cannot examine, and a skip. Otherwise not one
-	 * at all, whatever the error: kernel threads and zombies have no
-	 * executable, and some sandboxes hide their init even from root.
-	 */
-	snprintf(link, sizeof(link), "%s/exe", name);
-	exe = exe_name(s->procfd, link, path, sizeof(path), &ret);
-	if (!exe) {
-		if (!vanished(ret) && comm_matches(s, name))
+	/* Another search's read of it is still stuck: this one would be. */
+	if (probe_stuck(pid, PROBE_PROC, note, sizeof(note))) {
+		stuck_skip(s, pid, note);
+		return;
+	}
+	vp = vprobe_get(s, VP_LOOK, pid, NULL);
+	if (!vp) {
+		skip(s, pid, -ENOMEM);
+		return;
+	}
+	snprintf(vp->name, sizeof(vp->name), "%s", name);
+	if (vprobe_run_in_time(s, vp, note, sizeof(note))) {
+		stuck_skip(s, pid, note);
+		return;
+	}
+	if (vp->examined)
+		s->st.examined++;
+	switch (vp->look) {
+	case LOOK_NONE:
+		break;
+	case LOOK_SKIP:
+		skip(s, pid, vp->ret);
+		break;
+	case LOOK_VICTIM:
+		report(s, pid, &vp->proc, vp->why, NULL, NULL);
+		break;
+	case LOOK_CANDIDATE:
+		k = keep(s, pid, &ret);
+		if (!k) {
+			proc_close(&vp->proc);
 			skip(s, pid, ret);
-		return;
+			break;
+		}
+		k->err = vp->err;
+		keep_fds(s, k, &vp->proc);
+		break;
 	}
-	if (!filter_matches(s->f, exe))
-		return;
-	s->st.examined++;
-	ret = proc_open(s, name, pid, s->want_pidfd, &p);
-	if (ret <= 0) {
-		if (ret)
-			skip(s, pid, ret);
-		return;
-	}
-	/* librbd holds only sockets: an rbd victim shows in pass 2 alone. */
-	if (!s->rbd && links_use(s->set, p.dirfd, &why, &err)) {
-		report(s, pid, &p, why, NULL, NULL);
-		return;
-	}
-	k = keep(s, pid, &ret);
-	if (!k) {
-		proc_close(&p);
-		skip(s, pid, ret);
-		return;
-	}
-	k->err = err;
-	keep_fds(s, k, &p);
 }
 
-/* The kept process, with its own fds or opened again. */
-static int kept_open(struct scan *s, struct kept *k, bool want_pidfd,
-		     struct proc *p)
+/*
+ * The probe of pass 2 or 3 on kept process @k, run in time: NULL when it
+ * cannot be read now (stuck or given up: a skip for the caller to count,
+ * -ETIMEDOUT in *err; or out of memory).
+ */
+static struct vprobe *kept_probe(struct scan *s, struct kept *k, int what,
+				 int *err)
 {
-	char path[PATH_MAX];
-	const char *exe;
-	int ret = 0;
+	struct vprobe *vp;
 
-	if (k->dirfd < 0)
-		return proc_reopen(s, k, want_pidfd, p);
-	*p = (struct proc){ .dirfd = k->dirfd, .pidfd = k->pidfd };
-	s->held -= (k->dirfd >= 0) + (k->pidfd >= 0);
-	k->dirfd = -1;
-	k->pidfd = -1;
-	/* Still the program it was: it may have exec'd since. */
-	exe = exe_name(p->dirfd, "exe", path, sizeof(path), &ret);
-	if (!exe || !filter_matches(s->f, exe)) {
-		proc_close(p);
-		return vanished(ret) ? 0 : ret;
+	*err = -ETIMEDOUT;
+	if (probe_stuck(k->pid, PROBE_MM, NULL, 0)) {
+		kept_close(s, k);
+		return NULL;
 	}
-	snprintf(p->exe, sizeof(p->exe), "%s", exe);
-	p->start = k->start;
-	return 1;
+	vp = vprobe_get(s, what, k->pid, k);
+	if (!vp) {
+		kept_close(s, k);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (vprobe_run_in_time(s, vp, NULL, 0))
+		return NULL;
+	return vp;
 }
 
 /* Pass 2 on a kept candidate: its maps, under its mmap lock. */
 static void look_maps(struct scan *s, struct kept *k)
 {
-	struct proc p;
+	struct vprobe *vp;
 	int ret;
 
-	ret = kept_open(s, k, s->want_pidfd, &p);
-	if (ret > 0) {
-		ret = maps_use(s->set, p.dirfd);
+	vp = kept_probe(s, k, VP_MAPS, &ret);
+	if (vp) {
+		ret = vp->ret;
 		if (ret > 0) {
-			report(s, k->pid, &p, "mapping", k, NULL);
+			report(s, k->pid, &vp->proc, "mapping", k, NULL);
 			return;
 		}
-		proc_close(&p);
 		/* Nothing proves it a victim, and not all could be read. */
 		if (!ret)
 			ret = k->err;
@@ -886,25 +1208,25 @@ static void look_maps(struct scan *s, struct kept *k)
 static void look_cmdline(struct scan *s, struct kept *k)
 {
 	char uuid[UUID_LEN + 1];
-	struct proc p;
-	ssize_t len;
-	bool cut;
+	struct vprobe *vp;
 	int ret;
 
-	ret = s->cmdline ? kept_open(s, k, s->want_pidfd, &p) : -ENOMEM;
-	if (ret > 0) {
-		len = rbd_cmdline_read(p.dirfd, s->cmdline, RBD_CMDLINE_MAX,
-				       &cut);
-		ret = len < 0 ? (int)len :
-				rbd_cmdline_disks(s->cmdline, (size_t)len, cut,
-						  s->f->rbd_pool, s->f->rbd_ns,
-						  NULL, 0);
+	vp = kept_probe(s, k, VP_CMDLINE, &ret);
+	if (vp) {
+		ret = vp->ret;
 		if (ret > 0) {
-			cmdline_vm_uuid(s->cmdline, (size_t)len, cut, uuid);
-			report(s, k->pid, &p, "rbd disk", k, uuid);
-			return;
+			ret = rbd_cmdline_disks(vp->cmdline, (size_t)vp->len,
+						vp->cut, s->f->rbd_pool,
+						s->f->rbd_ns, NULL, 0);
+			if (ret > 0) {
+				cmdline_vm_uuid(vp->cmdline, (size_t)vp->len,
+						vp->cut, uuid);
+				report(s, k->pid, &vp->proc, "rbd disk", k,
+				       uuid);
+				return;
+			}
+			proc_close(&vp->proc);
 		}
-		proc_close(&p);
 	}
 	/* An exited process reads as empty: no disk, no skip. */
 	if (ret < 0 && !vanished(ret))
@@ -915,16 +1237,14 @@ static void look_cmdline(struct scan *s, struct kept *k)
 /* Pass 3 on a victim: its VM uuid, from its command line. */
 static void name_victim(struct scan *s, struct kept *k)
 {
-	char uuid[UUID_LEN + 1];
-	struct proc p;
+	struct vprobe *vp;
 	int ret;
 
-	ret = kept_open(s, k, false, &p);
-	if (ret > 0) {
-		ret = read_vm_uuid(p.dirfd, uuid);
-		proc_close(&p);
-		if (!ret && uuid[0])
-			s->named(k->pid, uuid, s->arg);
+	vp = kept_probe(s, k, VP_NAME, &ret);
+	if (vp) {
+		ret = vp->ret;
+		if (!ret && vp->uuid[0])
+			s->named(k->pid, vp->uuid, s->arg);
 	}
 	/* The uuid only names the VM: a victim without one is still one. */
 	if (ret < 0 && !vanished(ret) && s->census)
@@ -941,15 +1261,21 @@ static int scan(struct scan *s, const char *proc_root,
 	pid_t me = getpid();
 	int ret = 0;
 
-	s->rbd = s->f->rbd_pool;
-	s->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->procfd < 0) {
+	s->c = ctx_new(s->set, s->f);
+	if (!s->c) {
+		if (st)
+			*st = s->st;
+		return -ENOMEM;
+	}
+	s->c->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->c->procfd < 0) {
 		ret = -errno;
+		ctx_put(s->c);
 		if (st)
 			*st = s->st;
 		return ret;
 	}
-	dirscan_init(&d, s->procfd, dents, sizeof(dents));
+	dirscan_init(&d, s->c->procfd, dents, sizeof(dents));
 	while ((name = dirscan_next(&d, &ret))) {
 		char *end;
 		long pid;
@@ -962,13 +1288,10 @@ static int scan(struct scan *s, const char *proc_root,
 	}
 	/* What was listed before /proc failed is still looked at. */
 	s->st.complete = !ret;
-	/* Without it, each candidate is a skip (-ENOMEM), not the scan's end. */
-	if (s->rbd && s->nkept)
-		s->cmdline = malloc(RBD_CMDLINE_MAX);
 	for (unsigned int i = 0; i < s->nkept; i++) {
 		if (s->kept[i].state != KEPT_CANDIDATE)
 			continue;
-		if (s->rbd)
+		if (s->c->rbd)
 			look_cmdline(s, &s->kept[i]);
 		else
 			look_maps(s, &s->kept[i]);
@@ -979,8 +1302,8 @@ static int scan(struct scan *s, const char *proc_root,
 	for (unsigned int i = 0; i < s->nkept; i++)
 		kept_close(s, &s->kept[i]);
 	free(s->kept);
-	free(s->cmdline);
-	close(s->procfd);
+	vprobe_free(s->probe);
+	ctx_put(s->c);
 	if (st)
 		*st = s->st;
 	return s->nfound;

@@ -14,13 +14,22 @@
  *
  * The scan must not hang on the lost storage it looks at: it reads only
  * procfs (fd links are statx'ed with AT_STATX_DONT_SYNC, which answers
- * from the inode cache on NFS and FUSE instead of asking the server). It
- * still may hang on a victim: reading maps or cmdline takes the process's
- * mmap lock, which a thread in D state on the lost storage can hold. So
- * it runs off the fencing thread, and in passes: what can be known
- * without the mmap lock (fds, working directory, executable) is reported
- * for every process before any maps or cmdline is read, and a kill can be
- * sent the moment a victim is known.
+ * from the inode cache on NFS and FUSE instead of asking the server). A
+ * process can still hold a read of its entries: maps and cmdline take
+ * its mmap lock, which a thread in D state on the lost storage can hold,
+ * and an exec stuck paging in a binary from a dead mount has held
+ * readlink of its exe. So the scan runs off the fencing thread, in
+ * passes (what can be known without the mmap lock, fds, working
+ * directory, executable, is reported for every process before any maps
+ * or cmdline is read, and a kill can be sent the moment a victim is
+ * known), and each process's reads of a pass run on a helper thread
+ * with a deadline (victims_probe.h): one that does not answer within
+ * PROBE_DEADLINE_MS is given up on, a skip (-ETIMEDOUT) if it was a
+ * candidate (by its executable's name, or its comm when that is all that
+ * was read), and the scan goes on. While a read of it is still stuck, no
+ * scan reads that process again (the same kind of entries): it is the
+ * same skip at once. A victim whose command line does not answer is
+ * reported unnamed, as one whose command line cannot be read.
  *
  * Each candidate's pidfd is opened before its /proc entries are read, so
  * the checks and the kill are about one process: a PID recycled after the
@@ -35,10 +44,11 @@
  * processes matching the filter whose command line names a disk in the
  * pool and namespace (rbd_cmdline.h); the device set is not looked at.
  * Pass 1 opens their pidfds and finds nothing; the command line, which
- * takes the mmap lock, is read in pass 2 in place of the maps, into one
- * RBD_CMDLINE_MAX buffer per scan (heap, not a worker's stack), and
- * gives the disks and the VM uuid at once. Without that buffer, each
- * candidate is a skip (-ENOMEM).
+ * takes the mmap lock, is read in pass 2 in place of the maps, into an
+ * RBD_CMDLINE_MAX buffer on the heap (the helper's probe's: reused by
+ * the scan, taken along by a probe given up on), and gives the disks and
+ * the VM uuid at once. Without that buffer, each candidate is a skip
+ * (-ENOMEM).
  */
 #ifndef IOFENCE_VICTIMS_H
 #define IOFENCE_VICTIMS_H
@@ -131,8 +141,9 @@ typedef void (*victim_named_fn)(pid_t pid, const char *vm_uuid, void *arg);
  * prove it a victim either. A victim whose command line cannot be read is
  * reported unnamed, not skipped.
  *
- * Passes 2 and 3 may block on a process in D state holding its mmap lock;
- * every victim the first pass can see has been reported by then. A victim
+ * No process holds the scan longer than PROBE_DEADLINE_MS per pass (see
+ * above), and passes 2 and 3 come after every victim the first pass can
+ * see has been reported. A victim
  * killed from found() has most often exited before pass 3, its command
  * line gone with its memory: the census (victims_vm_uuids()) read before
  * the fence names it.
