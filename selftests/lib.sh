@@ -380,7 +380,8 @@ hangs_release() {
 # under PREFIX (default: all of $T), one per line; empty: nothing.
 leftovers() {
 	local p=${1:-$T} l f
-	awk -v p="$p" 'index($5, p) == 1 { print "mount " $5 }' /proc/self/mountinfo
+	# The test's own tmpfs at $T is no leftover: finish() unmounts it.
+	awk -v p="$p" -v own="${t_tmpfs:+$T}" '($5 == p || index($5, p "/") == 1) && $5 != own { print "mount " $5 }' /proc/self/mountinfo
 	for l in /sys/block/loop*; do
 		f=$l/loop/backing_file
 		[ -r "$f" ] || continue
