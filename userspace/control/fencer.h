@@ -31,6 +31,7 @@ struct fencer_link {
 	json_t *victims_now;
 	unsigned int victims_now_more; /* found but not listed */
 	uint64_t victims_now_ns; /* when that census began, monotonic */
+	struct scan_report victims_now_scan; /* its skips */
 	/*
 	 * query-status's view of the snapshot, built at the first query
 	 * after a report: a status poller asks far more often than the

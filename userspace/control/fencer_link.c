@@ -209,6 +209,7 @@ static void census_take(struct fencer_link *f, const struct census_report *c)
 	f->victims_now = list;
 	f->victims_now_more = c->found > c->n ? c->found - c->n : 0;
 	f->victims_now_ns = c->started_ns;
+	f->victims_now_scan = c->scan;
 }
 
 void fencer_on_report(struct msg *m, void *ctx)
@@ -384,6 +385,10 @@ static json_t *status_fixed_json(const struct fencer_link *f)
 			    json_integer(f->victims_now_more));
 	json_object_set_new(o, "victims_now_age_ms",
 			    f->victims_now ? json_integer(0) : json_null());
+	json_object_set_new(o, "victims_now_scan",
+			    f->victims_now ?
+				    scan_report_json(&f->victims_now_scan) :
+				    json_null());
 	if (h->state != HB_FENCED) {
 		json_object_set_new(o, "fence_in_ms", json_integer(0));
 		return o;

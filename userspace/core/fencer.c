@@ -1245,6 +1245,7 @@ static void census_report(struct fencer *f, const struct msg_scan_done *d)
 	memcpy(c->vms, d->vms, c->n * sizeof(*c->vms));
 	c->found = (unsigned int)d->found;
 	c->started_ns = d->started_ns;
+	c->scan = d->report;
 	report(f, NULL, NULL);
 }
 

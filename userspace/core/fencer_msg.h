@@ -102,6 +102,7 @@ struct census_report {
 	unsigned int n; /* listed */
 	unsigned int found; /* in all: more than n when some are not listed */
 	uint64_t started_ns; /* monotonic: it saw processes from then on */
+	struct scan_report scan; /* what it could not read */
 };
 
 struct hb_snap {

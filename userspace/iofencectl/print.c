@@ -156,6 +156,8 @@ static void print_would_kill(json_t *hb)
 	json_t *now = json_object_get(hb, "victims_now");
 	json_int_t age = int_of(hb, "victims_now_age_ms");
 	size_t n = json_array_size(now) + int_of(hb, "victims_now_more");
+	json_int_t unread =
+		int_of(json_object_get(hb, "victims_now_scan"), "skipped");
 
 	if (!json_is_array(now)) {
 		printf("would kill: not known yet");
@@ -165,6 +167,9 @@ static void print_would_kill(json_t *hb)
 		printf("would kill %zu now", n);
 	else
 		printf("would kill none now");
+	/* A candidate it could not read may be a victim too. */
+	if (unread)
+		printf(", %lld unreadable", (long long)unread);
 	printf(age > CENSUS_STALE_MS ? " (as of %s ago: stale)" :
 				       " (as of %s ago)",
 	       fmt_duration(age / 100 * 100).s);
