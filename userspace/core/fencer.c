@@ -288,7 +288,11 @@ static json_t *victim_json(const struct fencer *f,
 	json_t *o = json_pack("{s:i,s:s,s:s}", "pid", fv->v.pid, "exe",
 			      fv->v.exe, "why", fv->v.why);
 
-	if (fv->v.vm_uuid[0])
+	/* An executable's name is anyone's bytes; the victim still counts. */
+	if (!o)
+		o = json_pack("{s:i,s:s,s:s}", "pid", fv->v.pid, "exe",
+			      "(not UTF-8)", "why", fv->v.why);
+	if (o && fv->v.vm_uuid[0])
 		json_object_set_new(o, "vm_uuid", json_string(fv->v.vm_uuid));
 	/* From the moment the contract says "fence" to the death seen. */
 	if (fv->died_ns)
