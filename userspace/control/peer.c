@@ -779,12 +779,12 @@ static json_t *peer_start(struct daemon *d, struct ctl_conn *c,
 	} else if (s->p.type == STORAGE_FILE) {
 		q->size = RECORD_SIZE_MAX;
 		snprintf(q->path, sizeof(q->path), ARM_RECORD_DIR "/%s", host);
-		q->dirfd = dup(s->target_fd);
+		q->dirfd = fcntl(s->target_fd, F_DUPFD_CLOEXEC, 0);
 		q->step = PEER_OPEN;
 	} else {
 		q->size = s->record_size;
 		q->offset = s->p.region_offset + slot * RECORD_SLOT_SIZE;
-		q->fd = dup(s->record_fd);
+		q->fd = fcntl(s->record_fd, F_DUPFD_CLOEXEC, 0);
 		q->step = PEER_READ;
 	}
 	list_add_tail(&q->link, &d->peers);
