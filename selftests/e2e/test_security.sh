@@ -67,6 +67,8 @@ unchanged() {
 	[ "$now" = "$2" ] && return 0
 	echo "# before: $2"
 	echo "# now:    $now"
+	journal_of "$1" | jq -c --argjson s "$(jq '.[1]' <<<"$2")" '.[] | select(.seq > $s) | [.seq, .event, .data]' |
+		head -5 | sed 's/^/#   journalled since: /'
 	return 1
 }
 alive_answers() { rq "$1" '{"execute":"query-version"}' | jqe '.return.major == 0'; }
