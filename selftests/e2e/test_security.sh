@@ -17,7 +17,7 @@
 #   4 uuids with shell metacharacters; lines of 64 MiB, deep nesting,
 #     invalid UTF-8, NUL bytes
 #   5 a peer's record is hostile input: files, block slots (and RADOS
-#     objects when Ceph is installed)
+#     objects with IOFENCE_SECURITY_RBD=1 and Ceph installed)
 #   6 the fence kills inside its victim rules only: a root shell, a
 #     bystander, disguised ones and the test runner itself hold files of
 #     the fenced storage (faultfs, dead); the fence hook gets the uuids and
@@ -53,21 +53,33 @@ class_of() { jqr '.error.class // "none"' <<<"$1"; }
 desc_of() { jqr '.error.desc // ""' <<<"$1"; }
 # The reply of id ID among the replies on stdin.
 by_id() { jq -c --arg i "$1" 'select(.id == $i)'; }
-# What the daemon guards, and its journal's end: equal before and after.
+# What the daemon guards, and its journal: equal before and after. The
+# journal is counted without CORE_LAG, which is the core's timing on a
+# machine shared with other tests (reported from 10% of the smallest
+# interval, 20 ms here): unchanged bounds that one on its own.
 snap() {
-	rq "$1" '{"execute":"query-status"}' | jq -c '.return | [.host_state, .last_seq,
-		[.storages[] | {uuid, host_uuid, params, flight}], .unarmed]'
+	local st j
+	st=$(rq "$1" '{"execute":"query-status"}' | jq -c '.return | [.host_state,
+		[.storages[] | {uuid, host_uuid, params, flight}], .unarmed]')
+	j=$(journal_of "$1" | jq -c '[.[] | select(.event != "CORE_LAG")] | [length, (last.seq // 0)]')
+	echo "[$st,$j]"
 }
-# unchanged SOCK BEFORE: the daemon answers and snap is BEFORE (else both
-# are shown).
+# unchanged SOCK BEFORE: the daemon answers, snap is BEFORE, and the core
+# was never held up by half the storages' interval of 200 ms (a hostile
+# request must not stall it; less is the load of the machine). Else what
+# differs is shown.
 unchanged() {
-	local now
+	local now seq lag
 	alive_answers "$1" || return 1
 	now=$(snap "$1")
-	[ "$now" = "$2" ] && return 0
+	seq=$(jq '.[1][1]' <<<"$2")
+	lag=$(journal_of "$1" | jq --argjson s "$seq" \
+		'[.[] | select(.seq > $s and .event == "CORE_LAG") | .data.lag_us] | max // 0')
+	[ "$now" = "$2" ] && [ "$lag" -lt 100000 ] && return 0
 	echo "# before: $2"
 	echo "# now:    $now"
-	journal_of "$1" | jq -c --argjson s "$(jq '.[1]' <<<"$2")" '.[] | select(.seq > $s) | [.seq, .event, .data]' |
+	echo "# the core's worst lag since: $lag us"
+	journal_of "$1" | jq -c --argjson s "$seq" '.[] | select(.seq > $s) | [.seq, .event, .data]' |
 		head -5 | sed 's/^/#   journalled since: /'
 	return 1
 }
@@ -170,6 +182,7 @@ out=$(as_nobody "$IOFENCECTL" --socket "$G" raw <<'EOF'
 {"execute":"query-status","arguments":{"zz_future":1},"id":"query-status"}
 {"execute":"subscribe","arguments":{"zz_future":1},"id":"subscribe"}
 {"execute":"query-commands","arguments":5,"id":"notobj"}
+{"execute":"setup","arguments":[],"id":"notobj-setup"}
 EOF
 )
 check "1: query-capabilities ignores unknown arguments" \
@@ -184,6 +197,8 @@ for q in query-version query-status subscribe; do
 done
 check "1: arguments that are not an object: GenericError, for introspection too" \
 	jqe '.error.class == "GenericError"' <<<"$(by_id notobj <<<"$out")"
+check "1: ... and for nobody's setup: a request not well formed, refused before the rights (as documented)" \
+	jqe '.error.class == "GenericError"' <<<"$(by_id notobj-setup <<<"$out")"
 
 # --- 2. hostile paths --------------------------------------------------------
 
@@ -445,9 +460,17 @@ else
 	not_ok "5: a loop device for the block slots"
 fi
 
-# RADOS objects, when this machine has Ceph.
+# RADOS objects, with IOFENCE_SECURITY_RBD=1 on a machine with Ceph: its
+# test cluster costs 25 to 40 s, which would take this script past its
+# 90 s. make check has the decoders' unit tests instead (test_record:
+# record_decode and record_addrs_decode, which an rbd query-peer reads an
+# object through) and test_rbd_peers.sh for query-peer on rbd.
 rbd_records() {
 	local have=1 b
+	if [ "${IOFENCE_SECURITY_RBD:-0}" != 1 ]; then
+		skip "5 rbd: RADOS objects only with IOFENCE_SECURITY_RBD=1 (a Ceph cluster: +25 to 40 s)"
+		return
+	fi
 	for b in ceph-mon ceph-osd ceph rados; do command -v "$b" >/dev/null || have=; done
 	if [ -z "$have" ] || [ "${IOFENCE_TEST_CEPH:-1}" = 0 ]; then
 		skip "5 rbd: Ceph is not installed (or IOFENCE_TEST_CEPH=0)"
