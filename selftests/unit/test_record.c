@@ -714,6 +714,38 @@ Test(record_decode, uuid_padding_must_be_zero)
 }
 
 /*
+ * A peer's uuid text goes into logs and replies: bytes that are not
+ * printable ASCII (a control character, a space, invalid UTF-8) make the
+ * block no record, however good its CRC.
+ */
+Test(record_decode, uuid_text_must_be_printable_ascii)
+{
+	static const uint8_t bad[] = { 0x01, 0x09, 0x0a, 0x1b, ' ',
+				       0x7f, 0x80, 0xc3, 0xff };
+	struct record r, out;
+	uint8_t buf[512];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		for (int field = 72; field <= 136; field += 64) {
+			golden_record(&r);
+			cr_assert_eq(record_encode(&r, buf), 0);
+			/* "host-a" / "stor": its second byte spoiled. */
+			buf[field + 1] = bad[i];
+			reseal(buf, sizeof(buf));
+			expect_decode_fails(buf, sizeof(buf), -EBADMSG);
+		}
+	}
+	/* The ends of the range are text. */
+	golden_record(&r);
+	strcpy(r.host_uuid, "!~");
+	strcpy(r.storage_uuid, "a:b.c_d-e");
+	cr_assert_eq(record_encode(&r, buf), 0);
+	cr_assert_eq(record_decode(buf, sizeof(buf), &out), 0);
+	cr_assert_str_eq(out.host_uuid, "!~");
+	cr_assert_str_eq(out.storage_uuid, "a:b.c_d-e");
+}
+
+/*
  * Whatever one flipped bit does, the block must not come back as a record:
  * a peer would read some other host's state, sequence or deadline.
  */

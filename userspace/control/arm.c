@@ -87,6 +87,26 @@ static int refuse(struct arm_op *a, const char *fmt, ...)
 	return -EEXIST;
 }
 
+static const char *file_type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symbolic link";
+	default:
+		return "of an unknown type";
+	}
+}
+
 /* The step's deadline: its own, cut short by the request's. */
 static uint64_t step_timeout(const struct arm_op *a)
 {
@@ -245,6 +265,18 @@ static void step_done(struct timed_op *t, int res)
 		s->record_fd = res;
 		break;
 	case FILE_STATX_RECORD:
+		/*
+		 * A FIFO or a device put in the record's place would take
+		 * heartbeats that no peer ever reads.
+		 */
+		if (!S_ISREG(a->stx.stx_mode)) {
+			finish(a,
+			       refuse(a,
+				      "%s/%s/%s is not a regular file (%s); not writing heartbeats to it",
+				      s->p.target, ARM_RECORD_DIR, s->host_uuid,
+				      file_type_name(a->stx.stx_mode)));
+			return;
+		}
 		/* Its identity: no two storages may write the same record. */
 		s->record_dev =
 			makedev(a->stx.stx_dev_major, a->stx.stx_dev_minor);
@@ -411,7 +443,7 @@ static void arm_next(struct arm_op *a)
 		 */
 		io_uring_prep_statx(sqe, s->record_fd, "",
 				    AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-				    STATX_INO, &a->stx);
+				    STATX_INO | STATX_TYPE, &a->stx);
 		break;
 	case FILE_READ_RECORD:
 	case BLOCK_READ_SLOT:

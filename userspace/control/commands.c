@@ -103,11 +103,15 @@ static const char *const state_args[] = { "state", NULL };
 const struct command commands[] = {
 	{ "query-version", false, cmd_query_version, "the daemon's version",
 	  no_args },
+	/*
+	 * A client learns what this daemon takes from these two: they
+	 * answer whatever a client of another version sends them.
+	 */
 	{ "query-capabilities", false, cmd_query_capabilities,
-	  "what this daemon can do on this machine", no_args },
+	  "what this daemon can do on this machine", NULL },
 	{ "query-commands", false, cmd_query_commands,
 	  "every command, whether it changes state, and what it does",
-	  no_args },
+	  NULL },
 	{ "query-status", false, cmd_query_status,
 	  "the host state and every armed storage with its parameters, timeline and I/O counters",
 	  no_args },
@@ -218,9 +222,11 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 		return;
 	}
 	cmd = command_find(req.execute);
-	if (cmd && args_only(req.arguments, "", cmd->args, &e))
-		reply = args_error(PROTO_INVALID_ARGUMENT, req.id, &e);
-	else if (!cmd)
+	/*
+	 * Rights before arguments: a caller without them learns nothing
+	 * about the arguments, not even which names a command takes.
+	 */
+	if (!cmd)
 		reply = proto_error(PROTO_COMMAND_NOT_FOUND, req.id,
 				    "execute: unknown command '%s'",
 				    req.execute);
@@ -229,6 +235,8 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 			PROTO_PERMISSION_DENIED, req.id,
 			"%s: changes state; only root or the control group may (you are uid %d gid %d)",
 			cmd->name, (int)c->cred.uid, (int)c->cred.gid);
+	else if (cmd->args && args_only(req.arguments, "", cmd->args, &e))
+		reply = args_error(PROTO_INVALID_ARGUMENT, req.id, &e);
 	else
 		reply = cmd_timed(d, cmd, c, &req);
 	if (reply)

@@ -20,7 +20,10 @@ struct command {
 	json_t *(*fn)(struct daemon *d, struct ctl_conn *c,
 		      struct proto_request *req);
 	const char *summary;
-	/* The argument names it takes; the dispatcher refuses others. */
+	/*
+	 * The argument names it takes; the dispatcher refuses others, once
+	 * the caller's rights are checked. NULL: it ignores any.
+	 */
 	const char *const *args;
 };
 

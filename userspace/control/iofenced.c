@@ -21,6 +21,7 @@
 #include "logger.h"
 #include "sd_listen.h"
 #include "sd_notify.h"
+#include "spawner.h"
 
 static void sig_arm(struct daemon *d)
 {
@@ -204,6 +205,11 @@ int main(int argc, char **argv)
 	/* Threads are made after the fork too: none would survive it. */
 	if (logger_start())
 		pr_warn("no logger thread: log lines are written where they are made");
+	/* Its fd table is copied now, before any storage is opened. */
+	ret = spawner_start();
+	if (ret)
+		pr_warn("no spawner thread (%s): fence hooks start from workers, and hang in execve while their storage is dead",
+			strerror(-ret));
 	harden();
 	ret = signals_block(&mask);
 	if (!ret)
@@ -239,6 +245,7 @@ out:
 	if (!closed)
 		pr_warn("%u Ceph connections still closing; exiting without them",
 			rados_links_alive());
+	spawner_stop();
 	/* Last: it may wait for stderr. */
 	logger_stop();
 	if (!closed)

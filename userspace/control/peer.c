@@ -36,11 +36,17 @@
 #include "log.h"
 #include "rados_link.h"
 #include "record.h"
+#include "timeline.h"
+
+/* Why an observation has no record, beyond the errnos of its I/O. */
+#define PEER_NOT_REGULAR (-EMEDIUMTYPE) /* a FIFO, a device... */
+#define PEER_IMPLAUSIBLE (-ERANGE) /* a timeline no setup accepts */
 
 enum peer_step {
 	PEER_CONNECT, /* rbd: the query's own connection */
 	PEER_OPEN,
 	PEER_OPEN_BUFFERED, /* the file system has no O_DIRECT */
+	PEER_STATX, /* file: only a regular file is read */
 	PEER_READ,
 	PEER_WAIT,
 	PEER_BLOCKLIST, /* rbd: fence-peer and unfence-peer, one address each */
@@ -67,11 +73,13 @@ struct peer_query {
 	char host[STORAGE_UUID_MAX + 1];
 	char storage[STORAGE_UUID_MAX + 1];
 	struct open_how how;
+	struct statx stx;
 	void *buf;
 	struct timed_op op;
 	struct loop_op timer;
 	struct __kernel_timespec ts;
 	enum peer_step step;
+	enum peer_step io_step; /* what the I/O of the op is */
 	bool window_given;
 	uint64_t window_ms;
 	uint64_t started_ms;
@@ -143,7 +151,13 @@ static const char *obs_error(int err)
 	case -ETIMEDOUT:
 		return "reading the record timed out";
 	case -EXDEV:
-		return "the slot holds another host's record";
+		return "the record names another host";
+	case -ELOOP:
+		return "the record's path is a symbolic link: not followed";
+	case PEER_NOT_REGULAR:
+		return "the record is not a regular file (a FIFO, a device...): not read";
+	case PEER_IMPLAUSIBLE:
+		return "the record's interval_ms and timeout_ms are outside what any setup accepts: not trusted";
 	default:
 		return strerror(-err);
 	}
@@ -418,6 +432,19 @@ static void command_done(struct peer_query *q, int res)
 		blocklisted(q, 0);
 }
 
+/*
+ * The checksum proves a record whole, not honest: a liveness is judged
+ * only from a timeline that some setup could have armed, so that a record
+ * claiming a timeout of 0 never makes its host "dead" at once.
+ */
+static bool timeline_plausible(const struct record *r)
+{
+	return r->interval_ms >= TL_INTERVAL_MIN_MS &&
+	       r->interval_ms <= TL_INTERVAL_MAX_MS &&
+	       r->timeout_ms >= r->interval_ms &&
+	       r->timeout_ms <= TL_TIMEOUT_MAX_MS;
+}
+
 /* One observation is in: read again after the window, or answer. */
 static void observed(struct peer_query *q, int err)
 {
@@ -426,6 +453,8 @@ static void observed(struct peer_query *q, int err)
 	q->err[i] = err;
 	if (!err && strcmp(q->obs[i].host_uuid, q->host))
 		q->err[i] = -EXDEV;
+	else if (!err && !timeline_plausible(&q->obs[i]))
+		q->err[i] = PEER_IMPLAUSIBLE;
 	if (q->type == STORAGE_FILE && q->fd >= 0) {
 		loop_close(&q->d->loop, q->fd);
 		q->fd = -1;
@@ -465,6 +494,19 @@ static void op_done(struct timed_op *t, int res)
 			return;
 		}
 		q->fd = res;
+		q->step = PEER_STATX;
+		return;
+	case PEER_STATX:
+		if (res < 0 || !S_ISREG(q->stx.stx_mode)) {
+			observed(q, res < 0 ? res : PEER_NOT_REGULAR);
+			return;
+		}
+		/* Opened without blocking on a FIFO; read as any file. */
+		res = fcntl(q->fd, F_GETFL);
+		if (res < 0 || fcntl(q->fd, F_SETFL, res & ~O_NONBLOCK)) {
+			observed(q, -errno);
+			return;
+		}
 		q->step = PEER_READ;
 		return;
 	case PEER_READ:
@@ -491,9 +533,9 @@ static void op_late(struct timed_op *t, int res)
 {
 	struct peer_query *q = container_of(t, struct peer_query, op);
 
+	/* Not a late read's byte count or a late statx's 0: an open's fd. */
 	if (res >= 0 &&
-	    (q->step == PEER_OPEN || q->step == PEER_OPEN_BUFFERED ||
-	     q->step == PEER_DONE || q->step == PEER_WAIT) &&
+	    (q->io_step == PEER_OPEN || q->io_step == PEER_OPEN_BUFFERED) &&
 	    q->type == STORAGE_FILE && res != q->fd)
 		loop_close(&q->d->loop, res);
 }
@@ -589,11 +631,23 @@ static void peer_next(struct peer_query *q)
 		return;
 	}
 	sqe = timed_op_sqe(l, &q->op);
+	q->io_step = q->step;
 	if (q->step == PEER_READ) {
 		io_uring_prep_read(sqe, q->fd, q->buf, q->size, q->offset);
+	} else if (q->step == PEER_STATX) {
+		/* The cached type is the type: no round trip to the server. */
+		io_uring_prep_statx(sqe, q->fd, "",
+				    AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+				    STATX_TYPE, &q->stx);
 	} else {
+		/*
+		 * O_NONBLOCK: a FIFO put in the record's place opens at
+		 * once, to be refused by its type, instead of holding the
+		 * open until its deadline.
+		 */
 		q->how = (struct open_how){
 			.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+				 O_NONBLOCK | O_NOCTTY |
 				 (q->step == PEER_OPEN ? O_DIRECT : 0),
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
 		};
@@ -725,12 +779,12 @@ static json_t *peer_start(struct daemon *d, struct ctl_conn *c,
 	} else if (s->p.type == STORAGE_FILE) {
 		q->size = RECORD_SIZE_MAX;
 		snprintf(q->path, sizeof(q->path), ARM_RECORD_DIR "/%s", host);
-		q->dirfd = dup(s->target_fd);
+		q->dirfd = fcntl(s->target_fd, F_DUPFD_CLOEXEC, 0);
 		q->step = PEER_OPEN;
 	} else {
 		q->size = s->record_size;
 		q->offset = s->p.region_offset + slot * RECORD_SLOT_SIZE;
-		q->fd = dup(s->record_fd);
+		q->fd = fcntl(s->record_fd, F_DUPFD_CLOEXEC, 0);
 		q->step = PEER_READ;
 	}
 	list_add_tail(&q->link, &d->peers);

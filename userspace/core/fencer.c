@@ -50,6 +50,7 @@
 #include "netfence.h"
 #include "rados_link.h"
 #include "record.h"
+#include "spawner.h"
 #include "timed_op.h"
 #include "timeline.h"
 #include "write_ages.h"
@@ -288,7 +289,11 @@ static json_t *victim_json(const struct fencer *f,
 	json_t *o = json_pack("{s:i,s:s,s:s}", "pid", fv->v.pid, "exe",
 			      fv->v.exe, "why", fv->v.why);
 
-	if (fv->v.vm_uuid[0])
+	/* An executable's name is anyone's bytes; the victim still counts. */
+	if (!o)
+		o = json_pack("{s:i,s:s,s:s}", "pid", fv->v.pid, "exe",
+			      "(not UTF-8)", "why", fv->v.why);
+	if (o && fv->v.vm_uuid[0])
 		json_object_set_new(o, "vm_uuid", json_string(fv->v.vm_uuid));
 	/* From the moment the contract says "fence" to the death seen. */
 	if (fv->died_ns)
@@ -965,7 +970,8 @@ static void census_start(struct fencer *f, uint64_t now)
 }
 
 struct hook_job {
-	struct work w;
+	struct spawn_job sj;
+	struct work w; /* without a spawner */
 	char *path;
 	char *env[8];
 	char what[96];
@@ -980,13 +986,14 @@ static void hook_job_free(struct hook_job *h)
 }
 
 /*
- * Worker: runs the fence hook with the default scheduling policy and
- * signal mask, stdin from /dev/null, killed when FENCE_HOOK_DEADLINE_MS
- * passes. A hook on a hung file system blocks only this worker.
+ * Runs the fence hook with the default scheduling policy and signal
+ * mask, stdin from /dev/null, killed when FENCE_HOOK_DEADLINE_MS passes,
+ * on a thread of the spawner (spawner.h: one whose fd table holds no
+ * storage, so that the hook's execve() closes none). A hook on a hung
+ * file system blocks only this thread.
  */
-static void hook_run(struct work *w)
+static void hook_exec(struct hook_job *h)
 {
-	struct hook_job *h = container_of(w, struct hook_job, w);
 	char *const argv[] = { h->path, NULL };
 	struct sched_param sp = { 0 };
 	posix_spawn_file_actions_t fa;
@@ -1040,6 +1047,16 @@ out:
 	hook_job_free(h);
 }
 
+static void hook_spawned(struct spawn_job *sj)
+{
+	hook_exec(container_of(sj, struct hook_job, sj));
+}
+
+static void hook_run(struct work *w)
+{
+	hook_exec(container_of(w, struct hook_job, w));
+}
+
 static void run_hook(struct fencer *f)
 {
 	struct hook_job *h;
@@ -1081,7 +1098,9 @@ static void run_hook(struct fencer *f)
 	}
 	snprintf(h->what, sizeof(h->what), "fence hook %s for %s", h->path,
 		 f->cfg.p.uuid);
-	pool_submit(&f->c->pool, &h->w, hook_run);
+	/* Without a spawner (iofenced warned at start): from a worker. */
+	if (spawner_submit(&h->sj, hook_spawned))
+		pool_submit(&f->c->pool, &h->w, hook_run);
 }
 
 /* --- the fence ------------------------------------------------------------ */

@@ -169,12 +169,19 @@ int record_encode(const struct record *r, void *buf)
 /*
  * A text field of RECORD_UUID_MAX bytes. Past the first NUL only zeros:
  * anything else there is a writer that does not follow this format, and
- * two different blocks must never decode to the same record.
+ * two different blocks must never decode to the same record. Before it
+ * only printable ASCII, as every uuid a setup accepts is: a peer's bytes
+ * go into logs and replies, which must stay UTF-8 and free of control
+ * characters.
  */
 static int get_text(const uint8_t *p, char out[RECORD_UUID_MAX + 1])
 {
 	size_t len = strnlen((const char *)p, RECORD_UUID_MAX);
 
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return -EBADMSG;
+	}
 	for (size_t i = len; i < RECORD_UUID_MAX; i++) {
 		if (p[i])
 			return -EBADMSG;

@@ -24,8 +24,9 @@
  *    64    4  fence_deadline_ms after the last successful write; 0: none
  *    68    2  number of VM uuids that follow
  *    70    2  number of VMs that did not fit
- *    72   64  host uuid, NUL-padded (no terminator at 64 characters)
- *   136   64  storage uuid, NUL-padded
+ *    72   64  host uuid, NUL-padded (no terminator at 64 characters),
+ *             printable ASCII (0x21-0x7e)
+ *   136   64  storage uuid, the same way
  *   200 16×n  VM uuids, binary (RFC 4122 byte order)
  *
  * An rbd storage's record is a RADOS object, iofence.<host uuid>: the
@@ -110,7 +111,8 @@ int record_encode(const struct record *r, void *buf);
 /*
  * Decodes the @len bytes at @buf (at least the record's own size).
  * 0; -ENODATA: all zero, never written; -EBADMSG: not a record (magic,
- * size, CRC, counts or state wrong); -EPROTONOSUPPORT: a newer version.
+ * size, CRC, counts, state or uuid text wrong); -EPROTONOSUPPORT: a newer
+ * version.
  */
 int record_decode(const void *buf, size_t len, struct record *r);
 
