@@ -4,15 +4,14 @@
 # SIGKILL at random points (issue 12, faults), seeded: the seed is
 # printed, and FAULT_SEED=N makes the same choices again (which request,
 # which delay; the machine's timing still moves the exact point). Four
-# kinds of kill point; the CI default is 200 kills, 75 to 115 s here
-# (by the machine's load): FAULT_A=24 kills in a stream, FAULT_B=6 kills
-# of a fenced daemon plus FAULT_FENCE_CYCLES=2 from healthy, FAULT_C=26
-# starts each killed FAULT_C_BURST=6 times during its re-arm (156),
-# FAULT_D=12 flights killed while they persist. FAULT_ITERATIONS=N sets
-# A, B, C and D to N at once (the long run: FAULT_ITERATIONS=50
-# FAULT_FENCE_CYCLES=4, 454 kills); FAULT_KINDS=ABCD picks the kinds;
-# FAULT_KEEP=DIR keeps the daemon logs, status and journal of a restart
-# whose victims survive.
+# kinds of kill point; the CI default is 200 kills: FAULT_A=16 kills in
+# a stream, FAULT_B=5 kills of a fenced daemon plus FAULT_FENCE_CYCLES=2
+# from healthy, FAULT_C=28 starts each killed FAULT_C_BURST=6 times
+# during its re-arm (168), FAULT_D=9 flights killed while they persist.
+# FAULT_ITERATIONS=N sets A, B, C and D to N at once (the long run:
+# FAULT_ITERATIONS=50 FAULT_FENCE_CYCLES=4, 454 kills); FAULT_KINDS=ABCD
+# picks the kinds; FAULT_KEEP=DIR keeps the daemon logs, status and
+# journal of a restart whose victims survive.
 #   A  a stream of setup, teardown and set-host-state, each request sent
 #      once the reply to the one before came (iofencectl raw);
 #   B  a storage fenced (its heartbeats fail: faultfs eio) while its
@@ -36,10 +35,10 @@
 export LC_ALL=C
 
 SEED=${FAULT_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
-NA=${FAULT_A:-${FAULT_ITERATIONS:-24}}
-NB=${FAULT_B:-${FAULT_ITERATIONS:-6}}
-NC=${FAULT_C:-${FAULT_ITERATIONS:-26}}
-ND=${FAULT_D:-${FAULT_ITERATIONS:-12}}
+NA=${FAULT_A:-${FAULT_ITERATIONS:-16}}
+NB=${FAULT_B:-${FAULT_ITERATIONS:-5}}
+NC=${FAULT_C:-${FAULT_ITERATIONS:-28}}
+ND=${FAULT_D:-${FAULT_ITERATIONS:-9}}
 BURST=${FAULT_C_BURST:-6}
 CYCLES=${FAULT_FENCE_CYCLES:-2}
 KINDS=${FAULT_KINDS:-ABCD}
@@ -469,7 +468,7 @@ kind_c() {
 		# A burst: each start killed during its re-arm (or, now and
 		# then, just after it); what is stored must outlive them all.
 		for ((b = 1; b <= BURST; b++)); do
-			at=$((RANDOM % 200))
+			at=$((RANDOM % 160))
 			d_spawn c --no-bpf
 			ms_sleep "$at"
 			d_kill
