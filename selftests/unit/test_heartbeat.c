@@ -610,6 +610,73 @@ Test(restore, fence_survives_a_restart_until_unfenced)
 	close(fd);
 }
 
+/* The journal's first event @name, or NULL; the reply in *@keep. */
+static json_t *journal_event(int fd, const char *name, json_t **keep)
+{
+	json_t *r = harness_call(
+		&h, fd,
+		"{\"execute\":\"query-events\",\"arguments\":{\"since\":0}}");
+	json_t *ev, *events = json_object_get(reply_ret(r), "events");
+	size_t i;
+
+	*keep = r;
+	json_array_foreach(events, i, ev)
+		if (!strcmp(str_at(ev, "event"), name))
+			return ev;
+	return NULL;
+}
+
+/*
+ * The daemon before may have died while killing the victims: the first
+ * search after the restart is held to kill_grace like a new fence's own,
+ * and settles the fence: FENCE_COMPLETED, all dead once the search
+ * completed, or, under "force", FENCE_ESCALATED when it could not finish
+ * in time (a process on this machine whose /proc entries block holds it).
+ * Taken as done before it ran, a stuck search spared the victims with
+ * nothing said.
+ */
+Test(restore, first_search_after_a_restart_settles_the_fence)
+{
+	int fd = harness_connect(&h);
+	char path[192];
+	uint64_t end;
+	struct record r;
+	json_t *rep = NULL, *ev = NULL, *data, *esc;
+	bool done;
+
+	arm_ok(fd, "h", "a", "file", m1, ",\"kill_grace_ms\":300");
+	record_path(m1, "h", path, sizeof(path));
+	assert_record(path, 0, RECORD_ARMED, 2, &r);
+	close(fd);
+	stop_fenced();
+	harness_reopen(&h);
+	fd = harness_connect(&h);
+	cr_expect_str_eq(hb_state(fd), "fenced");
+	for (end = loop_now_ms() + WAIT_MS; loop_now_ms() < end;) {
+		json_decref(rep);
+		ev = journal_event(fd, "FENCE_COMPLETED", &rep);
+		if (ev)
+			break;
+		pump_for(INTERVAL_MS);
+	}
+	cr_assert_not_null(ev, "no FENCE_COMPLETED after the restart: %s",
+			   json_dumps(reply_ret(rep), JSON_COMPACT));
+	data = json_object_get(ev, "data");
+	done = json_is_true(
+		json_object_get(json_object_get(data, "scan"), "complete"));
+	cr_expect_eq(json_is_true(json_object_get(data, "all_dead")), done,
+		     "no victim: all dead exactly when the search completed");
+	json_decref(rep);
+	pump_for(INTERVAL_MS);
+	esc = journal_event(fd, "FENCE_ESCALATED", &rep);
+	cr_expect_eq(esc != NULL, !done,
+		     "escalated exactly when the search did not finish");
+	json_decref(rep);
+	assert_record(path, 0, RECORD_FENCED, r.seq + 1, &r);
+	cr_expect_str_eq(hb_state(fd), "fenced");
+	close(fd);
+}
+
 Test(restore, not_on_another_device_behind_the_same_path)
 {
 	int fd = harness_connect(&h);

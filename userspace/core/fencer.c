@@ -1636,16 +1636,24 @@ static void restore(struct fencer *f, const struct fence_restore *r)
 {
 	/*
 	 * Still fenced after a restart. The victims of then are not known
-	 * any more; new ones are killed at every interval.
+	 * any more, and the daemon before may have died while killing them:
+	 * the first search, at once, is held to kill_grace as a new fence's
+	 * own is (FENCE_COMPLETED, and under "force" FENCE_ESCALATED when it
+	 * cannot finish or a victim survives). Taken as completed, a search
+	 * stuck on an unreadable /proc entry would spare the victims with
+	 * nothing said. FENCE_FIRED went out before the restart. New
+	 * victims are killed at every interval after that.
 	 */
 	f->state = HB_FENCED;
 	f->failing = true;
-	f->fired = f->completed = true;
-	f->scan.complete = true;
+	f->fired = true;
+	f->escalated = r->escalated;
+	/* Escalated already, or killing nothing: nothing left to settle. */
+	f->completed = f->escalated || params(f)->strategy == FENCE_PERMISSIVE;
+	f->scan.complete = f->completed;
 	f->fenced_ns = f->contract_ns = loop_now_ns();
 	f->rekill_ns = f->fenced_ns;
 	f->fenced_real_s = r->fenced_real_s;
-	f->escalated = r->escalated;
 	snprintf(f->reason, sizeof(f->reason), "%s",
 		 r->reason[0] ? r->reason : "fenced before a restart");
 	pr_warn("%s: still fenced (%s)%s", f->cfg.p.uuid, f->reason,

@@ -4,34 +4,49 @@
 # SIGKILL at random points (issue 12, faults), seeded: the seed is
 # printed, and FAULT_SEED=N makes the same choices again (which request,
 # which delay; the machine's timing still moves the exact point). Four
-# kinds, FAULT_ITERATIONS kills each (default 8, about 45 s; the long
-# run is FAULT_ITERATIONS=50 FAULT_FENCE_CYCLES=4, 204 kills, about four
-# minutes):
+# kinds of kill point; the CI default is 200 kills: FAULT_A=16 kills in
+# a stream, FAULT_B=5 kills of a fenced daemon plus FAULT_FENCE_CYCLES=2
+# from healthy, FAULT_C=28 starts each killed FAULT_C_BURST=6 times
+# during its re-arm (168), FAULT_D=9 flights killed while they persist.
+# FAULT_ITERATIONS=N sets A, B, C and D to N at once (the long run:
+# FAULT_ITERATIONS=50 FAULT_FENCE_CYCLES=4, 454 kills); FAULT_KINDS=ABCD
+# picks the kinds; FAULT_KEEP=DIR keeps the daemon logs, status and
+# journal of a restart whose victims survive.
 #   A  a stream of setup, teardown and set-host-state, each request sent
 #      once the reply to the one before came (iofencectl raw);
 #   B  a storage fenced (its heartbeats fail: faultfs eio) while its
 #      victims are killed, new ones started at each kill; a few times
 #      from healthy through the fence's firing (FAULT_FENCE_CYCLES);
 #      with the BPF tracker where it loads, its pins taken over;
-#   C  the re-arm at start-up, on storages whose record reads are slow;
+#   C  the re-arm at start-up, on storages whose record reads are slow
+#      (a burst of kills, each during a start, then a start checked);
 #   D  a flight whose state write is slow (the state dir on faultfs,
 #      state.tmp slowed), killed while it persists.
 # After each restart: the armed set is the state after the last reply
 # the client got, or after the request that was under way, never a mix;
 # the host state one that a reply or the state file held; a fence that a
 # subscriber was shown is still there, in the daemon and, where the
-# tracker holds a kernel fence (BPF LSM), in its slot; its victims die;
+# tracker holds a kernel fence (BPF LSM), in its slot; its victims die,
+# or the fence escalates; a restored fence's first search settles it
+# (FENCE_COMPLETED, with FENCE_ESCALATED when it could not finish);
 # the journal has no number twice and its numbers only grow; nothing is
 # left unarmed. Every daemon but B's runs with --no-bpf.
 . "$(dirname "$0")/../e2e/isolation.sh"
 export LC_ALL=C
 
 SEED=${FAULT_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
-N=${FAULT_ITERATIONS:-8}
+NA=${FAULT_A:-${FAULT_ITERATIONS:-16}}
+NB=${FAULT_B:-${FAULT_ITERATIONS:-5}}
+NC=${FAULT_C:-${FAULT_ITERATIONS:-28}}
+ND=${FAULT_D:-${FAULT_ITERATIONS:-9}}
+BURST=${FAULT_C_BURST:-6}
 CYCLES=${FAULT_FENCE_CYCLES:-2}
 KINDS=${FAULT_KINDS:-ABCD}
 RANDOM=$SEED
-echo "# FAULT_SEED=$SEED FAULT_ITERATIONS=$N FAULT_FENCE_CYCLES=$CYCLES FAULT_KINDS=$KINDS (FAULT_SEED=$SEED reproduces these choices)"
+echo "# FAULT_SEED=$SEED FAULT_A=$NA FAULT_B=$NB FAULT_C=$NC FAULT_C_BURST=$BURST FAULT_D=$ND FAULT_FENCE_CYCLES=$CYCLES FAULT_KINDS=$KINDS (FAULT_SEED=$SEED reproduces these choices)"
+# Kills per kind, said at the end.
+declare -A KILLS=()
+killed() { KILLS[$1]=$((${KILLS[$1]:-0} + 1)); }
 NOBODY=victims=iofence-test-nobody
 
 # --- one daemon at a time, restarted many times -----------------------------
@@ -70,7 +85,7 @@ ms_sleep() { sleep "$(awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }')"; }
 
 # The journal after a restart: numbers unique and growing, above every
 # number seen before, and every event seen before that it still holds
-# the same. Appends what it holds to SEEN. Returns 1 when any is not so.
+# the same. Keeps what it holds in SEEN. Returns 1 when any is not so.
 SEEN=$T/seen.jsonl
 : >"$SEEN"
 SEEN_MAX=0
@@ -84,7 +99,9 @@ journal_ok() { # label
 		 if ($j.last_seq // 0) < $max then "last_seq \($j.last_seq) below \($max), seen before" else empty end,
 		 ($seen[] | select($m[.seq | tostring] != null and $m[.seq | tostring] != .) |
 			"seq \(.seq) was \(.event), now \($m[.seq | tostring].event)")] | join("; ")')
-	jq -c '.events[]' <<<"$j" >>"$SEEN"
+	# The journal only drops its oldest: what it holds now is all that
+	# the next look can compare.
+	jq -c '.events[]' <<<"$j" >"$SEEN"
 	SEEN_MAX=$(jq '.last_seq // 0' <<<"$j")
 	[ -z "$bad" ] && return 0
 	echo "# $1: journal: $bad"
@@ -158,14 +175,13 @@ kind_a() {
 	d_start a --no-bpf || { not_ok "A: daemon starts"; return; }
 	M=$(observed) HSNOW=$(status | jqr .return.host_state)
 	journal_ok "A start" || bad a_journal
-	for ((i = 1; i <= N; i++)); do
-		n=$((RANDOM % 40 + 20))
+	for ((i = 1; i <= NA; i++)); do
+		n=$((RANDOM % 25 + 10))
 		E=("$M") HS=("$HSNOW") ops=()
 		: >"$T/a.in"
 		for ((k = 0; k < n; k++)); do
 			rand_op
 			op_json $OP >>"$T/a.in"
-			E+=("$(model_apply "${E[$k]}" $OP)")
 			case $OP in
 			hs*) HS+=("${OP#hs }") ;;
 			*) HS+=("${HS[$k]}") ;;
@@ -182,6 +198,7 @@ kind_a() {
 		fi
 		ms_sleep $((RANDOM % 40))
 		d_kill
+		killed A
 		wait "$cpid" 2>/dev/null
 		k=$(wc -l <"$T/a.out")
 		[ "$(jq -s '[.[] | select(.error)] | length' "$T/a.out")" = 0 ] || {
@@ -189,6 +206,10 @@ kind_a() {
 			echo "# A$i: an error reply: $(jq -c 'select(.error)' "$T/a.out" | head -1)"
 		}
 		d_start a --no-bpf || { not_ok "A$i: restart"; return; }
+		# The model after each request, up to the one under way.
+		for ((j = 0; j < k + 1 && j < n; j++)); do
+			E+=("$(model_apply "${E[$j]}" ${ops[$j]})")
+		done
 		got=$(observed)
 		if [ "$got" = "${E[$k]}" ]; then
 			hits+=" $k/$n:before"
@@ -217,11 +238,11 @@ kind_a() {
 		journal_ok "A$i" || bad a_journal
 	done
 	echo "# A: kill points (replies received/sent:state found):$hits"
-	tally A "$N kills in a stream: every reply a success" a_stream
-	tally A "$N kills in a stream: armed set before or after the request under way, never a mix" a_state
-	tally A "$N kills in a stream: host state one that a reply or the state file held" a_host
-	tally A "$N kills in a stream: nothing unarmed after a restart" a_unarmed
-	tally A "$N kills in a stream: the journal never repeats a number, never goes back" a_journal
+	tally A "$NA kills in a stream: every reply a success" a_stream
+	tally A "$NA kills in a stream: armed set before or after the request under way, never a mix" a_state
+	tally A "$NA kills in a stream: host state one that a reply or the state file held" a_host
+	tally A "$NA kills in a stream: nothing unarmed after a restart" a_unarmed
+	tally A "$NA kills in a stream: the journal never repeats a number, never goes back" a_journal
 	d_kill
 }
 
@@ -299,7 +320,30 @@ after_restart_b() { # label shown(0/1) victims...
 			bad b_victims
 			echo "# $label: victims still alive after the restart, no escalation:$(for p in "$@"; do proc_killed "$p" || echo -n " $p($(pid_state "$p"))"; done)"
 			grep -v 'HEARTBEAT' "$D_LOG" | tail -25 | cut -c1-400 | sed 's/^/#   /'
+			if [ -n "${FAULT_KEEP:-}" ]; then
+				mkdir -p "$FAULT_KEEP"
+				cp "$T"/k*.log "$FAULT_KEEP/" 2>/dev/null
+				hb_of "$D_SOCK" f >"$FAULT_KEEP/$label.hb.json"
+				status >"$FAULT_KEEP/$label.status.json"
+				journal >"$FAULT_KEEP/$label.journal.json"
+				cp -r "$T/b.state" "$FAULT_KEEP/" 2>/dev/null
+				for p in "$@"; do echo "$p: $(cat /proc/$p/stat 2>/dev/null) exe=$(readlink /proc/$p/exe) fds=$(ls -l /proc/$p/fd 2>/dev/null | tr '\n' ' ')"; done >"$FAULT_KEEP/$label.victims"
+			fi
 		fi
+	fi
+	# This daemon's own verdict on the fence: FENCE_COMPLETED (a
+	# restored fence's first search is held to kill_grace too), and
+	# FENCE_ESCALATED with it unless that search completed; a fence
+	# escalated before the kill stays so, with nothing more to say.
+	if wait_until $(((B_GRACE + 3000) / 1000)) eval 'grep -q "event FENCE_COMPLETED .*\"storage\":\"f\"" "$D_LOG" ||
+		[ "$(hb_of "$D_SOCK" f | jqr .fence.escalated)" = true ]'; then
+		hb_of "$D_SOCK" f | jqe '.fence.escalated or .fence.scan.complete' || {
+			bad b_settled
+			echo "# $label: the fence's search did not complete, and it did not escalate: $(hb_of "$D_SOCK" f | jq -c .fence)"
+		}
+	else
+		bad b_settled
+		echo "# $label: no FENCE_COMPLETED from the restarted daemon: $(hb_of "$D_SOCK" f | jq -c .fence)"
 	fi
 	[ "$(st_of ok)" = healthy ] || { bad b_healthy; echo "# $label: ok is $(st_of ok)"; }
 	unarmed_none || bad b_unarmed
@@ -341,6 +385,7 @@ kind_b() {
 		t_break=$(now_ms)
 		ms_sleep "$at"
 		d_kill
+		killed B
 		watch_end
 		shown=0
 		watch_saw FENCE_FIRED f && shown=1
@@ -374,25 +419,27 @@ kind_b() {
 	faultfs_set "$BM" eio '*'
 	wait_until $(((B_TMO + 3000) / 1000)) eval '[ "$(st_of f)" = fenced ]' ||
 		{ not_ok "B: f fenced"; return; }
-	for ((i = 1; i <= N; i++)); do
+	for ((i = 1; i <= NB; i++)); do
 		watch_start
 		spawn_victims vs $((RANDOM % 4 + 1))
 		ms_sleep $((RANDOM % (2 * B_IV)))
 		d_kill
+		killed B
 		watch_end
 		d_start b "${B_OPTS[@]}" || { not_ok "B$i: restart"; return; }
 		after_restart_b "B$i" 1 "${vs[@]}"
 	done
 	echo "# B: kernel fence ${KF_SEEN:-not reported (no tracker)}"
-	tally B "$N + $CYCLES kills of a fencing daemon: a fence shown is still there after the restart" b_kept
-	tally B "$N + $CYCLES kills: fenced after each restart" b_fenced
+	tally B "$NB + $CYCLES kills of a fencing daemon: a fence shown is still there after the restart" b_kept
+	tally B "$NB + $CYCLES kills: fenced after each restart" b_fenced
 	tally B "$CYCLES kills from healthy: fenced by T + 1.5 s of the break, or of the restart" b_late
-	tally B "$N + $CYCLES kills: the kernel fence set where the tracker holds one" b_kernel
+	tally B "$NB + $CYCLES kills: the kernel fence set where the tracker holds one" b_kernel
 	echo "# B: ${B_ESCALATED:-0} restarts whose fence escalated (victim search unfinished) instead of killing"
-	tally B "$N + $CYCLES kills: every victim dies, or the fence escalates to the watchdog" b_victims
-	tally B "$N + $CYCLES kills: the healthy storage stays healthy" b_healthy
-	tally B "$N + $CYCLES kills: nothing unarmed" b_unarmed
-	tally B "$N + $CYCLES kills: the journal never repeats a number" b_journal
+	tally B "$NB + $CYCLES kills: every victim dies, or the fence escalates to the watchdog" b_victims
+	tally B "$NB + $CYCLES kills: a restored fence's first search settles it (FENCE_COMPLETED; escalated unless complete)" b_settled
+	tally B "$NB + $CYCLES kills: the healthy storage stays healthy" b_healthy
+	tally B "$NB + $CYCLES kills: nothing unarmed" b_unarmed
+	tally B "$NB + $CYCLES kills: the journal never repeats a number" b_journal
 	faultfs_set "$BM" healthy '*'
 	d_kill
 }
@@ -400,7 +447,7 @@ kind_b() {
 # --- C: the re-arm at start-up -----------------------------------------------
 
 kind_c() {
-	local i at want got specs=() u
+	local i b at want got specs=() u
 	ff_mount CM cm || { not_ok "C: faultfs mounts"; return; }
 	for u in c1 c2 c3; do
 		mkdir -p "$CM/$u"
@@ -416,23 +463,28 @@ kind_c() {
 	journal_ok "C start" || bad c_journal
 	# Every read of c1..c3's records takes 150 ms from now on.
 	faultfs_set "$CM" slow 150 '*'
-	for ((i = 1; i <= N; i++)); do
-		at=$((RANDOM % 300))
+	for ((i = 1; i <= NC; i++)); do
 		d_kill
-		d_spawn c --no-bpf
-		ms_sleep "$at"
-		d_kill
+		# A burst: each start killed during its re-arm (or, now and
+		# then, just after it); what is stored must outlive them all.
+		for ((b = 1; b <= BURST; b++)); do
+			at=$((RANDOM % 160))
+			d_spawn c --no-bpf
+			ms_sleep "$at"
+			d_kill
+			killed C
+			grep -q 'ready on' "$D_LOG" && C_READY=$((${C_READY:-0} + 1))
+		done
 		d_start c --no-bpf || { not_ok "C$i: restart"; return; }
 		got=$(status | jqr '[.return.storages[].uuid] | sort | join(" ")')
-		[ "$got" = "$want" ] || { bad c_set; echo "# C$i (killed $at ms into the start): armed '$got', want '$want'"; }
+		[ "$got" = "$want" ] || { bad c_set; echo "# C$i (the last killed $at ms into its start): armed '$got', want '$want'"; }
 		unarmed_none || { bad c_unarmed; echo "# C$i: unarmed: $(status | jq -c .return.unarmed)"; }
 		journal_ok "C$i" || bad c_journal
-		grep -q 'ready on' "$T/k$((D_RUN - 1)).log" && C_READY=$((${C_READY:-0} + 1))
 	done
-	echo "# C: ${C_READY:-0} of $N kills came after the daemon was ready, the rest during its start"
-	tally C "$N kills during the re-arm: the armed set is the stored one" c_set
-	tally C "$N kills during the re-arm: nothing left unarmed" c_unarmed
-	tally C "$N kills during the re-arm: the journal never repeats a number" c_journal
+	echo "# C: ${C_READY:-0} of $((NC * BURST)) kills came after the daemon was ready, the rest during its start"
+	tally C "$((NC * BURST)) kills during the re-arm: the armed set is the stored one" c_set
+	tally C "$((NC * BURST)) kills during the re-arm: nothing left unarmed" c_unarmed
+	tally C "$((NC * BURST)) kills during the re-arm: the journal never repeats a number" c_journal
 	faultfs_set "$CM" healthy '*'
 	d_kill
 }
@@ -451,7 +503,7 @@ kind_d() {
 		{ not_ok "D: d1 armed"; return; }
 	journal_ok "D start" || bad d_journal
 	faultfs_set "$DM" slow 120 state/state.tmp
-	for ((i = 1; i <= N; i++)); do
+	for ((i = 1; i <= ND; i++)); do
 		before=$(observed)
 		u=d$((RANDOM % 2 + 2))
 		if [[ " $before " == *" $u="* ]]; then
@@ -465,6 +517,7 @@ kind_d() {
 		k=$!
 		ms_sleep "$at"
 		d_kill
+		killed D
 		wait "$k" 2>/dev/null
 		d_start d --no-bpf || { not_ok "D$i: restart"; return; }
 		got=$(observed)
@@ -483,9 +536,9 @@ kind_d() {
 		journal_ok "D$i" || bad d_journal
 	done
 	echo "# D: kill points (ms after the request:state found):${D_HITS:-}"
-	tally D "$N kills while persisting: the armed set before or after, as the reply said" d_state
-	tally D "$N kills while persisting: nothing unarmed" d_unarmed
-	tally D "$N kills while persisting: the journal never repeats a number" d_journal
+	tally D "$ND kills while persisting: the armed set before or after, as the reply said" d_state
+	tally D "$ND kills while persisting: nothing unarmed" d_unarmed
+	tally D "$ND kills while persisting: the journal never repeats a number" d_journal
 	faultfs_set "$DM" healthy '*'
 	d_kill
 }
@@ -493,8 +546,11 @@ kind_d() {
 # Each kind has a state dir of its own, and so a journal of its own.
 journal_reset() { : >"$SEEN"; SEEN_MAX=0; }
 t_start=$(mono_ms)
-[[ $KINDS == *A* ]] && journal_reset && kind_a
-[[ $KINDS == *B* ]] && journal_reset && kind_b
-[[ $KINDS == *C* ]] && journal_reset && kind_c
-[[ $KINDS == *D* ]] && journal_reset && kind_d
-echo "# $D_RUN daemons started in $((($(mono_ms) - t_start) / 1000)) s"
+for k in A B C D; do
+	[[ $KINDS == *$k* ]] || continue
+	t_k=$(mono_ms)
+	journal_reset
+	"kind_${k,,}"
+	echo "# $k: ${KILLS[$k]:-0} kills in $((($(mono_ms) - t_k) / 1000)) s"
+done
+echo "# kills: A ${KILLS[A]:-0}, B ${KILLS[B]:-0}, C ${KILLS[C]:-0}, D ${KILLS[D]:-0}; $(( ${KILLS[A]:-0} + ${KILLS[B]:-0} + ${KILLS[C]:-0} + ${KILLS[D]:-0} )) in all, $D_RUN daemons started in $((($(mono_ms) - t_start) / 1000)) s (FAULT_SEED=$SEED)"
