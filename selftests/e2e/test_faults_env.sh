@@ -309,7 +309,15 @@ sc5() {
 		"$(dirname "$0")/../../userspace/lib" --include='*.c' --include='*.h')
 	echo "$lines" | sed 's/^/# 5: /'
 	check "5: no io_uring timeout on the real-time clock, no timerfd, no timed wait on it" \
-		eval '! grep -qE "IORING_TIMEOUT_REALTIME|timerfd_create|pthread_cond_timedwait|pthread_timedjoin_np|sem_timedwait" <<<"$lines"'
+		eval '! grep -qE "IORING_TIMEOUT_REALTIME|timerfd_create|pthread_timedjoin_np|sem_timedwait" <<<"$lines"'
+	# A condition variable's timed wait runs on the clock it was made
+	# with: each file that waits on one must make it CLOCK_MONOTONIC.
+	local f bad=
+	for f in $(cut -d: -f1 <<<"$lines" | sort -u); do
+		grep -q pthread_cond_timedwait "$f" || continue
+		grep -q 'pthread_condattr_setclock(.*CLOCK_MONOTONIC' "$f" || bad="$bad $f"
+	done
+	check "5: every pthread_cond_timedwait is on a CLOCK_MONOTONIC condition variable${bad:+ (not:$bad)}" [ -z "$bad" ]
 	check "5: CLOCK_REALTIME only stamps (events, records, armed_at, fenced_at, last_ok_at), in these places" \
 		eval '[ -z "$(grep CLOCK_REALTIME <<<"$lines" | grep -vE "journal.c|setup.c|fencer.c|fencer_link.c|record.h")" ]'
 
