@@ -1552,6 +1552,12 @@ static void step(struct fencer *f)
 	uint64_t grace_end;
 	bool changed = false;
 
+	/*
+	 * Once the loop has stopped, messages drained at exit (a victim
+	 * search's end) must start nothing: no one would reap it.
+	 */
+	if (loop_of(f)->stopping)
+		return;
 	if (f->state != HB_FENCED && now >= at(f, timeline_timeout_ms(p))) {
 		fence(f, now, NULL);
 		f->next_ns = now;
