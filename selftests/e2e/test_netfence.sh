@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
+# check-lane: ceph (it counts the programs at the cgroup2 root, where an rbd test's network fence attaches its own)
 #
 # The network fence of rbd storages (bpf/netfence.bpf.c), through
 # netfence_ctl, on TCP over 127.0.0.1: a marked sender's bytes stop
