@@ -582,3 +582,25 @@ stop_everything() {
 	done
 	return 0
 }
+
+# check_released: stops every daemon and helper the test started, then
+# checks that nothing is left mounted or attached under $T.
+check_released() {
+	local r
+	stop_everything
+	r=$(leftovers)
+	check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
+}
+
+# run_scenarios N...: runs sc<N> for each N, timed, then check_released.
+run_scenarios() {
+	local n s0 t0
+	t0=$(now_ms)
+	for n; do
+		s0=$(now_ms)
+		"sc$n"
+		echo "# sc$n: $(ms_since "$s0") ms"
+	done
+	check_released
+	echo "# total $(ms_since "$t0") ms"
+}

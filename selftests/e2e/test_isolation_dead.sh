@@ -278,7 +278,5 @@ for n in ${ISO_ONLY:-1d 1s 2}; do
 	esac
 	echo "# sc$n: $(ms_since "$s0") ms"
 done
-stop_everything
-r=$(leftovers)
-check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
+check_released
 echo "# total $(ms_since "$t0") ms"

@@ -246,14 +246,6 @@ sc6s() {
 	check "6s: SIGTERM: clean exit ($rc)" [ "$rc" -eq 0 ]
 }
 
-t0=$(now_ms)
 # ISO_ONLY="3 6" runs only those.
-for n in ${ISO_ONLY:-3 4 6 6s}; do
-	s0=$(now_ms)
-	"sc$n"
-	echo "# sc$n: $(ms_since "$s0") ms"
-done
-stop_everything
-r=$(leftovers)
-check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
-echo "# total $(ms_since "$t0") ms"
+# shellcheck disable=SC2086
+run_scenarios ${ISO_ONLY:-3 4 6 6s}

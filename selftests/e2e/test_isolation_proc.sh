@@ -161,14 +161,6 @@ sc8() {
 	faultfs_stop "$M"
 }
 
-t0=$(now_ms)
 # ISO_ONLY="8" runs only those.
-for n in ${ISO_ONLY:-7 8}; do
-	s0=$(now_ms)
-	"sc$n"
-	echo "# sc$n: $(ms_since "$s0") ms"
-done
-stop_everything
-r=$(leftovers)
-check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
-echo "# total $(ms_since "$t0") ms"
+# shellcheck disable=SC2086
+run_scenarios ${ISO_ONLY:-7 8}

@@ -206,14 +206,6 @@ sc2() {
 	faultfs_stop "$M"
 }
 
-t0=$(now_ms)
 # VB_ONLY="1" runs only those.
-for n in ${VB_ONLY:-1 2}; do
-	s0=$(now_ms)
-	"sc$n"
-	echo "# sc$n: $(ms_since "$s0") ms"
-done
-stop_everything
-r=$(leftovers)
-check "released and stopped: nothing left mounted or attached under the test dir${r:+ ($r)}" [ -z "$r" ]
-echo "# total $(ms_since "$t0") ms"
+# shellcheck disable=SC2086
+run_scenarios ${VB_ONLY:-1 2}
