@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * One request line, as commands_dispatch() takes it: parsed, its
- * command looked up, its argument names checked, then its command's own
- * argument checks, in the command's real handler, against a daemon that
- * arms nothing:
+ * command looked up and refused as commands_refuse() refuses, then its
+ * command's own argument checks, in the command's real handler, against
+ * a daemon that arms nothing:
  *
  * - no storage is armed, so every command that names one (query-storage,
  *   unfence, query-peer, fence-peer, unfence-peer) ends, after checking
@@ -106,13 +106,23 @@ static json_t *set_host_state_check(struct proto_request *req)
 	return proto_return(NULL, req->id);
 }
 
+static json_t *run(struct daemon *d, struct ctl_conn *c,
+		   const struct command *cmd, struct proto_request *req)
+{
+	if (!strcmp(cmd->name, "set-host-state"))
+		return set_host_state_check(req);
+	if (!strcmp(cmd->name, "subscribe") ||
+	    !strcmp(cmd->name, "query-status"))
+		return proto_return(NULL, req->id);
+	return cmd->fn(d, c, req);
+}
+
 int fuzz_request(const uint8_t *data, size_t size)
 {
 	struct daemon *d = fake_daemon();
 	struct ctl_conn c = { .id = 1, .fd = -1 };
 	const struct command *cmd;
 	struct proto_request req;
-	struct args_err e;
 	json_t *reply;
 
 	if (proto_parse_request((const char *)data, size, &req, &reply)) {
@@ -122,19 +132,10 @@ int fuzz_request(const uint8_t *data, size_t size)
 	}
 	FUZZ_CHECK(req.execute && json_is_object(req.arguments));
 	cmd = command_find(req.execute);
-	if (!cmd)
-		reply = proto_error(PROTO_COMMAND_NOT_FOUND, req.id,
-				    "execute: unknown command '%s'",
-				    req.execute);
-	else if (args_only(req.arguments, "", cmd->args, &e))
-		reply = args_error(PROTO_INVALID_ARGUMENT, req.id, &e);
-	else if (!strcmp(cmd->name, "set-host-state"))
-		reply = set_host_state_check(&req);
-	else if (!strcmp(cmd->name, "subscribe") ||
-		 !strcmp(cmd->name, "query-status"))
-		reply = proto_return(NULL, req.id);
-	else
-		reply = cmd->fn(d, &c, &req);
+	/* c's credentials are root's: every command gets to its checks. */
+	reply = commands_refuse(d, &c, cmd, &req);
+	if (!reply)
+		reply = run(d, &c, cmd, &req);
 	/* Only a flight answers later, and this daemon's refuse at once. */
 	if (reply)
 		check_reply(reply, req.id);

@@ -207,12 +207,35 @@ static json_t *cmd_timed(struct daemon *d, const struct command *cmd,
 	return reply;
 }
 
+json_t *commands_refuse(const struct daemon *d, const struct ctl_conn *c,
+			const struct command *cmd,
+			const struct proto_request *req)
+{
+	struct args_err e;
+
+	/*
+	 * Rights before arguments: a caller without them learns nothing
+	 * about the arguments, not even which names a command takes.
+	 */
+	if (!cmd)
+		return proto_error(PROTO_COMMAND_NOT_FOUND, req->id,
+				   "execute: unknown command '%s'",
+				   req->execute);
+	if (cmd->mutating && !may_mutate(d, c))
+		return proto_error(
+			PROTO_PERMISSION_DENIED, req->id,
+			"%s: changes state; only root or the control group may (you are uid %d gid %d)",
+			cmd->name, (int)c->cred.uid, (int)c->cred.gid);
+	if (cmd->args && args_only(req->arguments, "", cmd->args, &e))
+		return args_error(PROTO_INVALID_ARGUMENT, req->id, &e);
+	return NULL;
+}
+
 void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 {
 	struct daemon *d = ctx;
 	struct proto_request req;
 	const struct command *cmd;
-	struct args_err e;
 	json_t *reply;
 
 	d->requests++;
@@ -221,22 +244,8 @@ void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len)
 		return;
 	}
 	cmd = command_find(req.execute);
-	/*
-	 * Rights before arguments: a caller without them learns nothing
-	 * about the arguments, not even which names a command takes.
-	 */
-	if (!cmd)
-		reply = proto_error(PROTO_COMMAND_NOT_FOUND, req.id,
-				    "execute: unknown command '%s'",
-				    req.execute);
-	else if (cmd->mutating && !may_mutate(d, c))
-		reply = proto_error(
-			PROTO_PERMISSION_DENIED, req.id,
-			"%s: changes state; only root or the control group may (you are uid %d gid %d)",
-			cmd->name, (int)c->cred.uid, (int)c->cred.gid);
-	else if (cmd->args && args_only(req.arguments, "", cmd->args, &e))
-		reply = args_error(PROTO_INVALID_ARGUMENT, req.id, &e);
-	else
+	reply = commands_refuse(d, c, cmd, &req);
+	if (!reply)
 		reply = cmd_timed(d, cmd, c, &req);
 	if (reply)
 		ctl_conn_send(c, reply);
