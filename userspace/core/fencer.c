@@ -706,7 +706,13 @@ static void io_idle(struct timed_op *t)
 		f->write_fd_retired = false;
 		loop_close(loop_of(f), f->write_fd);
 	}
-	if (f->final == FINAL_OWED) {
+	/*
+	 * Once the loop stops, the shutdown's time for last records is up:
+	 * a heartbeat that comes back after it (a rados reply drained at
+	 * exit) leaves the last record unsent, as it was owed to a write
+	 * still stuck; the restarted daemon goes on from that heartbeat.
+	 */
+	if (f->final == FINAL_OWED && !loop_of(f)->stopping) {
 		final_submit(f);
 		return;
 	}
@@ -1294,11 +1300,17 @@ static void on_scan_done(struct msg *m, void *ctx)
 	f->scans--;
 	if (d->gen != f->gen || f->state != HB_FENCED)
 		goto out;
-	f->scan = d->report;
-	if (d->report.skipped)
+	/*
+	 * A process that cannot be read is skipped by every search, one
+	 * per interval while fenced: say so when what is skipped changes,
+	 * not at every interval (query-status always shows the last one).
+	 */
+	if (d->report.skipped && (d->report.skipped != f->scan.skipped ||
+				  d->report.last_pid != f->scan.last_pid))
 		pr_warn("%s: victim search skipped %u processes it could not read (last: pid %d, %s)",
 			f->cfg.p.uuid, d->report.skipped, d->report.last_pid,
 			strerror(-d->report.last_err));
+	f->scan = d->report;
 	if (d->found < 0)
 		pr_err("%s: cannot look for victims: %s", f->cfg.p.uuid,
 		       strerror(-d->found));
