@@ -11,8 +11,11 @@
  *   - heartbeat writes go to io-wq (IOSQE_ASYNC): io_uring would run an
  *     O_DIRECT write to a FUSE or NFS file inline in io_uring_enter;
  *   - closes go to io-wq too (a FLUSH to a dead server blocks);
- *   - victim searches, the VM census and fence hooks run in worker
- *     threads (pool.h), which report by message;
+ *   - victim searches and the VM census run in worker threads (pool.h),
+ *     each process's /proc reads on a helper with a deadline
+ *     (victims_probe.h); fence hooks are spawned from threads with an
+ *     fd table of their own (spawner.h), from a worker only when the
+ *     spawner could not start; all of them report by message;
  *   - it never reads the socket, the state file or the journal;
  *   - log lines go to the logger thread (logger.h).
  * Each turn handles what completed, and what it does per completion is

@@ -2,8 +2,9 @@
 /*
  * Worker threads for what may block: victim searches and the VM census
  * (reading /proc takes a process's mmap lock, which a qemu stuck on a
- * dead storage may hold), and fence hooks (posix_spawn of a program on a
- * hung file system blocks in exec). The core hands a job to an idle
+ * dead storage may hold), and fence hooks when the spawner (spawner.h)
+ * could not start (posix_spawn of a program on a hung file system
+ * blocks in exec). The core hands a job to an idle
  * worker and goes on; the job reports back by messages to the core's
  * channel. A worker stuck in D state only takes itself out: the next job
  * goes to another one, started when none is idle, up to POOL_WORKERS_MAX.
