@@ -87,19 +87,23 @@ finish_one() { # pid rc
 	add "$p" "$f" "$s" "$t"
 }
 
-# Starts the first queued script whose lane is free; false if none can.
+# Starts a queued script whose lane is free; false if none can. A lane
+# is a chain that runs one script at a time, so its scripts go first:
+# started late, the chain would run on alone after everything else.
 start_next() {
-	local i t lane
+	local i t lane pick=
 	for i in "${!queue[@]}"; do
 		t=${queue[$i]}
 		lane=$(lane_of "$t")
 		[ -n "$lane" ] && [ -n "${busy_lane[$lane]:-}" ] && continue
-		unset "queue[$i]"
-		queue=("${queue[@]}")
-		start_one "$t"
-		return 0
+		[ -z "$pick" ] && pick=$i
+		[ -n "$lane" ] && { pick=$i; break; }
 	done
-	return 1
+	[ -n "$pick" ] || return 1
+	t=${queue[$pick]}
+	unset "queue[$pick]"
+	queue=("${queue[@]}")
+	start_one "$t"
 }
 
 reap_one() {
