@@ -86,6 +86,22 @@ static int signals_open(struct daemon *d, const sigset_t *mask)
  * a little late is better than none. (The core thread alone runs at
  * real-time priority, core.c; the control plane stays an ordinary one.)
  */
+/* VmLck of this process in KiB, or -1 when it cannot be read. */
+static long locked_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 static void harden(void)
 {
 	/*
@@ -104,6 +120,13 @@ static void harden(void)
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
 		pr_warn("mlockall(MCL_ONFAULT): %s; new mappings (thread stacks) are locked whole",
 			strerror(errno));
+	/*
+	 * A sanitizer build's runtime takes mlockall() over and does
+	 * nothing (its shadow memory could never be locked): check what
+	 * the kernel says is locked.
+	 */
+	if (locked_kib() == 0)
+		pr_warn("mlockall: nothing is locked although it succeeded (a sanitizer build ignores it); memory pressure may delay a fence");
 }
 
 /*
