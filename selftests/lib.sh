@@ -121,17 +121,18 @@ start_daemon() {
 		--watchdog none \
 		"$@" >"$log" 2>&1 &
 	local pid=$!
-	on_exit "kill -KILL $pid; wait $pid"
+	on_exit "kill -KILL $pid; reap $pid"
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
 	daemon_answers "$name" "$sock" "$pid" "$log" 5
 }
 
-# stop_daemon NAME: SIGTERM, and the exit status of the daemon.
+# stop_daemon NAME: SIGTERM, and the exit status of the daemon (125 when
+# it cannot be reaped within 30 s, see reap).
 stop_daemon() {
 	local pid_var="PID_$1"
 	kill -TERM "${!pid_var}" 2>/dev/null
-	wait "${!pid_var}"
+	reap "${!pid_var}" 30
 }
 
 ctl_sock() { # socket args...
@@ -178,6 +179,40 @@ wait_until() {
 		[ "$(mono_ms)" -lt "$end" ] || return 1
 		sleep 0.05
 	done
+}
+
+# threads_out PID: no thread of PID runs any more: all gone, or only its
+# zombie leader left.
+threads_out() {
+	local f st
+	for f in /proc/"$1"/task/*/stat; do
+		st=$(sed -n 's/.*) \(.\).*/\1/p' "$f" 2>/dev/null)
+		case "$st" in '' | Z | X) ;; *) return 1 ;; esac
+	done
+}
+# show_threads PID: each thread's state, wait channel and kernel stack.
+show_threads() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ -d "$t" ] || continue
+		echo "#   thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)):" \
+			"state $(sed -n 's/.*) \(.\).*/\1/p' "$t/stat" 2>/dev/null), wchan $(cat "$t/wchan" 2>/dev/null)"
+		timeout 1 cat "$t/stack" 2>/dev/null | head -12 | sed 's/^/#     /'
+	done
+}
+# reap PID [SECONDS]: wait for PID and return its exit status, once every
+# thread of it is out (SECONDS, 10 by default). A process whose main
+# thread exited shows as a zombie while a thread is still in the kernel
+# (an io-wq worker on a storage that hangs), and `wait` would sit there
+# until run.sh's 600 s: instead, 125 and where each thread is. The
+# process is then left to init.
+reap() {
+	wait_until "${2:-10}" threads_out "$1" || {
+		echo "# pid $1 cannot be reaped: a thread of it is still there after ${2:-10} s"
+		show_threads "$1"
+		return 125
+	}
+	wait "$1"
 }
 
 # pid_state PID: the one-letter state (R, S, D, T, Z...), empty when gone.
@@ -404,7 +439,7 @@ daemon_on() {
 		--watchdog none "$@" >"$log" 2>&1 &
 	pid=$!
 	T_DSTART[$name]=$(pid_start "$pid")
-	on_exit "daemon_gone $name || kill -KILL $pid; wait $pid"
+	on_exit "daemon_gone $name || kill -KILL $pid; reap $pid"
 	on_exit hangs_release
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
@@ -416,12 +451,13 @@ daemon_gone() {
 	! pid_alive "${!v}" || [ "$(pid_start "${!v}")" != "${T_DSTART[$1]}" ]
 }
 # daemon_stop NAME SECONDS: SIGTERM, and its exit status once it exits;
-# 124 (and still running) when SECONDS pass first.
+# 124 (and still running) when SECONDS pass first, 125 when a thread of
+# it stays in the kernel SECONDS more (see reap).
 daemon_stop() {
 	local v="PID_$1"
 	daemon_gone "$1" || kill -TERM "${!v}" 2>/dev/null
 	wait_until "$2" daemon_gone "$1" || return 124
-	wait "${!v}"
+	reap "${!v}" "$2"
 }
 
 # ctl_t SECONDS SOCK ARGS...: iofencectl with its own time bound.

@@ -106,7 +106,7 @@ cluster_start() {
 		T_DSTART[$h]=$(pid_start "$pid")
 		printf -v "PID_$h" '%s' "$pid"
 		printf -v "SOCK_$h" '%s' "$T/$h.sock"
-		on_exit "daemon_gone $h || kill -KILL $pid; wait $pid"
+		on_exit "daemon_gone $h || kill -KILL $pid; reap $pid"
 	done
 	# A stopped daemon is never left stopped, and its hangs go first.
 	on_exit cluster_cont

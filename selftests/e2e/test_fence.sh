@@ -140,7 +140,7 @@ stop_daemon_bounded() {
 	wait "$pid"
 	rc=$?
 	# Reaped: its pid may be anyone's by the end of the test.
-	on_exit_drop "kill -KILL $pid; wait $pid"
+	on_exit_drop "kill -KILL $pid; reap $pid"
 	on_exit_drop "kill -CONT $pid"
 	return $rc
 }

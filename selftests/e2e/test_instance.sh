@@ -112,7 +112,7 @@ fi
 # Stopped, the first one's state, socket and pins are free again.
 stop_daemon a
 check "first daemon: clean exit" [ $? -eq 0 ]
-on_exit_drop "kill -KILL $PID_a; wait $PID_a"
+on_exit_drop "kill -KILL $PID_a; reap $PID_a"
 mv "$T/a.log" "$T/a-first.log"
 if start_daemon a --pin-dir "$PIN" --state-dir "$ST"; then
 	ok "a new daemon starts on the same state dir, socket and pin dir"

@@ -50,7 +50,7 @@ host_daemon() {
 			--state-dir "$T/$name.state" --watchdog none "$@") >"$log" 2>&1 &
 	pid=$!
 	T_DSTART[$name]=$(pid_start "$pid")
-	on_exit "kill -CONT $pid; daemon_gone $name || kill -KILL $pid; wait $pid"
+	on_exit "kill -CONT $pid; daemon_gone $name || kill -KILL $pid; reap $pid"
 	printf -v "SOCK_$name" '%s' "$sock"
 	printf -v "PID_$name" '%s' "$pid"
 	daemon_answers "$name" "$sock" "$pid" "$log" 5
@@ -73,7 +73,10 @@ SPEC="uuid=r1,type=rbd,pool=$POOL,conf=$CEPH_CONF,interval=${IV}ms,attempts=$ATT
 t0=$(mono_ms)
 arm_storages "$S2" host2 "$SPEC,victims=qemu-h2-$$" &&
 	arm_storages "$S3" host3 "$SPEC,victims=qemu-h3-$$"
-check "both hosts arm rbd storage r1 on $POOL ($(($(mono_ms) - t0)) ms)" [ $? -eq 0 ]
+rc=$?
+# Everything below is about these two: without them it would only fail.
+check "both hosts arm rbd storage r1 on $POOL ($(($(mono_ms) - t0)) ms)" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || exit 1
 
 RBD_VICTIM_QEMU=$T/qemu-h2-$$ RBD_VICTIM_HOST=h2 rbd_victim_start vm2 "$POOL" vm2 &&
 	RBD_VICTIM_QEMU=$T/qemu-h3-$$ RBD_VICTIM_HOST=h3 rbd_victim_start vm3 "$POOL" vm3

@@ -482,7 +482,9 @@ rbd_records() {
 	cluster_up || { not_ok "5 rbd: the test cluster starts"; return; }
 	cluster_pool secpool || { not_ok "5 rbd: pool secpool"; return; }
 	r=$(rq "$G" "$(setup_req h1 "{\"uuid\":\"rb1\",\"type\":\"rbd\",\"pool\":\"secpool\",\"ceph_conf\":\"$CEPH_CONF\",\"interval_ms\":1000,\"timeout_ms\":10000,\"victims\":[\"iofence-test-nobody\"]}")")
-	check "5: rbd storage rb1 armed" jqe '.return.storages[0].result == "armed"' <<<"$r" || return
+	jqe '.return.storages[0].result == "armed"' <<<"$r" ||
+		{ not_ok "5: rbd storage rb1 armed" "$r"; tail -20 "$T/g.log" | sed 's/^/#   /'; return; }
+	ok "5: rbd storage rb1 armed"
 	mkdir -p "$T/objs"
 	craft "$T/objs"
 	# hz names an address, which fence-peer must not blocklist.
