@@ -112,8 +112,10 @@ static uint64_t step_timeout(const struct arm_op *a)
 {
 	uint64_t now = loop_now_ms();
 	uint64_t left = a->deadline_ms > now ? a->deadline_ms - now : 0;
+	uint64_t own = a->step == RBD_CONNECT ? ARM_CONNECT_DEADLINE_MS :
+						ARM_STEP_DEADLINE_MS;
 
-	return left < ARM_STEP_DEADLINE_MS ? left : ARM_STEP_DEADLINE_MS;
+	return left < own ? left : own;
 }
 
 /*

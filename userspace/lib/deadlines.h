@@ -14,6 +14,16 @@
 #define SETUP_MAX_DEADLINE_MS 600000
 /* One step of arming a storage (open, mkdir, statx), within the above. */
 #define ARM_STEP_DEADLINE_MS 5000
+/*
+ * rbd: connecting to the cluster, within the request's deadline too. It
+ * runs on the storage's link thread, never a loop's, and what it waits
+ * for is not a storage that may hang but a cluster that may answer late:
+ * the first connection loads librados and runs its initialisers (tens
+ * of MiB read from disk, slower still under a sanitizer), then hunts for
+ * a monitor. 5 s refused, about once in five runs of the sanitizer
+ * build, a test cluster that armed in 0.04-0.19 s on every other run.
+ */
+#define ARM_CONNECT_DEADLINE_MS 15000
 /* One stage of writing the state file (open, write, fsync, rename). */
 #define PERSIST_STEP_DEADLINE_MS 5000
 /* One read of a peer's record (query-peer), and the longest window. */
