@@ -215,6 +215,9 @@ reap() {
 	wait "$1"
 }
 
+# sanitizer_build BINARY: it was built with ASan or UBSan (SANITIZE=1).
+sanitizer_build() { readelf -d "$1" 2>/dev/null | grep -qE 'lib(a|ub)san'; }
+
 # pid_state PID: the one-letter state (R, S, D, T, Z...), empty when gone.
 pid_state() { sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
 

@@ -283,7 +283,7 @@ check_healthy() { # phase seq-before
 }
 # A sanitizer's allocator keeps freed memory in quarantine: RSS is shown
 # but not judged then.
-SANITIZED=$(grep -qa __asan_init "$IOFENCED" && echo 1)
+SANITIZED=$(sanitizer_build "$IOFENCED" && echo 1)
 check_rss_back() { # phase
 	local now
 	[ -n "$SANITIZED" ] ||

@@ -17,7 +17,7 @@ MAKE_Q=(make --no-print-directory -C "$ROOT" OUT="$OUT")
 # What it checks is where files go, which no sanitizer sees, and the .deb
 # it builds is a plain build anyway: the sanitizer pass of CI leaves it to
 # the plain pass (40 s of its 30 minutes).
-if readelf -d "$OUT/iofenced" 2>/dev/null | grep -qE 'lib(a|ub)san'; then
+if sanitizer_build "$OUT/iofenced"; then
 	skip "$OUT/iofenced is a sanitizer build: the plain pass checks the install and the .deb"
 	exit 0
 fi

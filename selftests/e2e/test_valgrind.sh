@@ -33,7 +33,7 @@ done
 [ -x "$IOFENCED" ] || { not_ok "daemon binary $IOFENCED (make all)"; exit 1; }
 # The sanitizer pass of CI (SANITIZE=1): valgrind and ASan cannot share a
 # process; the plain pass runs this test.
-if readelf -d "$IOFENCED" | grep -qE 'lib(a|ub)san'; then
+if sanitizer_build "$IOFENCED"; then
 	skip "$IOFENCED is a sanitizer build: valgrind runs the plain one"
 	exit 0
 fi

@@ -37,7 +37,6 @@ extern const char *const unfence_peer_args[];
 extern const struct command commands[];
 
 const struct command *command_find(const char *name);
-/* ctl_server's dispatcher; @ctx is the daemon. */
 /*
  * The refusal commands_dispatch() answers before a command runs: unknown
  * command, missing rights, an argument name the command does not take.
@@ -46,6 +45,7 @@ const struct command *command_find(const char *name);
 json_t *commands_refuse(const struct daemon *d, const struct ctl_conn *c,
 			const struct command *cmd,
 			const struct proto_request *req);
+/* ctl_server's dispatcher; @ctx is the daemon. */
 void commands_dispatch(void *ctx, struct ctl_conn *c, char *line, size_t len);
 /* The greeting's and query-capabilities' list: what this daemon can do here. */
 json_t *commands_capabilities(const struct daemon *d);

@@ -80,12 +80,6 @@ static int signals_open(struct daemon *d, const sigset_t *mask)
 	return 0;
 }
 
-/*
- * Memory pressure must not make the core miss a deadline: its memory
- * stays resident. Where the limits forbid it, say so and go on: a fence
- * a little late is better than none. (The core thread alone runs at
- * real-time priority, core.c; the control plane stays an ordinary one.)
- */
 /* VmLck of this process in KiB, or -1 when it cannot be read. */
 static long locked_kib(void)
 {
@@ -102,6 +96,12 @@ static long locked_kib(void)
 	return kib;
 }
 
+/*
+ * Memory pressure must not make the core miss a deadline: its memory
+ * stays resident. Where the limits forbid it, say so and go on: a fence
+ * a little late is better than none. (The core thread alone runs at
+ * real-time priority, core.c; the control plane stays an ordinary one.)
+ */
 static void harden(void)
 {
 	/*

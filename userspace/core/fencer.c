@@ -707,10 +707,10 @@ static void io_idle(struct timed_op *t)
 		loop_close(loop_of(f), f->write_fd);
 	}
 	/*
-	 * Once the loop stops, the shutdown's time for last records is up:
-	 * a heartbeat that comes back after it (a rados reply drained at
-	 * exit) leaves the last record unsent, as it was owed to a write
-	 * still stuck; the restarted daemon goes on from that heartbeat.
+	 * Once the loop has stopped, the shutdown's time for last records
+	 * is up, and nothing would reap a new write or its deadline. A
+	 * heartbeat that comes back after that (a rados reply drained at
+	 * exit) is the last record: the restarted daemon goes on from it.
 	 */
 	if (f->final == FINAL_OWED && !loop_of(f)->stopping) {
 		final_submit(f);
