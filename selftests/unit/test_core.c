@@ -2,9 +2,10 @@
 /*
  * The pieces the fencing core is made of: the message channel between
  * threads (nothing lost, order kept per sender, a sender never waits),
- * the lag histogram, and the worker pool (a stuck worker holds up no
- * other job).
+ * the lag histogram, the worker pool (a stuck worker holds up no other
+ * job), and the I/O with a deadline (what its owner may wait for).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "chan.h"
 #include "lag.h"
 #include "pool.h"
+#include "timed_op.h"
 
 #define SENDERS 4
 #define PER_SENDER 50000
@@ -178,6 +180,94 @@ Test(pool, a_stuck_worker_holds_up_no_other_job)
 	cr_expect_eq(finished, 5);
 	pool_exit(&p, 1000);
 	chan_exit(&owner);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * What a timed_op's owner saw when done() and idle() came: a shutdown
+ * waits for a write that is done but not yet idle (it may owe a last
+ * record), never for one that is overdue.
+ */
+struct watched_op {
+	struct timed_op t;
+	int res, dones, lates, idles;
+	bool overdue_at_done, idle_at_done;
+};
+
+static void watched_done(struct timed_op *t, int res)
+{
+	struct watched_op *w = container_of(t, struct watched_op, t);
+
+	w->res = res;
+	w->dones++;
+	w->overdue_at_done = timed_op_overdue(t);
+	w->idle_at_done = timed_op_idle(t);
+}
+
+static void watched_late(struct timed_op *t, int res)
+{
+	container_of(t, struct watched_op, t)->lates++;
+}
+
+static void watched_idle(struct timed_op *t)
+{
+	container_of(t, struct watched_op, t)->idles++;
+}
+
+/* Reads a byte from @fd with a @timeout_ms deadline; pumps to idle. */
+static void read_with_deadline(struct watched_op *w, int fd,
+			       uint64_t timeout_ms)
+{
+	static char byte;
+	struct loop l;
+	struct io_uring_sqe *sqe;
+
+	cr_assert_eq(loop_init(&l, 16), 0);
+	timed_op_init(&w->t, watched_done, watched_late);
+	w->t.idle = watched_idle;
+	sqe = timed_op_sqe(&l, &w->t);
+	io_uring_prep_read(sqe, fd, &byte, 1, 0);
+	timed_op_submit(&l, &w->t, timeout_ms);
+	for (int i = 0; i < 200 && !w->idles; i++)
+		cr_assert_eq(loop_run_once(&l, 10), 0);
+	loop_exit(&l);
+}
+
+Test(timed_op, done_in_time_waits_for_its_ticket_and_is_never_overdue)
+{
+	struct watched_op w = { 0 };
+	int pfd[2];
+
+	cr_assert_eq(pipe(pfd), 0);
+	cr_assert_eq(write(pfd[1], "x", 1), 1);
+	read_with_deadline(&w, pfd[0], 10000);
+	cr_expect_eq(w.dones, 1);
+	cr_expect_eq(w.res, 1);
+	cr_expect_not(w.overdue_at_done, "done in time, yet overdue");
+	cr_expect_not(w.idle_at_done,
+		      "idle before its ticket's removal came back");
+	cr_expect_eq(w.idles, 1, "never idle once its ticket was removed");
+	cr_expect_eq(w.lates, 0);
+	cr_expect_not(timed_op_overdue(&w.t));
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+Test(timed_op, deadline_first_is_overdue_until_the_io_ends)
+{
+	struct watched_op w = { 0 };
+	int pfd[2];
+
+	/* Nothing to read: only the deadline (and its cancel) end it. */
+	cr_assert_eq(pipe(pfd), 0);
+	read_with_deadline(&w, pfd[0], 20);
+	cr_expect_eq(w.dones, 1);
+	cr_expect_eq(w.res, -ETIMEDOUT);
+	cr_expect(w.overdue_at_done, "the deadline came first: overdue");
+	cr_expect_eq(w.idles, 1, "the cancelled read never ended");
+	cr_expect_eq(w.lates, 0, "a cancelled read is no late result");
+	cr_expect_not(timed_op_overdue(&w.t), "overdue once it ended");
 	close(pfd[0]);
 	close(pfd[1]);
 }

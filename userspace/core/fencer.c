@@ -1869,9 +1869,14 @@ bool fencers_writing(const struct core *c)
 	const struct list_head *pos;
 	struct fencer *f;
 
-	/* One past its deadline is stuck on a dead storage: not awaited. */
-	for_each_fencer(c, f,
-			pos) if (f->writing && !f->io.reported) return true;
+	/*
+	 * One past its deadline is stuck on a dead storage: not awaited.
+	 * One done in time still is, until its ticket is back: it may owe
+	 * the last record.
+	 */
+	for_each_fencer(c, f, pos)
+		if (f->writing && !timed_op_overdue(&f->io))
+			return true;
 	return false;
 }
 
@@ -1887,8 +1892,9 @@ unsigned int fencers_promising_reset(const struct core *c)
 	struct fencer *f;
 	unsigned int n = 0;
 
-	for_each_fencer(c, f, pos) if (!f->stopping && fence_deadline_ms(f))
-		n++;
+	for_each_fencer(c, f, pos)
+		if (!f->stopping && fence_deadline_ms(f))
+			n++;
 	return n;
 }
 
@@ -1897,8 +1903,9 @@ bool fencers_hold_watchdog(const struct core *c)
 	const struct list_head *pos;
 	struct fencer *f;
 
-	for_each_fencer(c, f,
-			pos) if (!f->stopping && f->escalated) return true;
+	for_each_fencer(c, f, pos)
+		if (!f->stopping && f->escalated)
+			return true;
 	return false;
 }
 
@@ -1908,8 +1915,8 @@ uint32_t fencers_min_interval_ms(const struct core *c)
 	struct fencer *f;
 	uint32_t min = 0;
 
-	for_each_fencer(c, f, pos) if (!f->stopping &&
-				       (!min || f->cfg.p.interval_ms < min))
-		min = f->cfg.p.interval_ms;
+	for_each_fencer(c, f, pos)
+		if (!f->stopping && (!min || f->cfg.p.interval_ms < min))
+			min = f->cfg.p.interval_ms;
 	return min;
 }

@@ -61,5 +61,14 @@ static inline bool timed_op_idle(const struct timed_op *t)
 {
 	return !t->io.busy && !t->tickets;
 }
+/*
+ * The deadline came first and the I/O is still in the kernel. Not the
+ * same as reported: an I/O done in time is reported at once, and is not
+ * idle until its ticket's removal comes back.
+ */
+static inline bool timed_op_overdue(const struct timed_op *t)
+{
+	return t->reported && t->io.busy;
+}
 
 #endif
