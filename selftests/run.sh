@@ -12,11 +12,23 @@ cd "$(dirname "$0")/.."
 : "${OUT:=build}"
 export OUT
 
-pass=0 fail=0 skip=0 broken=()
+pass=0 fail=0 skip=0 broken=() failures=()
 
 add() { # passed failed skipped suite
 	pass=$((pass + $1)) fail=$((fail + $2)) skip=$((skip + $3))
 	[ "$2" -eq 0 ] || broken+=("$4")
+}
+
+# A CI log is often read from its end only: what failed is said again
+# there, each suite's failed checks (Criterion's assertion and [FAIL]
+# lines, a script's "not ok" lines), or its last lines, under its name.
+note_failures() { # suite log
+	local lines
+	lines=$(grep -E '^\[FAIL\]|^\[----\] .*[^ ]|^not ok' "$2" |
+		grep -v '^\[----\] Criterion v' | head -20)
+	[ -n "$lines" ] ||
+		lines="(no failed check printed; its last lines:)"$'\n'"$(tail -5 "$2")"
+	failures+=("-- $1:" "$lines")
 }
 
 echo "== unit tests"
@@ -26,15 +38,18 @@ for t in $(sed -n 's/^unittest-y += //p' Kbuild); do
 	rc=${PIPESTATUS[0]}
 	# [====] Synthesis: Tested: 9 | Passing: 9 | Failing: 0 | Crashing: 0
 	syn=$(grep -o 'Tested: [0-9]* | Passing: [0-9]* | Failing: [0-9]* | Crashing: [0-9]*' "$log" | tail -1)
-	rm -f "$log"
 	if [ -z "$syn" ]; then
 		echo "$t: no Criterion summary (exit $rc)"
+		note_failures "$t" "$log"
+		rm -f "$log"
 		add 0 1 0 "$t"
 		continue
 	fi
 	read -r tested passing failing crashing < <(tr -dc '0-9 ' <<<"$syn" | xargs)
 	f=$((failing + crashing))
 	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	[ "$f" -eq 0 ] || note_failures "$t" "$log"
+	rm -f "$log"
 	add "$passing" "$f" $((tested - passing - failing - crashing)) "$t"
 done
 
@@ -73,17 +88,20 @@ finish_one() { # pid rc
 	cat "$log"
 	echo "-- took $((SECONDS - pid_t0[$1])) s: $t"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -1)
-	rm -f "$log"
 	lane=$(lane_of "$t")
 	[ -z "$lane" ] || unset "busy_lane[$lane]"
 	unset "pid_script[$1]" "pid_t0[$1]" "pid_log[$1]"
 	if [ -z "$line" ]; then
 		echo "$t: ended without a summary (exit $rc)"
+		note_failures "$t" "$log"
+		rm -f "$log"
 		add 0 1 0 "$t"
 		return
 	fi
 	read -r p f s < <(tr -dc '0-9 ' <<<"$line" | xargs)
 	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	[ "$f" -eq 0 ] || note_failures "$t" "$log"
+	rm -f "$log"
 	add "$p" "$f" "$s" "$t"
 }
 
@@ -123,6 +141,10 @@ for t in "${alone[@]}"; do
 done
 
 echo
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "== what failed"
+	printf '%s\n' "${failures[@]}"
+fi
 [ ${#broken[@]} -eq 0 ] || echo "failed in: ${broken[*]}"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

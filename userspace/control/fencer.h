@@ -51,8 +51,12 @@ void fencer_move(struct storage *from, struct storage *to);
 /* From storage_free(): the core writes a last record, then lets go. */
 void fencer_stop(struct fencer_link *f);
 
-/* A heartbeat write was in the kernel at the last snapshot. */
-bool fencer_writing(const struct fencer_link *f);
+/*
+ * The sequence number of the record a heartbeat write had in the kernel
+ * at the last snapshot, 0 when none had (records count from 1). The
+ * snapshot is the core's, as of its last report: that write may be over.
+ */
+uint64_t fencer_writing(const struct fencer_link *f);
 /* The persisted fence state (NULL when not fenced). */
 json_t *fencer_state_json(const struct fencer_link *f);
 /*

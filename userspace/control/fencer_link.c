@@ -314,9 +314,9 @@ void fencer_on_unfence_done(struct msg *m, void *ctx)
 	free(r);
 }
 
-bool fencer_writing(const struct fencer_link *f)
+uint64_t fencer_writing(const struct fencer_link *f)
 {
-	return f->snap.writing;
+	return f->snap.writing ? f->snap.seq : 0;
 }
 
 json_t *fencer_state_json(const struct fencer_link *f)
