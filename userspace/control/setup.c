@@ -66,6 +66,7 @@ struct item {
 	int64_t orig_armed;
 	json_t *entry; /* re-arm: the state file's entry, kept if it fails */
 	bool hung; /* re-arm: failed at a deadline, the storage hangs */
+	char why[640]; /* re-arm: why it failed, for REARM_FAILED */
 };
 
 struct waiter {
@@ -291,8 +292,12 @@ static void check_records(struct flight *f)
 			continue;
 		describe_same(it->staged, o, why, sizeof(why));
 		if (f->rearm) {
-			pr_err("re-arm %s: same heartbeat record as storage %s (host %s): %s; left unarmed",
-			       it->p.uuid, o->p.uuid, o->host_uuid, why);
+			snprintf(
+				it->why, sizeof(it->why),
+				"same heartbeat record as storage %s (host %s): %s",
+				o->p.uuid, o->host_uuid, why);
+			pr_err("re-arm %s: %s; left unarmed", it->p.uuid,
+			       it->why);
 			storage_free(it->staged);
 			it->staged = NULL;
 			it->plan = PLAN_FAILED;
@@ -332,8 +337,10 @@ static void staged_one(struct arm_op *a, int res)
 		storage_free(it->staged);
 		it->staged = NULL;
 		if (f->rearm) {
-			pr_err("re-arm %s: %s %s: %s; left unarmed", it->p.uuid,
-			       a->failed_step, it->p.target, why);
+			snprintf(it->why, sizeof(it->why), "%s %s: %s",
+				 a->failed_step, it->p.target, why);
+			pr_err("re-arm %s: %s; left unarmed", it->p.uuid,
+			       it->why);
 			it->plan = PLAN_FAILED;
 			it->hung = res == -ETIMEDOUT &&
 				   it->p.strategy == FENCE_FORCE;
@@ -567,9 +574,14 @@ static void journal_events(struct flight *f)
 		if (!name)
 			continue;
 		data = event_data(f, it);
-		if (it->plan == PLAN_FAILED)
+		if (it->plan == PLAN_FAILED) {
 			json_object_set_new(data, "hung",
 					    json_boolean(it->hung));
+			/* A path cut to the buffer may end mid-character. */
+			proto_utf8_fix(it->why);
+			json_object_set_new(data, "reason",
+					    json_string(it->why));
+		}
 		it->event = json_incref(daemon_event_journal(f->d, name, data));
 	}
 }
