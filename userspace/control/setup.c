@@ -66,7 +66,7 @@ struct item {
 	int64_t orig_armed;
 	json_t *entry; /* re-arm: the state file's entry, kept if it fails */
 	bool hung; /* re-arm: failed at a deadline, the storage hangs */
-	char why[640]; /* re-arm: why it failed, for REARM_FAILED */
+	json_t *why; /* re-arm: why it failed (a string), for REARM_FAILED */
 };
 
 struct waiter {
@@ -271,6 +271,24 @@ static const struct storage *record_taken(struct flight *f, unsigned int i,
 	return NULL;
 }
 
+/* Re-arming at start-up: @it is left out, said once, here. */
+static void __attribute__((format(printf, 2, 3)))
+rearm_failed(struct item *it, const char *fmt, ...)
+{
+	char why[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	/* A path cut to the buffer may end mid-character. */
+	proto_utf8_fix(why);
+	pr_err("re-arm %s: %s; left unarmed", it->p.uuid, why);
+	it->plan = PLAN_FAILED;
+	json_decref(it->why);
+	it->why = json_string(why);
+}
+
 /*
  * Before anything is put in place: a refusal changes nothing. Re-arming
  * at start-up leaves the storage out, kept in the state file, as any
@@ -292,15 +310,12 @@ static void check_records(struct flight *f)
 			continue;
 		describe_same(it->staged, o, why, sizeof(why));
 		if (f->rearm) {
-			snprintf(
-				it->why, sizeof(it->why),
-				"same heartbeat record as storage %s (host %s): %s",
-				o->p.uuid, o->host_uuid, why);
-			pr_err("re-arm %s: %s; left unarmed", it->p.uuid,
-			       it->why);
 			storage_free(it->staged);
 			it->staged = NULL;
-			it->plan = PLAN_FAILED;
+			rearm_failed(
+				it,
+				"same heartbeat record as storage %s (host %s): %s",
+				o->p.uuid, o->host_uuid, why);
 			continue;
 		}
 		flight_fail_at(
@@ -337,11 +352,8 @@ static void staged_one(struct arm_op *a, int res)
 		storage_free(it->staged);
 		it->staged = NULL;
 		if (f->rearm) {
-			snprintf(it->why, sizeof(it->why), "%s %s: %s",
-				 a->failed_step, it->p.target, why);
-			pr_err("re-arm %s: %s; left unarmed", it->p.uuid,
-			       it->why);
-			it->plan = PLAN_FAILED;
+			rearm_failed(it, "%s %s: %s", a->failed_step,
+				     it->p.target, why);
 			it->hung = res == -ETIMEDOUT &&
 				   it->p.strategy == FENCE_FORCE;
 		} else if (!f->err[0] || i < f->failed) {
@@ -577,10 +589,7 @@ static void journal_events(struct flight *f)
 		if (it->plan == PLAN_FAILED) {
 			json_object_set_new(data, "hung",
 					    json_boolean(it->hung));
-			/* A path cut to the buffer may end mid-character. */
-			proto_utf8_fix(it->why);
-			json_object_set_new(data, "reason",
-					    json_string(it->why));
+			json_object_set(data, "reason", it->why);
 		}
 		it->event = json_incref(daemon_event_journal(f->d, name, data));
 	}
@@ -670,6 +679,7 @@ static void flight_free(struct flight *f)
 	for (unsigned int i = 0; i < f->n; i++) {
 		storage_params_free(&f->items[i].p);
 		json_decref(f->items[i].entry);
+		json_decref(f->items[i].why);
 		arm_release(&f->items[i].arm);
 	}
 	free(f->items);
