@@ -275,6 +275,9 @@ check_healthy() { # phase seq-before
 	local t
 	t=$(hs_trouble "$2")
 	check "$1: no HEARTBEAT_LATE or FENCE_FIRED of the healthy storage${t:+ ($t)}" [ -z "$t" ]
+	# What the daemon said of it, and of its own lag, when it was not.
+	[ -z "$t" ] || grep -E 'hs:|"hs"|CORE_LAG|warning|crit|error' "$T/f.log" |
+		tail -25 | sed 's/^/#   /'
 	# What failed is counted: the next phase starts healthy again.
 	if [ "$(hs_state)" = fenced ]; then
 		rq '{"execute":"unfence","arguments":{"uuid":"hs"}}' >/dev/null
@@ -438,8 +441,10 @@ check_rss_back subscriber
 
 # --- the end -----------------------------------------------------------------
 
-hb=$(rq '{"execute":"query-status"}' | jq -c '.return.storages[] | select(.uuid == "hs") | .heartbeat')
+st=$(rq '{"execute":"query-status"}')
+hb=$(jq -c '.return.storages[] | select(.uuid == "hs") | .heartbeat' <<<"$st")
 echo "# the healthy storage at the end: $hb"
+echo "# the daemon's lag at the end: $(jq -c .return.lag <<<"$st")"
 check "the healthy storage is healthy at the end" \
 	[ "$(jq -r .state <<<"$hb")" = healthy ]
 check "the daemon is alive and alone with its one client" \
