@@ -99,6 +99,43 @@ check "daemon alive after bad input" kill -0 "$PID_a"
 "$IOFENCED" --foreground --socket "$S" --state-dir "$T/b.state" --no-bpf >"$T/b.log" 2>&1
 check "a second daemon refuses a served socket" grep -q 'another iofenced is serving it' "$T/b.log"
 
+# A socket nobody holds the lock of, which still accepts connections for
+# a while (a SIGKILLed daemon's, until its io_uring lets go): the daemon
+# waits for it to go, 2 s at most, then refuses.
+listen_for() { # PATH SECONDS: a listener on PATH that goes after SECONDS
+	python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+print("up", flush=True); time.sleep(float(sys.argv[2]))' "$1" "$2"
+}
+G=$T/ghost.sock
+coproc GHOST { listen_for "$G" 0.6; }
+on_exit "kill $GHOST_PID 2>/dev/null"
+read -r _ <&"${GHOST[0]}"
+t0=$(date +%s%N)
+"$IOFENCED" --foreground --socket "$G" --state-dir "$T/g.state" --no-bpf \
+	--watchdog none >"$T/g.log" 2>&1 &
+gp=$!
+on_exit "kill -KILL $gp 2>/dev/null; reap $gp"
+# Not daemon_answers: a client of the listener would wait for a greeting.
+check "a socket that still answers for 0.6 s is waited for, then served" \
+	wait_until 8 grep -q "ready on $G" "$T/g.log"
+check "... after it went ($((($(date +%s%N) - t0) / 1000000)) ms)" \
+	[ $((($(date +%s%N) - t0) / 1000000)) -ge 500 ]
+kill -TERM "$gp"
+reap "$gp" 10
+rm -f "$G"
+coproc GHOST { listen_for "$G" 30; }
+read -r _ <&"${GHOST[0]}"
+t0=$(date +%s%N)
+timeout 10 "$IOFENCED" --foreground --socket "$G" --state-dir "$T/g2.state" \
+	--no-bpf --watchdog none >"$T/g2.log" 2>&1
+rc=$? el=$((($(date +%s%N) - t0) / 1000000))
+check "one that keeps answering is refused after the wait (exit $rc, $el ms)" \
+	eval '[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $el -ge 1900 ]'
+check "... saying so: $(grep -m1 'still accepts' "$T/g2.log")" \
+	grep -q "socket path $G: something still accepts connections on it" "$T/g2.log"
+kill "$GHOST_PID" 2>/dev/null
+
 bpf=$(ctl_sock "$S" --json status | jqr .bpf.active)
 stop_daemon a
 check "SIGTERM: clean exit status" [ $? -eq 0 ]

@@ -904,20 +904,54 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 		accept_arm(s);
 }
 
-/* -EADDRINUSE when a live daemon answers on @addr; clears a stale one. */
-static int claim_path(const struct sockaddr_un *addr)
+/*
+ * How long a socket that still answers may take to go. This daemon holds
+ * the socket's lock (instance_lock.c), so no live iofenced serves it.
+ * Seen once: a restart right behind a SIGKILL found the dead daemon's
+ * socket answering, its locks free; most likely the accept its io_uring
+ * had armed held it until the ring's teardown, which the kernel runs
+ * after the process is gone. The lock itself waits as long.
+ */
+#define CLAIM_WAIT_MS 2000
+#define CLAIM_POLL_MS 50
+
+/*
+ * Something accepts connections on @addr (1), a socket file is there
+ * that nothing serves (0), or neither (-1: no file, or one bind() will
+ * say what is wrong with).
+ */
+static int answers(const struct sockaddr_un *addr)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ret = 0;
+	/* A listener whose backlog is full would hold a blocking connect. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int ret;
 
 	if (fd < 0)
-		return -errno;
-	if (!connect(fd, (const struct sockaddr *)addr, sizeof(*addr)))
-		ret = -EADDRINUSE;
-	else if (errno == ECONNREFUSED && unlink(addr->sun_path))
-		ret = -errno;
+		return -1;
+	if (!connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) ||
+	    errno == EAGAIN)
+		ret = 1;
+	else
+		ret = errno == ECONNREFUSED ? 0 : -1;
 	close(fd);
 	return ret;
+}
+
+/* -EADDRINUSE when something still answers on @addr; clears a stale one. */
+static int claim_path(const struct sockaddr_un *addr)
+{
+	int ret = answers(addr);
+
+	for (int waited = 0; ret == 1 && waited < CLAIM_WAIT_MS;
+	     waited += CLAIM_POLL_MS) {
+		usleep(CLAIM_POLL_MS * 1000);
+		ret = answers(addr);
+	}
+	if (ret == 1)
+		return -EADDRINUSE;
+	if (!ret && unlink(addr->sun_path))
+		return -errno;
+	return 0;
 }
 
 /* Binds @path itself: mode 0660, group @gid (root's when -1). */
@@ -942,8 +976,9 @@ static int bind_path(struct ctl_server *s, const char *path, gid_t gid)
 	ret = claim_path(&addr);
 	if (ret) {
 		pr_err("socket path %s: %s", path,
-		       ret == -EADDRINUSE ? "another iofenced is serving it" :
-					    strerror(-ret));
+		       ret == -EADDRINUSE ?
+			       "something still accepts connections on it" :
+			       strerror(-ret));
 		return ret;
 	}
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
