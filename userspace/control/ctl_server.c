@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl_server.h"
+#include "deadlines.h"
 #include "json_put.h"
 #include "paths.h"
 #include "log.h"
@@ -905,15 +906,13 @@ static void accept_done(struct loop_op *op, int res, unsigned int flags)
 }
 
 /*
- * How long a socket that still answers may take to go. This daemon holds
- * the socket's lock (instance_lock.c), so no live iofenced serves it.
- * Seen once: a restart right behind a SIGKILL found the dead daemon's
- * socket answering, its locks free; most likely the accept its io_uring
- * had armed held it until the ring's teardown, which the kernel runs
- * after the process is gone. The lock itself waits as long.
+ * This daemon holds the socket's lock (instance_lock.c), so no live
+ * iofenced serves it. Seen once: a restart right behind a SIGKILL found
+ * the dead daemon's socket answering, its locks free; most likely the
+ * accept its io_uring had armed held it until the ring's teardown, which
+ * the kernel runs after the process is gone. It gets as long to go as a
+ * lock does (INSTANCE_WAIT_MS).
  */
-#define CLAIM_WAIT_MS 2000
-#define CLAIM_POLL_MS 50
 
 /*
  * Something accepts connections on @addr (1), a socket file is there
@@ -942,9 +941,9 @@ static int claim_path(const struct sockaddr_un *addr)
 {
 	int ret = answers(addr);
 
-	for (int waited = 0; ret == 1 && waited < CLAIM_WAIT_MS;
-	     waited += CLAIM_POLL_MS) {
-		usleep(CLAIM_POLL_MS * 1000);
+	for (int waited = 0; ret == 1 && waited < INSTANCE_WAIT_MS;
+	     waited += INSTANCE_POLL_MS) {
+		usleep(INSTANCE_POLL_MS * 1000);
 		ret = answers(addr);
 	}
 	if (ret == 1)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deadlines.h"
 #include "instance_lock.h"
 #include "paths.h"
 #include "log.h"
@@ -221,23 +222,16 @@ static void refuse(const char *what, const char *path, const char *lock, int fd,
 	       what, path, holding);
 }
 
-/*
- * A daemon that is stopping lets go of its locks last, moments after its
- * socket: a restart right behind it waits that long, never more.
- */
-#define LOCK_WAIT_MS 2000
-#define LOCK_POLL_MS 50
-
 /* Locks @lock for @what @path into *@out, or says why not. */
 static int take(const char *what, const char *path, const char *lock, bool dir,
 		int *out)
 {
 	int fd, ret = lock_path(lock, dir, &fd);
 
-	for (int waited = 0; ret == -EBUSY && waited < LOCK_WAIT_MS;
-	     waited += LOCK_POLL_MS) {
+	for (int waited = 0; ret == -EBUSY && waited < INSTANCE_WAIT_MS;
+	     waited += INSTANCE_POLL_MS) {
 		close(fd);
-		usleep(LOCK_POLL_MS * 1000);
+		usleep(INSTANCE_POLL_MS * 1000);
 		ret = lock_path(lock, dir, &fd);
 	}
 

@@ -52,6 +52,14 @@
 #define REARM_RETRY_MS 10000
 /* The VM list a heartbeat record carries is at most this old. */
 #define VM_CENSUS_MS 5000
+/*
+ * What a starting daemon grants the one before it to be gone, polling
+ * every INSTANCE_POLL_MS: a stopping daemon lets go of its locks last,
+ * moments after its socket; a killed one's socket may answer a little
+ * after the process is gone (ctl_server.c). Longer, it is refused.
+ */
+#define INSTANCE_WAIT_MS 2000
+#define INSTANCE_POLL_MS 50
 /* The clean-shutdown records when the daemon stops. */
 #define SHUTDOWN_QUIESCE_MS 2000
 /*
