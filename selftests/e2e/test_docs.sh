@@ -319,6 +319,15 @@ keys=$(sed -n 's/^#\{0,1\}\([a-z_]*\) =.*/\1/p' <<<"$defaults")
 check "iofenced --check-config prints the settings" [ "$(wc -w <<<"$keys")" -ge 10 ]
 # default KEY: its value in the defaults, "" for none.
 default() { sed -n "s/^#\{0,1\}$1 = \{0,1\}//p" <<<"$defaults"; }
+# An ASan build runs no real-time thread unless told to (config.h): it
+# must say so, and the documents give the other builds' default, 10.
+if sanitizer_build "$IOFENCED"; then
+	check "ASan build: rt_priority's default is 0" [ "$(default rt_priority)" = 0 ]
+	check "ASan build: --help says its --rt-priority default is 0, and why" \
+		grep -q "This is an ASan build: --rt-priority defaults to 0, not 10, because" \
+		<<<"$("$IOFENCED" --help 2>/dev/null)"
+	defaults=$(sed 's/^\(#\{0,1\}rt_priority = \)0$/\110/' <<<"$defaults")
+fi
 
 help=$("$IOFENCED" --help 2>/dev/null)
 cf="$T/probe.conf"

@@ -105,7 +105,12 @@ static void usage(FILE *out)
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n",
 		IOFENCE_DEFAULT_MAX_CONNECTIONS, IOFENCE_DEFAULT_IDLE_TIMEOUT,
-		IOFENCE_DEFAULT_RT_PRIORITY);
+		IOFENCE_BUILD_RT_PRIORITY);
+	if (BUILD_ASAN)
+		fprintf(out,
+			"\nThis is an ASan build: --rt-priority defaults to 0, not %d, because\n"
+			"its allocator's spin locks stall real-time threads (see iofenced(8)).\n",
+			IOFENCE_DEFAULT_RT_PRIORITY);
 }
 
 static int set_str(char **dst, const char *val)
@@ -376,7 +381,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_connections = IOFENCE_DEFAULT_MAX_CONNECTIONS;
 	cfg->idle_timeout_s = IOFENCE_DEFAULT_IDLE_TIMEOUT;
-	cfg->rt_priority = IOFENCE_DEFAULT_RT_PRIORITY;
+	cfg->rt_priority = IOFENCE_BUILD_RT_PRIORITY;
 	if (set_str(&cfg->config_path, IOFENCE_DEFAULT_CONFIG) ||
 	    set_str(&cfg->watchdog, WATCHDOG_DEFAULT_PATH) ||
 	    set_str(&cfg->socket_path, IOFENCE_DEFAULT_SOCKET) ||

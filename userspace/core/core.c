@@ -14,6 +14,7 @@
 #include "deadlines.h"
 #include "fencer_core.h"
 #include "log.h"
+#include "sanitizer.h"
 #include "thread.h"
 
 /* Enough for every fencer's write, timer, victim polls and messages. */
@@ -219,13 +220,18 @@ static void harden(struct core *c)
 
 	pthread_setname_np(pthread_self(), "iofence-core");
 	if (!c->rt_priority) {
-		pr_info("fencing core: real-time scheduling off (--rt-priority 0)");
+		pr_info("fencing core: real-time scheduling off (rt_priority 0%s)",
+			BUILD_ASAN ?
+				", the default of an ASan build: its allocator's spin locks stall real-time threads" :
+				"");
 		return;
 	}
 	ret = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	if (ret)
 		pr_warn("fencing core: SCHED_FIFO priority %d: %s; CPU load may delay a fence",
 			c->rt_priority, strerror(ret));
+	else if (BUILD_ASAN)
+		pr_warn("fencing core: SCHED_FIFO in an ASan build: its allocator's spin locks can stall real-time threads for up to the kernel's RT throttling period (about 1 s) each time");
 }
 
 static void *core_main(void *arg)
