@@ -13,7 +13,9 @@
 # to the dead host's refusal; ROUNDS=3 HANGS=3 ROUNDS_PEER=2
 # HB_SECONDS=15 is a quick run; ROUNDS and HANGS are shared with the
 # benches above), skipped when the Ceph packages are not
-# installed.
+# installed, then what glibc's and ASan's allocators cost SCHED_FIFO
+# threads (rt_alloc_bench.sh; RTA_SECONDS=3 is a quick run), then the
+# simulated cluster (cluster_bench.sh).
 # Numbers are printed, never judged: timing goals live here, not in the
 # tests. Only wrong fencing (a missed or a false fence) fails the fence
 # bench, or a bench that cannot run.
@@ -62,6 +64,11 @@ OUT=$OUT selftests/bench/bpf_bench.sh || st=$?
 echo
 st=0
 OUT=$OUT selftests/bench/rbd_bench.sh || st=$?
+[ "$rc" -ne 0 ] || rc=$st
+# What the allocator's locks cost real-time threads, glibc's and ASan's.
+echo
+st=0
+OUT=$OUT selftests/bench/rt_alloc_bench.sh || st=$?
 [ "$rc" -ne 0 ] || rc=$st
 # A simulated cluster: query-peer's cost as the hosts grow, and the fence
 # spread of 64 daemons on one dead storage (CLUSTER_PRIOS="10" is a

@@ -21,7 +21,9 @@
  * the first connection loads librados and runs its initialisers (tens
  * of MiB read from disk, slower still under a sanitizer), then hunts for
  * a monitor. 5 s refused, about once in five runs of the sanitizer
- * build, a test cluster that armed in 0.04-0.19 s on every other run.
+ * build, a test cluster that armed in 0.04-0.19 s on every other run
+ * (librados' threads then ran at the link's SCHED_FIFO priority, which
+ * ASan's allocator stalls, config.h; the margin stays for a loaded host).
  */
 #define ARM_CONNECT_DEADLINE_MS 15000
 /* One stage of writing the state file (open, write, fsync, rename). */
