@@ -387,6 +387,18 @@ proc_spawn() {
 	printf -v "$1" '%s' "$pid"
 }
 
+# pids_ascend N: the next N pids come out in ascending order. A scenario
+# that needs /proc's order (pid order) across processes it starts must not
+# straddle the wrap at pid_max (32768 here): near the top, the next pid is
+# moved back to the bottom, where the kernel skips the ones in use.
+pids_ascend() {
+	local max last
+	max=$(cat /proc/sys/kernel/pid_max) last=$(cat /proc/sys/kernel/ns_last_pid)
+	[ $((max - last)) -gt "$1" ] && return 0
+	echo "# pid $last is within $1 of pid_max $max: next pids from 300"
+	echo 299 >/proc/sys/kernel/ns_last_pid
+}
+
 # --- faultfs mounts whose hangs are released at exit ------------------------
 # (the test sources selftests/faultfs/faultfs.sh and sets FAULTFS)
 

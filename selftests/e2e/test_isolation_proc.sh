@@ -50,6 +50,7 @@ sc7() {
 		"uuid=s7,type=file,target=$M/s7,$SPEC" || { not_ok "7: storages armed"; return; }
 	# /proc order is pid order: one victim before the unreadable process,
 	# one after it. U holds a file elsewhere: it is no victim.
+	pids_ascend 5000
 	proc_spawn V1 'exec "$QSLEEP" 1000 3<>"$M/s7/vm1.img"'
 	# A relative exec (env's), so that nothing needs the long path.
 	proc_spawn U 'deep_cd && exec env ./"$VM" 1000 3<>"$T/u.img"'
@@ -118,6 +119,7 @@ sc8() {
 	S=$SOCK_s8
 	arm_storages "$S" h8 "uuid=ok,type=file,target=$OK/ok8,$SPEC" \
 		"uuid=s8,type=file,target=$M/s8,$SPEC" || { not_ok "8: storages armed"; return; }
+	pids_ascend 5000
 	proc_spawn V1 'exec "$QSLEEP" 1000 3<>"$M/s8/vm1.img"'
 	proc_spawn H 'exec "$QHOLD" "$M/s8/mem.img" >"$T/hold.out"'
 	proc_spawn V2 'exec "$QSLEEP" 1000 3<>"$M/s8/vm2.img"'

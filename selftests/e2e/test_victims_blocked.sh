@@ -85,6 +85,7 @@ sc1() {
 	arm_storages "$S" h1 "uuid=ok,type=file,target=$OK/ok1,$SPEC" \
 		"uuid=s1,type=file,target=$M/s1,$SPEC" || { not_ok "1: storages armed"; return; }
 	# /proc order is pid order: the other storage's stuck VM first.
+	pids_ascend 5000
 	hold H "$B/mem.img" || { not_ok "1: the other storage's VM maps its file"; return; }
 	H_OUT=$HOLD_OUT
 	proc_spawn V1 'exec "$QSLEEP" 1000 3<>"$M/s1/vm1.img"'
@@ -170,6 +171,7 @@ sc2() {
 	arm_storages "$S" h2 "uuid=ok,type=file,target=$OK/ok2,$SPEC" \
 		"uuid=s2,type=file,target=$M/s2,${SPEC/strategy=force/strategy=permissive}" ||
 		{ not_ok "2: storages armed"; return; }
+	pids_ascend 5000
 	hold H3 "$M/s2/mem.img" "3<>'$M/s2/vm1.img'" || { not_ok "2: the stuck victim maps its file"; return; }
 	stick "$H3" s2/mem.img "$M" "$HOLD_OUT"
 	check "2: the stuck victim: D state, cmdline blocks" \
