@@ -22,6 +22,7 @@
  * the claim of one process (a task iterator with a pid).
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include "netfence_maps.h"
 
@@ -150,20 +151,52 @@ int nf_egress(struct __sk_buff *skb)
 	return 0;
 }
 
-/* The internet socket of @file, if it is one. */
-static __always_inline struct sock *inet_sock_of(struct file *file)
+/*
+ * Newer kernels refuse a socket reached from a file to the socket
+ * storage helpers (6.18: sock->sk of bpf_sock_from_file() is an
+ * "untrusted_ptr_"), while the socket iterators hand theirs over
+ * trusted. So owners are given in two passes: a task_file
+ * pass puts each internet socket a process holds into pending, by its
+ * inode number, with the owner it is to get; then the TCP and UDP
+ * socket passes give each socket they find in pending its owner. The
+ * daemon runs them back to back and then drops whatever is left (a
+ * socket of another protocol or network namespace, an unbound UDP one,
+ * or one closed in between). An inode number names one socket for its life; only probe
+ * reads (BPF_CORE_READ) go through the untrusted pointers.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETFENCE_MAX_PENDING);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct netfence_pending);
+} pending SEC(".maps");
+
+/* The inode number of @file's socket, if an internet one; else 0. */
+static __always_inline __u64 inet_ino_of(struct file *file)
 {
 	struct socket *sock = bpf_sock_from_file(file);
-	struct sock *sk;
 	__u16 family;
 
 	if (!sock)
-		return NULL;
-	sk = sock->sk;
-	if (!sk)
-		return NULL;
-	family = sk->__sk_common.skc_family;
-	return family == AF_INET_ || family == AF_INET6_ ? sk : NULL;
+		return 0;
+	family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
+	return BPF_CORE_READ(file, f_inode, i_ino);
+}
+
+/* Puts @task's socket @ino in pending; one byte out says it did. */
+static __always_inline void queue(struct bpf_iter_meta *meta, __u64 ino,
+				  struct task_struct *task, __u32 claim)
+{
+	struct netfence_pending p = { .owner = owner_of(task), .claim = claim };
+	char one = 1;
+
+	/* The sweep's first holder wins; a claim is the victim's own. */
+	if (!bpf_map_update_elem(&pending, &ino, &p,
+				 claim ? BPF_ANY : BPF_NOEXIST))
+		bpf_seq_write(meta->seq, &one, 1);
 }
 
 /*
@@ -175,52 +208,87 @@ int nf_sweep(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct netfence_owner me, *o;
-	struct sock *sk;
+	__u64 ino;
 
 	if (!task || !file)
 		return 0;
-	sk = inet_sock_of(file);
-	if (!sk)
-		return 0;
-	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (o && !o->tgid) {
-		me = owner_of(task);
-		set_owner(o, &me);
-	}
+	ino = inet_ino_of(file);
+	if (ino)
+		queue(ctx->meta, ino, task, 0);
 	return 0;
 }
 
 /*
  * The claim, over one victim as it is marked: every socket it holds is
  * its own, whoever made it (fork, fd passing); its mark gets its start
- * time; and the start time is printed, 8 bytes, for the daemon to tell
- * this process's mark from a stale one of an earlier process that had
- * the pid.
+ * time; and the start time is printed first, 8 bytes, for the daemon to
+ * tell this process's mark from a stale one of an earlier process that
+ * had the pid, then a byte per socket queued.
  */
 SEC("iter/task_file")
 int nf_claim(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct netfence_owner me, *o;
+	struct netfence_owner me;
 	struct netfence_mark *m;
-	struct sock *sk;
+	__u64 ino;
 
 	if (!task || !file)
 		return 0;
-	me = owner_of(task);
 	if (ctx->meta->seq_num == 0) {
+		me = owner_of(task);
 		bpf_seq_write(ctx->meta->seq, &me.start, sizeof(me.start));
 		m = bpf_map_lookup_elem(&fenced, &me.tgid);
 		if (m && !m->start)
 			m->start = me.start;
 	}
-	sk = inet_sock_of(file);
-	if (!sk)
-		return 0;
+	ino = inet_ino_of(file);
+	if (ino)
+		queue(ctx->meta, ino, task, 1);
+	return 0;
+}
+
+/* Socket @sk, of inode @ino, gets the owner pending for it, if any. */
+static __always_inline void give(void *sk, __u64 ino)
+{
+	struct netfence_pending *p;
+	struct netfence_owner *o;
+
+	if (!ino)
+		return;
+	p = bpf_map_lookup_elem(&pending, &ino);
+	if (!p)
+		return;
 	o = bpf_sk_storage_get(&owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (o)
-		set_owner(o, &me);
+	if (o && (p->claim || !o->tgid))
+		set_owner(o, &p->owner);
+	bpf_map_delete_elem(&pending, &ino);
+}
+
+SEC("iter/tcp")
+int nf_give_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+
+	if (!skc)
+		return 0;
+	/* Time-wait and request sockets have no socket, nor storage. */
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (tp)
+		give(skc, BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_socket,
+					file, f_inode, i_ino));
+	return 0;
+}
+
+SEC("iter/udp")
+int nf_give_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *u = ctx->udp_sk;
+
+	if (u)
+		give(u,
+		     BPF_CORE_READ(u, inet.sk.sk_socket, file, f_inode, i_ino));
 	return 0;
 }

@@ -38,4 +38,16 @@ struct netfence_mark {
 	__u64 refused; /* sockets and connects it was refused */
 };
 
+/*
+ * pending: key a socket's inode number, value this: the owner the
+ * socket passes give it (the claim's always, the sweep's only to a
+ * socket that has none), between a task_file pass and them.
+ */
+#define NETFENCE_MAX_PENDING 65536
+struct netfence_pending {
+	struct netfence_owner owner;
+	__u32 claim;
+	__u32 pad;
+};
+
 #endif

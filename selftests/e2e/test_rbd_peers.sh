@@ -154,10 +154,16 @@ check "its fence says blocklisted, or its own timeout came first" \
 	jqe '.fence.reason | test("blocklisted|no heartbeat")' < <(ctl_sock "$S3" --json storage r1 | jq .heartbeat)
 check "host 3's VM is killed" wait_until 15 eval "! kill -0 $V3 2>/dev/null"
 marks() { bpftool -j map dump pinned "$PIN3-net/fenced" 2>/dev/null | jq -c '[.[] | .formatted.key // empty]'; }
-check "its sockets were cut off first: the network fence marks pid $V3 ($(marks))" \
-	jqe --argjson p "$V3" 'index($p) != null' < <(marks)
-check "host 3's status shows the network fence" \
-	jqe '.io.net_fence | has("packets_dropped")' < <(ctl_sock "$S3" --json storage r1)
+# A kernel without what the network fence needs: the daemon says so.
+NF_OFF=$(grep -m1 'network fence off' "$T/d3.log")
+if [ -n "$NF_OFF" ]; then
+	skip "the network fence of host 3 (its daemon: ${NF_OFF#*: })"
+else
+	check "its sockets were cut off first: the network fence marks pid $V3 ($(marks))" \
+		jqe --argjson p "$V3" 'index($p) != null' < <(marks)
+	check "host 3's status shows the network fence" \
+		jqe '.io.net_fence | has("packets_dropped")' < <(ctl_sock "$S3" --json storage r1)
+fi
 check "host 2's VM lives" kill -0 "$V2"
 check "host 2 stayed healthy throughout (no HEARTBEAT_LATE, no fence)" \
 	eval '[ "$(j_count "$(journal_of "$S2")" HEARTBEAT_LATE r1)" -eq 0 ] && [ "$(hb_of "$S2" r1 | jq -r .state)" = healthy ]'
@@ -179,7 +185,8 @@ out=$(ctl_sock "$S3" unfence r1 2>&1)
 check "unfence, and host 3 is healthy again (${out//$'\n'/ })" \
 	wait_until 10 eval '[ "$(hb_of "$S3" r1 | jq -r .state)" = healthy ]'
 check "host 2 sees host 3 alive again" jqe '.liveness == "alive"' < <(peer "$S2" host3 --window 1500ms)
-check "unfence lifted the network fence's marks ($(marks))" jqe '. == []' < <(marks)
+[ -n "$NF_OFF" ] ||
+	check "unfence lifted the network fence's marks ($(marks))" jqe '. == []' < <(marks)
 
 # --- a forced fence-peer of a live host ---------------------------------
 out=$(ctl_t 90 "$S2" peer --storage r1 --host host3 --window 0 --blocklist --force 2>&1)

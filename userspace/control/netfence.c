@@ -22,8 +22,12 @@ struct netfence {
 	char *pin_dir;
 	int fenced_fd;
 	int lifted_fd;
-	int sweep_fd; /* the iterator programs: the sweep, the claim */
+	int pending_fd;
+	/* The iterator programs: the sweep, the claim, the socket passes. */
+	int sweep_fd;
 	int claim_fd;
+	int give_tcp_fd;
+	int give_udp_fd;
 	bool reused;
 };
 
@@ -33,12 +37,34 @@ struct netfence {
 #define PIN_LIFTED "lifted"
 #define PIN_SWEEP "sweep"
 #define PIN_CLAIM "claim"
+#define PIN_PENDING "pending"
+#define PIN_GIVE_TCP "give_tcp"
+#define PIN_GIVE_UDP "give_udp"
 static const char *const link_pins[] = {
 	"link_sock_create",
 	"link_connect4",
 	"link_connect6",
 	"link_egress",
 };
+
+static const char *const iter_pins[] = {
+	PIN_SWEEP,
+	PIN_CLAIM,
+	PIN_GIVE_TCP,
+	PIN_GIVE_UDP,
+};
+
+static struct bpf_program *iter_prog(struct netfence_bpf *skel, unsigned int i)
+{
+	struct bpf_program *p[] = {
+		skel->progs.nf_sweep,
+		skel->progs.nf_claim,
+		skel->progs.nf_give_tcp,
+		skel->progs.nf_give_udp,
+	};
+
+	return p[i];
+}
 
 static struct bpf_program *link_prog(struct netfence_bpf *skel, unsigned int i)
 {
@@ -73,8 +99,9 @@ static int pin_get(const struct netfence *nf, const char *name)
 
 static void unpin_all(const struct netfence *nf)
 {
-	const char *maps[] = { PIN_FENCED, PIN_LIFTED, PIN_OWNER, PIN_SWEEP,
-			       PIN_CLAIM };
+	const char *maps[] = { PIN_FENCED,   PIN_LIFTED,  PIN_OWNER,
+			       PIN_PENDING,  PIN_SWEEP,	  PIN_CLAIM,
+			       PIN_GIVE_TCP, PIN_GIVE_UDP };
 	char path[PATH_MAX];
 
 	/* Links first: their programs stop before the maps go. */
@@ -88,8 +115,9 @@ static void unpin_all(const struct netfence *nf)
 
 static void close_fds(struct netfence *nf)
 {
-	int *fds[] = { &nf->fenced_fd, &nf->lifted_fd, &nf->sweep_fd,
-		       &nf->claim_fd };
+	int *fds[] = { &nf->fenced_fd,	&nf->lifted_fd, &nf->pending_fd,
+		       &nf->sweep_fd,	&nf->claim_fd,	&nf->give_tcp_fd,
+		       &nf->give_udp_fd };
 
 	for (unsigned int i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -166,6 +194,70 @@ out:
 	return got;
 }
 
+/*
+ * Drops what is left in pending of the sweep (@tgid 0) or of the claim
+ * of @tgid; another claim's entries stay for its own socket passes.
+ * The number dropped.
+ */
+static int drop_pending(const struct netfence *nf, pid_t tgid)
+{
+	struct netfence_pending p;
+	__u64 keys[64], key, next;
+	void *prev = NULL;
+	int n = 0, got;
+
+	/* In batches: a delete during the walk would restart it. */
+	do {
+		got = 0;
+		prev = NULL;
+		while (got < (int)ARRAY_SIZE(keys) &&
+		       !bpf_map_get_next_key(nf->pending_fd, prev, &next)) {
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(nf->pending_fd, &key, &p) ||
+			    p.claim != (tgid > 0) ||
+			    (tgid > 0 && p.owner.tgid != (__u32)tgid))
+				continue;
+			keys[got++] = key;
+		}
+		for (int i = 0; i < got; i++)
+			if (!bpf_map_delete_elem(nf->pending_fd, &keys[i]))
+				n++;
+	} while (got == (int)ARRAY_SIZE(keys));
+	return n;
+}
+
+/*
+ * The socket passes (bpf/netfence.bpf.c says why there are two kinds),
+ * after a task_file pass queued @queued sockets for @tgid (0: the
+ * sweep). The number of them left without their owner, or a negative
+ * errno.
+ */
+static int give_owners(const struct netfence *nf, pid_t tgid, int queued)
+{
+	int ret = 0, left;
+
+	if (queued > 0) {
+		ret = run_iter(nf->give_tcp_fd, 0, NULL, 0);
+		if (ret >= 0)
+			ret = run_iter(nf->give_udp_fd, 0, NULL, 0);
+	}
+	left = drop_pending(nf, tgid);
+	return ret < 0 ? ret : left;
+}
+
+/* Every process's sockets with no owner get it; as give_owners(). */
+static int sweep(const struct netfence *nf)
+{
+	int queued = run_iter(nf->sweep_fd, 0, NULL, 0);
+
+	if (queued < 0) {
+		drop_pending(nf, 0);
+		return queued;
+	}
+	return give_owners(nf, 0, queued);
+}
+
 /* Map @fd is of @type, with values of @size bytes. */
 static bool map_shape(int fd, __u32 type, __u32 size)
 {
@@ -197,13 +289,19 @@ static bool reuse(struct netfence *nf)
 	close(fd);
 	nf->fenced_fd = pin_get(nf, PIN_FENCED);
 	nf->lifted_fd = pin_get(nf, PIN_LIFTED);
+	nf->pending_fd = pin_get(nf, PIN_PENDING);
 	nf->sweep_fd = pin_get(nf, PIN_SWEEP);
 	nf->claim_fd = pin_get(nf, PIN_CLAIM);
+	nf->give_tcp_fd = pin_get(nf, PIN_GIVE_TCP);
+	nf->give_udp_fd = pin_get(nf, PIN_GIVE_UDP);
 	return ok && nf->fenced_fd >= 0 && nf->lifted_fd >= 0 &&
-	       nf->sweep_fd >= 0 && nf->claim_fd >= 0 &&
+	       nf->pending_fd >= 0 && nf->sweep_fd >= 0 && nf->claim_fd >= 0 &&
+	       nf->give_tcp_fd >= 0 && nf->give_udp_fd >= 0 &&
 	       map_shape(nf->fenced_fd, BPF_MAP_TYPE_HASH,
 			 sizeof(struct netfence_mark)) &&
-	       map_shape(nf->lifted_fd, BPF_MAP_TYPE_ARRAY, sizeof(__u64));
+	       map_shape(nf->lifted_fd, BPF_MAP_TYPE_ARRAY, sizeof(__u64)) &&
+	       map_shape(nf->pending_fd, BPF_MAP_TYPE_HASH,
+			 sizeof(struct netfence_pending));
 }
 
 /* Loads, attaches at @cgroup and pins afresh; @what says what failed. */
@@ -218,7 +316,7 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	skel = netfence_bpf__open();
 	if (!skel)
 		return -errno;
-	*what = "cannot load the BPF programs (cgroup sock, sock_addr, skb and task_file iterator programs, with socket storage)";
+	*what = "cannot load the BPF programs (cgroup sock, sock_addr, skb, and task_file, tcp and udp iterator programs, with socket storage)";
 	ret = netfence_bpf__load(skel);
 	if (ret)
 		goto out;
@@ -235,13 +333,14 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	if (!ret)
 		ret = bpf_map__pin(skel->maps.owner, path);
 	if (!ret)
-		ret = pin_path(nf, PIN_SWEEP, path, sizeof(path));
+		ret = pin_path(nf, PIN_PENDING, path, sizeof(path));
 	if (!ret)
-		ret = bpf_program__pin(skel->progs.nf_sweep, path);
-	if (!ret)
-		ret = pin_path(nf, PIN_CLAIM, path, sizeof(path));
-	if (!ret)
-		ret = bpf_program__pin(skel->progs.nf_claim, path);
+		ret = bpf_map__pin(skel->maps.pending, path);
+	for (unsigned int i = 0; !ret && i < ARRAY_SIZE(iter_pins); i++) {
+		ret = pin_path(nf, iter_pins[i], path, sizeof(path));
+		if (!ret)
+			ret = bpf_program__pin(iter_prog(skel, i), path);
+	}
 	if (ret)
 		goto out;
 	*what = "cannot open the cgroup2 root";
@@ -268,10 +367,14 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 		goto out;
 	nf->fenced_fd = dup(bpf_map__fd(skel->maps.fenced));
 	nf->lifted_fd = dup(bpf_map__fd(skel->maps.lifted));
+	nf->pending_fd = dup(bpf_map__fd(skel->maps.pending));
 	nf->sweep_fd = dup(bpf_program__fd(skel->progs.nf_sweep));
 	nf->claim_fd = dup(bpf_program__fd(skel->progs.nf_claim));
-	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->sweep_fd < 0 ||
-	    nf->claim_fd < 0)
+	nf->give_tcp_fd = dup(bpf_program__fd(skel->progs.nf_give_tcp));
+	nf->give_udp_fd = dup(bpf_program__fd(skel->progs.nf_give_udp));
+	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->pending_fd < 0 ||
+	    nf->sweep_fd < 0 || nf->claim_fd < 0 || nf->give_tcp_fd < 0 ||
+	    nf->give_udp_fd < 0)
 		ret = -errno;
 out:
 	netfence_bpf__destroy(skel);
@@ -289,7 +392,8 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 	nf = calloc(1, sizeof(*nf));
 	if (!nf)
 		return -ENOMEM;
-	nf->fenced_fd = nf->lifted_fd = nf->sweep_fd = nf->claim_fd = -1;
+	nf->fenced_fd = nf->lifted_fd = nf->pending_fd = nf->sweep_fd =
+		nf->claim_fd = nf->give_tcp_fd = nf->give_udp_fd = -1;
 	nf->pin_dir = strdup(pin_dir);
 	if (!nf->pin_dir) {
 		free(nf);
@@ -325,10 +429,13 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 		rmdir(pin_dir);
 		goto fail;
 	}
-	ret = run_iter(nf->sweep_fd, 0, NULL, 0);
+	ret = sweep(nf);
 	if (ret < 0)
 		pr_warn("network fence: the sockets made before it started have no owner (sweep: %s); a victim's are its own once it is marked",
 			strerror(-ret));
+	else if (ret > 0)
+		pr_info("network fence: %d sockets made before it started keep no owner (not TCP or UDP, or of another network namespace); a victim's are its own once it is marked",
+			ret);
 	pr_info("network fence attached at %s, pinned under %s", cgroup,
 		pin_dir);
 	*out = nf;
@@ -347,9 +454,9 @@ int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx)
 {
 	struct netfence_mark m = { .storage_idx = storage_idx }, old;
 	__u32 key = (__u32)tgid;
-	bool existed = false;
+	bool existed = false, have_start;
 	__u64 start = 0;
-	int ret;
+	int got, ret;
 
 	if (tgid <= 0)
 		return -EINVAL;
@@ -358,8 +465,15 @@ int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx)
 			return -errno;
 		existed = true;
 	}
-	ret = run_iter(nf->claim_fd, tgid, &start, sizeof(start));
-	ret = ret == (int)sizeof(start) ? 0 : -ENOEXEC;
+	got = run_iter(nf->claim_fd, tgid, &start, sizeof(start));
+	have_start = got >= (int)sizeof(start);
+	if (have_start) {
+		ret = give_owners(nf, tgid, got - (int)sizeof(start));
+		ret = ret ? -ENOEXEC : 0;
+	} else {
+		drop_pending(nf, tgid);
+		ret = -ENOEXEC;
+	}
 	if (!existed)
 		return ret;
 	/*
@@ -368,9 +482,9 @@ int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx)
 	 * mark of whatever has the pid when this one's start is unknown).
 	 */
 	if (!bpf_map_lookup_elem(nf->fenced_fd, &key, &old) &&
-	    (!old.start || (!ret && old.start == start)))
+	    (!old.start || (have_start && old.start == start)))
 		return ret;
-	m.start = ret ? 0 : start;
+	m.start = have_start ? start : 0;
 	if (bpf_map_update_elem(nf->fenced_fd, &key, &m, BPF_ANY))
 		return -errno;
 	return ret;

@@ -9,12 +9,16 @@
  * the pin dir, with the maps: they outlive the daemon, so a restart leaves
  * no window without the fence, and the next daemon reuses them rather
  * than attaching a second set. Sockets made before the programs were
- * first attached get their owner from a sweep over every process then.
+ * first attached get their owner from a sweep over every process then
+ * (TCP and UDP ones of the daemon's network namespace: the socket
+ * iterators walk that one).
  * Every call logs nothing but netfence_open().
  *
  * netfence_open() and netfence_close() run on the control plane;
  * netfence_mark() only makes BPF syscalls on fds opened at open (no file
- * system, no /proc), so the fencer may call it right before its SIGKILL.
+ * system, no /proc; iterators over the victim's files and over the
+ * host's TCP and UDP sockets), so the fencer may call it right before
+ * its SIGKILL.
  */
 #ifndef IOFENCE_NETFENCE_API_H
 #define IOFENCE_NETFENCE_API_H
@@ -40,8 +44,9 @@ bool netfence_reused(const struct netfence *nf);
  * later process with its pid is not fenced). A process marked already
  * stays under the storage that marked it first; a mark left by an
  * earlier process with the pid is replaced. 0, or a negative errno:
- * -ENOEXEC when only the claim failed (the mark holds, for whatever
- * process has the pid).
+ * -ENOEXEC when only the claim failed, or missed a socket (not TCP or
+ * UDP, or of another network namespace than the daemon's): the mark
+ * holds, for whatever process has the pid when its start is unknown.
  */
 int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx);
 /*
