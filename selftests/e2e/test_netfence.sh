@@ -10,8 +10,10 @@
 # refused sockets and connects; a sender in a network namespace of its
 # own is fenced all the same; unmarking lets a new sender through, but a
 # socket caught by the fence stays fenced; a mark by pid is not one of a
-# later process with that pid; and a second open reuses the pinned
-# programs rather than attaching them twice.
+# later process with that pid; a claim that misses a socket (UDP, never
+# bound) says so, and neither it nor the sweep leaves anything pending;
+# and a second open reuses the pinned programs rather than attaching
+# them twice.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_root
@@ -89,6 +91,9 @@ attached_once() {
 	done
 }
 check "each of its four programs runs once at the root (bpftool cgroup show)" attached_once
+# The sweep's socket passes leave nothing behind them.
+pending() { bpftool -j map dump pinned "$PIN/pending" | jq length; }
+check "the sweep leaves nothing pending ($(pending))" [ "$(pending)" = 0 ]
 check "a second open reuses the pins" [ "$(nf open)" = reused ]
 check "still attached once after the reuse" attached_once
 
@@ -154,6 +159,22 @@ if wait_until 10 test -s "$T/pid.s5" && grows s5 5; then
 	kill -KILL "$C5"
 else
 	not_ok "the forked sender s5 flows"
+fi
+# A socket no socket pass walks (UDP, never bound): the claim misses it
+# and says so, and drops what it queued for it.
+proc_spawn UB "exec python3 -c 'import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print(\"made\", flush=True)
+time.sleep(1000)' >'$T/ub.out'"
+if wait_until 5 grep -qx made "$T/ub.out"; then
+	nf mark "$UB" 9 >/dev/null
+	check "a claim that misses an unbound UDP socket says so (-ENOEXEC)" \
+		eval "tail -n 1 '$T/nf.log' | grep -q 'mark: Exec format error'"
+	check "the claims leave nothing pending ($(pending))" [ "$(pending)" = 0 ]
+	proc_kill "$UB"
+	nf unmark 9 >/dev/null
+else
+	not_ok "a process with an unbound UDP socket runs"
 fi
 
 if [ -s "$T/port6" ]; then
