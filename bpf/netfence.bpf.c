@@ -155,14 +155,14 @@ int nf_egress(struct __sk_buff *skb)
  * Newer kernels refuse a socket reached from a file to the socket
  * storage helpers (6.18: sock->sk of bpf_sock_from_file() is an
  * "untrusted_ptr_"), while the socket iterators hand theirs over
- * trusted. So owners are given in two passes: a task_file
- * pass puts each internet socket a process holds into pending, by its
- * inode number, with the owner it is to get; then the TCP and UDP
- * socket passes give each socket they find in pending its owner. The
- * daemon runs them back to back and then drops whatever is left (a
- * socket of another protocol or network namespace, an unbound UDP one,
- * or one closed in between). An inode number names one socket for its life; only probe
- * reads (BPF_CORE_READ) go through the untrusted pointers.
+ * trusted. So owners are given in two passes: a task_file pass puts
+ * each internet socket a process holds into pending, by its inode
+ * number, with the owner it is to get; then the TCP and UDP socket
+ * passes give each socket they find in pending its owner. The daemon
+ * runs them back to back and then drops whatever is left (a socket of
+ * another protocol or network namespace, an unbound UDP one, or one
+ * closed in between). An inode number names one socket for its life;
+ * only probe reads (BPF_CORE_READ) go through the untrusted pointers.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
