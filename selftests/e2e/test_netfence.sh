@@ -166,7 +166,7 @@ proc_spawn UB "exec python3 -c 'import socket, sys, time
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 print(\"made\", flush=True)
 time.sleep(1000)' >'$T/ub.out'"
-if wait_until 5 grep -qx made "$T/ub.out"; then
+if wait_until 10 grep -qx made "$T/ub.out"; then
 	nf mark "$UB" 9 >/dev/null
 	check "a claim that misses an unbound UDP socket says so (-ENOEXEC)" \
 		eval "tail -n 1 '$T/nf.log' | grep -q 'mark: Exec format error'"
