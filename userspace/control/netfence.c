@@ -18,16 +18,15 @@
 #include "netfence.skel.h"
 #include "netfence_maps.h"
 
+/* The iterator programs: the sweep, the claim, the socket passes. */
+enum iter { ITER_SWEEP, ITER_CLAIM, ITER_GIVE_TCP, ITER_GIVE_UDP, NR_ITERS };
+
 struct netfence {
 	char *pin_dir;
 	int fenced_fd;
 	int lifted_fd;
 	int pending_fd;
-	/* The iterator programs: the sweep, the claim, the socket passes. */
-	int sweep_fd;
-	int claim_fd;
-	int give_tcp_fd;
-	int give_udp_fd;
+	int iter_fd[NR_ITERS];
 	bool reused;
 };
 
@@ -35,11 +34,7 @@ struct netfence {
 #define PIN_FENCED "fenced"
 #define PIN_OWNER "owner"
 #define PIN_LIFTED "lifted"
-#define PIN_SWEEP "sweep"
-#define PIN_CLAIM "claim"
 #define PIN_PENDING "pending"
-#define PIN_GIVE_TCP "give_tcp"
-#define PIN_GIVE_UDP "give_udp"
 static const char *const link_pins[] = {
 	"link_sock_create",
 	"link_connect4",
@@ -47,20 +42,20 @@ static const char *const link_pins[] = {
 	"link_egress",
 };
 
-static const char *const iter_pins[] = {
-	PIN_SWEEP,
-	PIN_CLAIM,
-	PIN_GIVE_TCP,
-	PIN_GIVE_UDP,
+static const char *const iter_pins[NR_ITERS] = {
+	[ITER_SWEEP] = "sweep",
+	[ITER_CLAIM] = "claim",
+	[ITER_GIVE_TCP] = "give_tcp",
+	[ITER_GIVE_UDP] = "give_udp",
 };
 
-static struct bpf_program *iter_prog(struct netfence_bpf *skel, unsigned int i)
+static struct bpf_program *iter_prog(struct netfence_bpf *skel, enum iter i)
 {
-	struct bpf_program *p[] = {
-		skel->progs.nf_sweep,
-		skel->progs.nf_claim,
-		skel->progs.nf_give_tcp,
-		skel->progs.nf_give_udp,
+	struct bpf_program *p[NR_ITERS] = {
+		[ITER_SWEEP] = skel->progs.nf_sweep,
+		[ITER_CLAIM] = skel->progs.nf_claim,
+		[ITER_GIVE_TCP] = skel->progs.nf_give_tcp,
+		[ITER_GIVE_UDP] = skel->progs.nf_give_udp,
 	};
 
 	return p[i];
@@ -99,9 +94,7 @@ static int pin_get(const struct netfence *nf, const char *name)
 
 static void unpin_all(const struct netfence *nf)
 {
-	const char *maps[] = { PIN_FENCED,   PIN_LIFTED,  PIN_OWNER,
-			       PIN_PENDING,  PIN_SWEEP,	  PIN_CLAIM,
-			       PIN_GIVE_TCP, PIN_GIVE_UDP };
+	const char *maps[] = { PIN_FENCED, PIN_LIFTED, PIN_OWNER, PIN_PENDING };
 	char path[PATH_MAX];
 
 	/* Links first: their programs stop before the maps go. */
@@ -111,14 +104,18 @@ static void unpin_all(const struct netfence *nf)
 	for (unsigned int i = 0; i < ARRAY_SIZE(maps); i++)
 		if (!pin_path(nf, maps[i], path, sizeof(path)))
 			unlink(path);
+	for (unsigned int i = 0; i < NR_ITERS; i++)
+		if (!pin_path(nf, iter_pins[i], path, sizeof(path)))
+			unlink(path);
 }
 
 static void close_fds(struct netfence *nf)
 {
-	int *fds[] = { &nf->fenced_fd,	&nf->lifted_fd, &nf->pending_fd,
-		       &nf->sweep_fd,	&nf->claim_fd,	&nf->give_tcp_fd,
-		       &nf->give_udp_fd };
+	int *fds[3 + NR_ITERS] = { &nf->fenced_fd, &nf->lifted_fd,
+				   &nf->pending_fd };
 
+	for (unsigned int i = 0; i < NR_ITERS; i++)
+		fds[3 + i] = &nf->iter_fd[i];
 	for (unsigned int i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -238,9 +235,9 @@ static int give_owners(const struct netfence *nf, pid_t tgid, int queued)
 	int ret = 0, left;
 
 	if (queued > 0) {
-		ret = run_iter(nf->give_tcp_fd, 0, NULL, 0);
+		ret = run_iter(nf->iter_fd[ITER_GIVE_TCP], 0, NULL, 0);
 		if (ret >= 0)
-			ret = run_iter(nf->give_udp_fd, 0, NULL, 0);
+			ret = run_iter(nf->iter_fd[ITER_GIVE_UDP], 0, NULL, 0);
 	}
 	left = drop_pending(nf, tgid);
 	return ret < 0 ? ret : left;
@@ -249,7 +246,7 @@ static int give_owners(const struct netfence *nf, pid_t tgid, int queued)
 /* Every process's sockets with no owner get it; as give_owners(). */
 static int sweep(const struct netfence *nf)
 {
-	int queued = run_iter(nf->sweep_fd, 0, NULL, 0);
+	int queued = run_iter(nf->iter_fd[ITER_SWEEP], 0, NULL, 0);
 
 	if (queued < 0) {
 		drop_pending(nf, 0);
@@ -290,13 +287,12 @@ static bool reuse(struct netfence *nf)
 	nf->fenced_fd = pin_get(nf, PIN_FENCED);
 	nf->lifted_fd = pin_get(nf, PIN_LIFTED);
 	nf->pending_fd = pin_get(nf, PIN_PENDING);
-	nf->sweep_fd = pin_get(nf, PIN_SWEEP);
-	nf->claim_fd = pin_get(nf, PIN_CLAIM);
-	nf->give_tcp_fd = pin_get(nf, PIN_GIVE_TCP);
-	nf->give_udp_fd = pin_get(nf, PIN_GIVE_UDP);
+	for (unsigned int i = 0; i < NR_ITERS; i++) {
+		nf->iter_fd[i] = pin_get(nf, iter_pins[i]);
+		ok = ok && nf->iter_fd[i] >= 0;
+	}
 	return ok && nf->fenced_fd >= 0 && nf->lifted_fd >= 0 &&
-	       nf->pending_fd >= 0 && nf->sweep_fd >= 0 && nf->claim_fd >= 0 &&
-	       nf->give_tcp_fd >= 0 && nf->give_udp_fd >= 0 &&
+	       nf->pending_fd >= 0 &&
 	       map_shape(nf->fenced_fd, BPF_MAP_TYPE_HASH,
 			 sizeof(struct netfence_mark)) &&
 	       map_shape(nf->lifted_fd, BPF_MAP_TYPE_ARRAY, sizeof(__u64)) &&
@@ -336,7 +332,7 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 		ret = pin_path(nf, PIN_PENDING, path, sizeof(path));
 	if (!ret)
 		ret = bpf_map__pin(skel->maps.pending, path);
-	for (unsigned int i = 0; !ret && i < ARRAY_SIZE(iter_pins); i++) {
+	for (unsigned int i = 0; !ret && i < NR_ITERS; i++) {
 		ret = pin_path(nf, iter_pins[i], path, sizeof(path));
 		if (!ret)
 			ret = bpf_program__pin(iter_prog(skel, i), path);
@@ -368,14 +364,13 @@ static int fresh(struct netfence *nf, const char *cgroup, const char **what)
 	nf->fenced_fd = dup(bpf_map__fd(skel->maps.fenced));
 	nf->lifted_fd = dup(bpf_map__fd(skel->maps.lifted));
 	nf->pending_fd = dup(bpf_map__fd(skel->maps.pending));
-	nf->sweep_fd = dup(bpf_program__fd(skel->progs.nf_sweep));
-	nf->claim_fd = dup(bpf_program__fd(skel->progs.nf_claim));
-	nf->give_tcp_fd = dup(bpf_program__fd(skel->progs.nf_give_tcp));
-	nf->give_udp_fd = dup(bpf_program__fd(skel->progs.nf_give_udp));
-	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->pending_fd < 0 ||
-	    nf->sweep_fd < 0 || nf->claim_fd < 0 || nf->give_tcp_fd < 0 ||
-	    nf->give_udp_fd < 0)
+	if (nf->fenced_fd < 0 || nf->lifted_fd < 0 || nf->pending_fd < 0)
 		ret = -errno;
+	for (unsigned int i = 0; !ret && i < NR_ITERS; i++) {
+		nf->iter_fd[i] = dup(bpf_program__fd(iter_prog(skel, i)));
+		if (nf->iter_fd[i] < 0)
+			ret = -errno;
+	}
 out:
 	netfence_bpf__destroy(skel);
 	return ret;
@@ -392,8 +387,9 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 	nf = calloc(1, sizeof(*nf));
 	if (!nf)
 		return -ENOMEM;
-	nf->fenced_fd = nf->lifted_fd = nf->pending_fd = nf->sweep_fd =
-		nf->claim_fd = nf->give_tcp_fd = nf->give_udp_fd = -1;
+	nf->fenced_fd = nf->lifted_fd = nf->pending_fd = -1;
+	for (unsigned int i = 0; i < NR_ITERS; i++)
+		nf->iter_fd[i] = -1;
 	nf->pin_dir = strdup(pin_dir);
 	if (!nf->pin_dir) {
 		free(nf);
@@ -434,7 +430,7 @@ int netfence_open(struct netfence **out, const char *pin_dir)
 		pr_warn("network fence: the sockets made before it started have no owner (sweep: %s); a victim's are its own once it is marked",
 			strerror(-ret));
 	else if (ret > 0)
-		pr_info("network fence: %d sockets made before it started keep no owner (not TCP or UDP, or of another network namespace); a victim's are its own once it is marked",
+		pr_info("network fence: %d sockets made before it started keep no owner (not TCP or UDP, unbound UDP, or of another network namespace); a victim's are its own once it is marked",
 			ret);
 	pr_info("network fence attached at %s, pinned under %s", cgroup,
 		pin_dir);
@@ -465,7 +461,7 @@ int netfence_mark(const struct netfence *nf, pid_t tgid, uint32_t storage_idx)
 			return -errno;
 		existed = true;
 	}
-	got = run_iter(nf->claim_fd, tgid, &start, sizeof(start));
+	got = run_iter(nf->iter_fd[ITER_CLAIM], tgid, &start, sizeof(start));
 	have_start = got >= (int)sizeof(start);
 	if (have_start) {
 		ret = give_owners(nf, tgid, got - (int)sizeof(start));
